@@ -1,0 +1,48 @@
+"""The unit parser against hand-computed values."""
+
+import pytest
+
+from flopcast.errors import InvalidValue
+from flopcast.units import Quantity, parse_int, parse_quantity
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "expected"),
+    [
+        ("7B", Quantity.COUNT, 7e9),
+        ("350M", Quantity.COUNT, 350e6),
+        ("2T", Quantity.COUNT, 2e12),
+        ("1.5e12", Quantity.COUNT, 1.5e12),
+        ("1,000", Quantity.COUNT, 1000),
+        ("80GB", Quantity.BYTES, 80e9),
+        ("80GiB", Quantity.BYTES, 80 * 2**30),
+        ("2TB/s", Quantity.BANDWIDTH, 2e12),
+        ("400Gb/s", Quantity.BANDWIDTH, 400e9 / 8),  # bits → bytes
+        ("30d", Quantity.DURATION, 30 * 86400),
+        ("12h", Quantity.DURATION, 12 * 3600),
+        ("90min", Quantity.DURATION, 90 * 60),
+        ("$2M", Quantity.USD, 2e6),
+        ("2.5k", Quantity.USD, 2500),
+    ],
+)
+def test_parses_documented_forms(text, kind, expected):
+    assert parse_quantity(text, kind) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("text", ["7Q", "1..5T", "", "nan", "inf", "-3", "0", "abc", "1e400"])
+def test_refuses_bad_counts_with_accepted_forms(text):
+    with pytest.raises(InvalidValue) as info:
+        parse_quantity(text, Quantity.COUNT, what="--tokens")
+    assert "--tokens" in info.value.one_line()
+
+
+def test_bad_value_lists_accepted_forms():
+    with pytest.raises(InvalidValue) as info:
+        parse_quantity("7Q", Quantity.COUNT)
+    assert "7B" in info.value.one_line() and "350M" in info.value.one_line()
+
+
+def test_parse_int_refuses_fractions():
+    assert parse_int("4k") == 4000
+    with pytest.raises(InvalidValue):
+        parse_int("1.5")
