@@ -20,7 +20,9 @@ def _ring_factor(n: ArrayLike) -> np.ndarray:
     return np.where(n > 1, (n - 1) / np.maximum(n, 1), 0.0)
 
 
-def all_reduce_seconds(bytes_per_rank: ArrayLike, group_size: ArrayLike, bandwidth_bytes_per_s: ArrayLike) -> np.ndarray:
+def all_reduce_seconds(
+    bytes_per_rank: ArrayLike, group_size: ArrayLike, bandwidth_bytes_per_s: ArrayLike
+) -> np.ndarray:
     return 2.0 * _ring_factor(group_size) * np.asarray(bytes_per_rank, dtype=float) / bandwidth_bytes_per_s
 
 
@@ -30,7 +32,9 @@ def reduce_scatter_seconds(
     return _ring_factor(group_size) * np.asarray(bytes_per_rank, dtype=float) / bandwidth_bytes_per_s
 
 
-def all_gather_seconds(bytes_per_rank: ArrayLike, group_size: ArrayLike, bandwidth_bytes_per_s: ArrayLike) -> np.ndarray:
+def all_gather_seconds(
+    bytes_per_rank: ArrayLike, group_size: ArrayLike, bandwidth_bytes_per_s: ArrayLike
+) -> np.ndarray:
     return _ring_factor(group_size) * np.asarray(bytes_per_rank, dtype=float) / bandwidth_bytes_per_s
 
 
