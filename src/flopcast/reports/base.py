@@ -1,0 +1,24 @@
+"""What every JSON report carries: its kind, the schema version and the flopcast version."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from flopcast._version import __version__
+
+# Bump when a report's fields change incompatibly (a removed or renamed field, a changed unit).
+SCHEMA_VERSION = "1.0"
+
+
+class ReportBase(BaseModel):
+    """Base of every report. ``report`` names the kind (estimate, plan, compare, size, serve, bench, ...)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    report: str
+    schema_version: str = SCHEMA_VERSION
+    flopcast_version: str = __version__
+    warnings: list[str] = Field(default_factory=list)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
