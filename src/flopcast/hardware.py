@@ -8,15 +8,16 @@ order, the shipped profiles, ``$FLOPCAST_PROFILES`` (an ``os.pathsep`` list), th
 
 from __future__ import annotations
 
+import datetime
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from flopcast.errors import InvalidProfile, UnknownHardware
 from flopcast.units import suggest
-from flopcast.yamlsafe import read_yaml
+from flopcast.yamlsafe import FILE_FIELD, YamlDocument, load_yaml
 
 PROFILE_SUFFIXES = (".yaml", ".yml")
 ENV_PROFILES = "FLOPCAST_PROFILES"
@@ -25,6 +26,24 @@ DTYPES = ("fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int8")
 PRICE_TIERS_KNOWN = ("on-demand", "spot", "reserved-1y", "reserved-3y", "capacity-block")
 
 _ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+
+
+def _refuse_bool(value: object) -> object:
+    """YAML reads `yes`/`true` as a boolean, which pydantic would quietly take as 1."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {str(value).lower()}")
+    return value
+
+
+def _date_to_text(value: object) -> object:
+    """An unquoted YAML date (2026-09-17) arrives as a date object; keep it as its ISO text."""
+    return value.isoformat() if isinstance(value, datetime.date) else value
+
+
+# A physical quantity: a finite number > 0 (never a boolean, never inf/nan).
+PositiveFloat = Annotated[float, BeforeValidator(_refuse_bool), Field(gt=0, allow_inf_nan=False)]
+PositiveInt = Annotated[int, BeforeValidator(_refuse_bool), Field(gt=0)]
+DateText = Annotated[str, BeforeValidator(_date_to_text), Field(min_length=1)]
 
 
 class _Strict(BaseModel):
@@ -62,7 +81,7 @@ class PeakFlops(_Strict):
 
 class Price(_Strict):
     usd_per_device_hour: PositiveFloat
-    date: str = Field(min_length=1, description="when the price was seen")
+    date: DateText = Field(description="when the price was seen")
     source: str = Field(min_length=1)
     note: str | None = None
 
@@ -82,7 +101,7 @@ class HardwareProfile(_Strict):
     kind: Literal["gpu", "tpu", "cpu", "accelerator"]
     vendor: str | None = None
     aliases: list[str] = Field(default_factory=list)
-    release_year: int | None = Field(default=None, ge=1990, le=2100)
+    release_year: Annotated[int, BeforeValidator(_refuse_bool)] | None = Field(default=None, ge=1990, le=2100)
     peak_flops_per_s: PeakFlops
     memory_bytes: PositiveFloat
     memory_bandwidth_bytes_per_s: PositiveFloat
@@ -103,15 +122,21 @@ class HardwareProfile(_Strict):
     missing: list[str] = Field(default_factory=list, description="facts not found in any source")
     notes: list[str] = Field(default_factory=list)
 
-    @model_validator(mode="after")
-    def _check(self) -> HardwareProfile:
-        for alias in self.aliases:
+    @field_validator("aliases")
+    @classmethod
+    def _aliases_lower_case(cls, aliases: list[str]) -> list[str]:
+        for alias in aliases:
             if not alias or alias != alias.lower() or " " in alias:
                 raise ValueError(f"alias {alias!r} must be lower-case without spaces")
-        for tier in self.prices_usd_per_device_hour:
+        return aliases
+
+    @field_validator("prices_usd_per_device_hour")
+    @classmethod
+    def _tiers_lower_case(cls, prices: dict[str, Price]) -> dict[str, Price]:
+        for tier in prices:
             if not tier or tier != tier.lower() or " " in tier:
-                raise ValueError(f"price tier {tier!r} must be lower-case without spaces")
-        return self
+                raise ValueError(f"price tier {tier!r} must be lower-case without spaces (e.g. on-demand)")
+        return prices
 
     @property
     def training_peak_flops_per_s(self) -> float:
@@ -124,62 +149,99 @@ class HardwareProfile(_Strict):
 
 
 class CatalogEntry(BaseModel):
-    """A profile and where it came from."""
+    """A profile, the file it came from, and the files with the same id that it overrides."""
 
     model_config = ConfigDict(frozen=True)
 
     profile: HardwareProfile
     path: Path
     origin: str
+    rank: int = Field(default=0, description="position of its directory on the search path (later wins)")
     overrides: list[Path] = Field(default_factory=list)
+    aliases: list[str] = Field(
+        default_factory=list,
+        description="the profile's aliases plus those of the profiles it overrides (an alias names the id)",
+    )
+
+
+# --- validation problems as `file:line: field: message` ------------------------------------------------
+
+_SCHEMA_MODELS = (HardwareProfile, PeakFlops, Price, Calibration)
+# pydantic puts the member of an `X | None` union (or the constrained type) in the error location; drop it
+_UNION_LOC_PARTS = frozenset({"float", "int", "str", "constrained-float", "constrained-int", "function-before"})
+
+
+def _known_keys() -> list[str]:
+    return sorted({name for model in _SCHEMA_MODELS for name in model.model_fields})
 
 
 def _format_loc(loc: tuple) -> str:
-    return ".".join(str(p) for p in loc) if loc else "(file)"
+    return ".".join(str(p) for p in loc) if loc else FILE_FIELD
 
 
-def _line_for(loc: tuple, lines: dict[tuple, int]) -> int:
-    for cut in range(len(loc), -1, -1):
-        if loc[:cut] in lines:
-            return lines[loc[:cut]]
-    return 1
-
-
-def _clean_message(err: dict) -> str:
-    msg = err["msg"]
-    if err["type"] == "extra_forbidden":
-        return "unknown key (check the spelling; see `flopcast hardware show a100-80gb` for the schema)"
-    if err["type"] == "missing":
+def _clean_message(err: dict, loc: tuple) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        key = str(loc[-1]) if loc else ""
+        close = suggest(key, _known_keys(), n=1)
+        fix = f"did you mean {close[0]}?" if close else "see README 'Hardware profiles' for the schema"
+        return f"unknown key ({fix})"
+    if kind == "missing":
         return "required field is missing"
-    return msg.removeprefix("Value error, ")
+    if kind == "string_pattern_mismatch":
+        return f"{err.get('input')!r} must be lower-case letters, digits, '.', '_' or '-' (e.g. my-gpu-80gb)"
+    if kind in ("greater_than", "greater_than_equal") and isinstance(err.get("input"), int | float):
+        return (
+            f"must be greater than 0, got {err['input']}"
+            if err.get("ctx", {}).get("gt") == 0
+            else err["msg"] + f", got {err['input']}"
+        )
+    return err["msg"].removeprefix("Value error, ")
+
+
+def _validation_problems(path: Path, doc: YamlDocument, exc: ValidationError) -> list[str]:
+    problems: list[tuple[int, str]] = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if p not in _UNION_LOC_PARTS and not str(p).startswith("function-"))
+        problems.append((doc.line_of(loc), f"{_format_loc(loc)}: {_clean_message(err, loc)}"))
+    problems.sort(key=lambda item: item[0])  # in file order (stable: pydantic's order within a line)
+    return [f"{path}:{line}: {text}" for line, text in problems]
+
+
+def _check_profile(path: Path) -> tuple[HardwareProfile | None, list[str], YamlDocument | None]:
+    try:
+        doc = load_yaml(path)
+    except InvalidProfile as exc:
+        return None, exc.problems, None
+    if not isinstance(doc.data, dict):
+        got = type(doc.data).__name__
+        return None, [f"{path}:1: {FILE_FIELD}: a profile must be a YAML mapping of keys to values, not a {got}"], doc
+    try:
+        return HardwareProfile.model_validate(doc.data), [], doc
+    except ValidationError as exc:
+        return None, _validation_problems(path, doc, exc), doc
 
 
 def profile_problems(path: Path) -> tuple[HardwareProfile | None, list[str]]:
-    """Validate one file; return the profile (or None) and every problem as ``file:line: field: msg``."""
-    try:
-        data, lines = read_yaml(path)
-    except InvalidProfile as exc:
-        return None, exc.problems
-    if not isinstance(data, dict):
-        return None, [f"{path}:1: (file): a profile must be a YAML mapping of keys to values"]
-    try:
-        return HardwareProfile.model_validate(data), []
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = tuple(err["loc"])
-            # pydantic puts the union member name in the loc for `X | None` fields; drop it
-            loc = tuple(p for p in loc if p not in {"float", "int", "str", "constrained-float"})
-            problems.append(f"{path}:{_line_for(loc, lines)}: {_format_loc(loc)}: {_clean_message(err)}")
-        return None, problems
+    """Validate one file; return the profile (or None) and every problem as ``file:line: field: message``."""
+    profile, problems, _ = _check_profile(path)
+    return profile, problems
+
+
+def _load_profile_with_doc(path: Path) -> tuple[HardwareProfile, YamlDocument]:
+    profile, problems, doc = _check_profile(path)
+    if profile is None or doc is None:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise InvalidProfile(problems[0] + more, problems=problems, hint=f"run `flopcast hardware validate {path}`")
+    return profile, doc
 
 
 def load_profile(path: Path) -> HardwareProfile:
-    profile, problems = profile_problems(path)
-    if profile is None:
-        raise InvalidProfile(problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
-                             problems=problems, hint=f"run `flopcast hardware validate {path}`")
-    return profile
+    """Read and validate one profile file; raise :class:`InvalidProfile` naming the first problem."""
+    return _load_profile_with_doc(path)[0]
+
+
+# --- where profiles are found ----------------------------------------------------------------------------
 
 
 def shipped_profiles_dir() -> Path:
@@ -192,11 +254,12 @@ def shipped_profiles_dir() -> Path:
 
 
 def user_profiles_dir() -> Path:
+    """``$FLOPCAST_CONFIG_DIR/profiles`` when set, else ``$XDG_CONFIG_HOME/flopcast/profiles`` (~/.config)."""
     base = os.environ.get(ENV_CONFIG_DIR)
     if base:
-        return Path(base) / "profiles"
+        return Path(base).expanduser() / "profiles"
     xdg = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(xdg) / "flopcast" / "profiles"
+    return Path(xdg).expanduser() / "flopcast" / "profiles"
 
 
 def search_path(extra_dirs: list[Path] | None = None) -> list[tuple[Path, str, bool]]:
@@ -211,20 +274,55 @@ def search_path(extra_dirs: list[Path] | None = None) -> list[tuple[Path, str, b
     return dirs
 
 
+# --- the catalogue -----------------------------------------------------------------------------------------
+
+
 class Catalog:
-    """Every visible profile, by id and alias."""
+    """Every visible profile, by id and alias.
+
+    An id always beats an alias. An alias claimed by profiles from different directories belongs to the one
+    found later on the search path (like ids); one claimed by two profiles of the same directory is ambiguous
+    and resolves to neither (the error names both). An alias names an *id*: a profile that overrides an id
+    keeps the aliases of the profiles it overrides (so `h100` still works after you override `h100-80gb`).
+    """
 
     def __init__(self, entries: dict[str, CatalogEntry]):
         self.entries = entries
         self.aliases: dict[str, str] = {}
+        self.ambiguous_aliases: dict[str, list[str]] = {}
+        claims: dict[str, list[tuple[int, str]]] = {}
         for pid, entry in entries.items():
-            for alias in entry.profile.aliases:
-                if alias in entries:
-                    continue  # an id always beats an alias
-                self.aliases.setdefault(alias, pid)
+            for alias in entry.aliases or entry.profile.aliases:
+                if alias not in entries:
+                    claims.setdefault(alias, []).append((entry.rank, pid))
+        for alias, owners in claims.items():
+            top = max(rank for rank, _ in owners)
+            winners = sorted(pid for rank, pid in owners if rank == top)
+            if len(winners) == 1:
+                self.aliases[alias] = winners[0]
+            else:
+                self.ambiguous_aliases[alias] = winners
 
     def ids(self) -> list[str]:
         return sorted(self.entries)
+
+    def closest_ids(self, name: str, n: int = 4) -> list[str]:
+        """Ids that ``name`` is a prefix of (``a100`` → both A100s), then the nearest ids and aliases by spelling."""
+        key = name.strip().lower()
+        if key in self.ambiguous_aliases:
+            return self.ambiguous_aliases[key][:n]
+        found = [
+            pid
+            for pid in self.ids()
+            if key and (pid.startswith(key) or any(a.startswith(key) for a in self.entries[pid].aliases))
+        ]
+        if found:  # `a100` → a100-40gb, a100-80gb: the prefix says it all
+            return found[:n]
+        for close in suggest(key, self.ids() + list(self.aliases)):
+            pid = self.aliases.get(close, close)
+            if pid not in found:
+                found.append(pid)
+        return found[:n]
 
     def resolve_id(self, name: str) -> str:
         key = name.strip().lower()
@@ -232,8 +330,10 @@ class Catalog:
             return key
         if key in self.aliases:
             return self.aliases[key]
-        close = suggest(key, self.ids() + list(self.aliases))
-        hint = f"did you mean {', '.join(close)}?" if close else "run `flopcast hardware list` to see the ids"
+        close = self.closest_ids(key)
+        if key in self.ambiguous_aliases:
+            raise UnknownHardware(f"hardware alias {name!r} is ambiguous", hint=f"use one of: {', '.join(close)}")
+        hint = f"did you mean {' or '.join(close)}?" if close else "run `flopcast hardware list` to see the ids"
         raise UnknownHardware(f"unknown hardware {name!r}", hint=hint)
 
     def entry(self, name: str) -> CatalogEntry:
@@ -244,35 +344,44 @@ class Catalog:
 
 
 def _files_in(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.iterdir() if p.suffix in PROFILE_SUFFIXES and p.is_file())
+    """Profile files of one directory, sorted; hidden files (editor backups, ``.#x.yaml``) are skipped."""
+    return sorted(
+        p for p in directory.iterdir() if p.suffix in PROFILE_SUFFIXES and not p.name.startswith(".") and p.is_file()
+    )
 
 
 def load_catalog(extra_dirs: list[Path] | None = None) -> Catalog:
-    """Load every profile on the search path; raise :class:`InvalidProfile` on the first bad file."""
+    """Load every profile on the search path; raise :class:`InvalidProfile` on the first bad file or directory."""
     entries: dict[str, CatalogEntry] = {}
-    for directory, origin, must_exist in search_path(extra_dirs):
+    for rank, (directory, origin, must_exist) in enumerate(search_path(extra_dirs)):
         if not directory.exists():
             if must_exist:
-                raise InvalidProfile(f"profile directory {directory} ({origin}) does not exist",
-                                     hint="create it or correct the path")
+                raise InvalidProfile(
+                    f"profile directory {directory} ({origin}) does not exist", hint="create it or correct the path"
+                )
             continue
         if not directory.is_dir():
-            raise InvalidProfile(f"profile directory {directory} ({origin}) is not a directory",
-                                 hint="give a folder of .yaml profiles")
-        seen_here: dict[str, Path] = {}
+            raise InvalidProfile(
+                f"profile directory {directory} ({origin}) is not a directory", hint="give a folder of .yaml profiles"
+            )
         try:
             files = _files_in(directory)
         except OSError as exc:
-            raise InvalidProfile(f"cannot read profile directory {directory}: {exc.strerror}") from None
+            raise InvalidProfile(f"cannot read profile directory {directory} ({origin}): {exc.strerror}") from None
+        seen_here: dict[str, Path] = {}
         for path in files:
-            profile = load_profile(path)
+            profile, doc = _load_profile_with_doc(path)
             if profile.id in seen_here:
+                line = doc.line_of(("id",))
                 raise InvalidProfile(
-                    f"{path}:1: id: {profile.id!r} is also defined in {seen_here[profile.id].name}",
+                    f"{path}:{line}: id: {profile.id!r} is also defined in {seen_here[profile.id].name}",
                     hint="give each profile in one directory its own id",
                 )
             seen_here[profile.id] = path
             previous = entries.get(profile.id)
             overridden = [*previous.overrides, previous.path] if previous else []
-            entries[profile.id] = CatalogEntry(profile=profile, path=path, origin=origin, overrides=overridden)
+            aliases = list(dict.fromkeys([*profile.aliases, *(previous.aliases if previous else [])]))
+            entries[profile.id] = CatalogEntry(
+                profile=profile, path=path, origin=origin, rank=rank, overrides=overridden, aliases=aliases
+            )
     return Catalog(entries)
