@@ -125,6 +125,8 @@ def _root(
 # Command modules, in the order `--help` lists them. Each registers its commands on `app`.
 COMMAND_MODULES = [
     "flopcast.cli.hardware_cmd",
+    "flopcast.cli.models_cmd",
+    "flopcast.cli.serve_cmd",
 ]
 
 for _module in COMMAND_MODULES:
