@@ -1,0 +1,227 @@
+"""The `serve` report: deployment (inference) memory, latency, throughput and cost (DESIGN §6, §7).
+
+Units are in the field names (bytes, seconds, usd); SI decimal. ``variants`` holds the same estimate for
+16-, 8- and 4-bit weights side by side; the top-level ``memory``/``prefill``/``decode``/``cost`` repeat the
+variant the user chose (``inputs.weights_bits``). :func:`table_rows` turns a report into plain rows
+(strings) for the table, Markdown and CSV renderers.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from flopcast.reports.base import ReportBase
+from flopcast.units import format_si
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServeInputs(_Part):
+    model: str
+    hardware: str
+    devices: int | None = Field(description="--devices as given; None = the fewest that fit were chosen")
+    weights_bits: int
+    kv_bits: int
+    batch: int = Field(description="concurrent sequences decoded together")
+    prompt_tokens: int
+    output_tokens: int
+    price_tier: str | None = None
+    price_per_hour_usd: float | None = None
+
+
+class ServeModel(_Part):
+    name: str
+    params: int = Field(description="total parameters (memory)")
+    active_params: int = Field(description="parameters used per token (FLOPs, bytes read)")
+    layers: int
+    d_model: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    experts: int
+    active_experts: int
+    context_tokens: int = Field(description="the model's trained context length")
+
+
+class ServeHardware(_Part):
+    id: str
+    name: str
+    kind: str
+    memory_bytes: float
+    memory_bandwidth_bytes_per_s: float
+    compute_dtype: str = Field(description="dtype of the matmuls (weight-only quantization computes in 16-bit)")
+    peak_flops_per_s: float
+    devices_per_node: int
+
+
+class ServeMemory(_Part):
+    weights_bytes: float = Field(description="all weights, all devices, including quantization scales")
+    quantization_overhead_bytes: float = Field(description="group-wise scales and zero points inside weights_bytes")
+    kv_cache_bytes: float = Field(description="KV cache of the whole batch at prompt + output tokens, all devices")
+    runtime_allowance_bytes: float = Field(description="per device: CUDA context, activations, workspace")
+    per_device_bytes: float
+    capacity_bytes: float
+    fits: bool
+    devices_needed: int | None = Field(description="fewest tensor-parallel devices that fit; None = no number")
+    max_batch_that_fits: int = Field(description="largest batch whose KV cache fits beside the weights")
+
+
+class ServePrefill(_Part):
+    flops: float = Field(description="per device, whole batch")
+    seconds: float
+    time_to_first_token_seconds: float
+    bound: str = Field(description="compute or memory")
+    communication_seconds: float
+
+
+class ServeDecode(_Part):
+    seconds_per_token: float = Field(description="one decode step for the whole batch, at the mean context")
+    tokens_per_second: float = Field(description="per request (1 / seconds_per_token)")
+    total_tokens_per_second: float = Field(description="all requests of the batch together")
+    mean_context_tokens: float
+    flops_per_step: float = Field(description="per device")
+    bytes_read_per_step: float = Field(description="per device: weights + KV cache")
+    bound: str = Field(description="compute or memory")
+    ridge_batch: float | None = Field(description="batch at which decode turns compute bound; None = never")
+    communication_seconds_per_token: float
+
+
+class ServeCost(_Part):
+    tier: str | None
+    usd_per_device_hour: float | None
+    usd_per_million_tokens: float | None = Field(description="per million output tokens, chosen tier")
+    by_tier: dict[str, float] = Field(default_factory=dict, description="usd per million output tokens per tier")
+    note: str | None = None
+
+
+class ServeVariant(_Part):
+    weights_bits: int
+    devices: int
+    link: str = Field(description="none, intra-node or inter-node: the link the tensor-parallel all-reduces use")
+    memory: ServeMemory
+    prefill: ServePrefill
+    decode: ServeDecode
+    request_seconds: float = Field(description="prefill + all output tokens of one batch")
+    output_tokens_per_second: float = Field(description="batch · output tokens / request_seconds")
+    cost: ServeCost
+
+
+class ServeReport(ReportBase):
+    report: str = "serve"
+    inputs: ServeInputs
+    model: ServeModel
+    hardware: ServeHardware
+    devices: int
+    weights_bits: int
+    memory: ServeMemory
+    prefill: ServePrefill
+    decode: ServeDecode
+    request_seconds: float
+    output_tokens_per_second: float
+    cost: ServeCost
+    variants: list[ServeVariant]
+    assumptions: list[str]
+
+    @property
+    def chosen(self) -> ServeVariant:
+        return next(v for v in self.variants if v.weights_bits == self.weights_bits)
+
+
+# --- plain rows for table / markdown / csv --------------------------------------------------------------
+def _gb(value: float) -> str:
+    return format_si(value, "B")
+
+
+def _seconds(value: float) -> str:
+    if value < 1.0:
+        return f"{value * 1e3:.3g} ms"
+    return f"{value:.3g} s"
+
+
+def _rate(value: float) -> str:
+    return f"{value:,.4g}" if value < 1e4 else f"{value:,.0f}"
+
+
+def _usd(value: float | None) -> str:
+    return "—" if value is None else f"${value:,.3g}" if value < 1000 else f"${value:,.0f}"
+
+
+def _ridge(value: float | None) -> str:
+    return "never" if value is None else f"{value:,.0f}"
+
+
+def _fits(m: ServeMemory) -> str:
+    if m.fits:
+        return "yes"
+    return f"NO (needs {m.devices_needed})" if m.devices_needed else "NO (no number fits)"
+
+
+ROW_LABELS = [
+    "devices (tensor parallel)",
+    "weights (all devices)",
+    "  of which quantization scales",
+    "KV cache (all devices)",
+    "runtime allowance / device",
+    "memory / device",
+    "capacity / device",
+    "fits",
+    "largest batch that fits",
+    "prefill = time to first token",
+    "prefill bound",
+    "decode time / token",
+    "tokens/s per request",
+    "tokens/s total (batch)",
+    "decode bound",
+    "batch where decode turns compute bound",
+    "all-reduce time / token",
+    "request latency (prefill + decode)",
+    "cost / 1M output tokens",
+]
+
+
+def _column(v: ServeVariant) -> list[str]:
+    m, p, d = v.memory, v.prefill, v.decode
+    tier = f" ({v.cost.tier})" if v.cost.tier else ""
+    return [
+        f"{v.devices} ({v.link})" if v.devices > 1 else "1",
+        _gb(m.weights_bytes),
+        _gb(m.quantization_overhead_bytes),
+        _gb(m.kv_cache_bytes),
+        _gb(m.runtime_allowance_bytes),
+        _gb(m.per_device_bytes),
+        _gb(m.capacity_bytes),
+        _fits(m),
+        f"{m.max_batch_that_fits:,}",
+        _seconds(p.seconds),
+        p.bound,
+        _seconds(d.seconds_per_token),
+        _rate(d.tokens_per_second),
+        _rate(d.total_tokens_per_second),
+        d.bound,
+        _ridge(d.ridge_batch),
+        _seconds(d.communication_seconds_per_token),
+        _seconds(v.request_seconds),
+        _usd(v.cost.usd_per_million_tokens) + (tier if v.cost.usd_per_million_tokens is not None else ""),
+    ]
+
+
+def column_header(report: ServeReport, v: ServeVariant, marker: str = " *") -> str:
+    return f"{v.weights_bits}-bit weights" + (marker if v.weights_bits == report.weights_bits else "")
+
+
+def table_rows(report: ServeReport, marker: str = " *") -> tuple[list[str], list[list[str]]]:
+    """Headers and rows: one row per figure, one column per weight bit width (the chosen one marked)."""
+    headers = ["", *(column_header(report, v, marker) for v in report.variants)]
+    columns = [_column(v) for v in report.variants]
+    rows = [[label, *(col[i] for col in columns)] for i, label in enumerate(ROW_LABELS)]
+    return headers, rows
+
+
+def title(report: ServeReport) -> str:
+    i = report.inputs
+    return (
+        f"Serving {report.model.name} on {report.hardware.id}: batch {i.batch}, {i.prompt_tokens} prompt + "
+        f"{i.output_tokens} output tokens, {i.kv_bits}-bit KV cache (* = chosen: {report.weights_bits}-bit weights)"
+    )
