@@ -124,6 +124,8 @@ def _root(
 
 # Command modules, in the order `--help` lists them. Each registers its commands on `app`.
 COMMAND_MODULES = [
+    "flopcast.cli.estimate_cmd",
+    "flopcast.cli.validate_cmd",
     "flopcast.cli.hardware_cmd",
     "flopcast.cli.models_cmd",
     "flopcast.cli.serve_cmd",

@@ -55,3 +55,29 @@ def group_bandwidth_bytes_per_s(
         intra_node_bandwidth_bytes_per_s,
         inter_node_bandwidth_bytes_per_s,
     )
+
+
+def ring_bandwidth_bytes_per_s(
+    group_size: ArrayLike,
+    rank_stride: ArrayLike,
+    devices_per_node: ArrayLike,
+    intra_node_bandwidth_bytes_per_s: ArrayLike,
+    inter_node_bandwidth_bytes_per_s: ArrayLike,
+) -> np.ndarray:
+    """Per-device bus bandwidth of a ring collective over ``group_size`` devices placed ``rank_stride``
+    apart in rank order (tensor parallel: stride 1; data parallel: stride tp).
+
+    Inside one node the ring runs on the intra-node link. Across nodes, NCCL builds one ring per channel
+    and routes each channel through a different NIC, so a node's k group members drive k NICs at once:
+    the bus bandwidth is k × the per-device inter-node bandwidth, at most the intra-node link (NCCL docs,
+    "NCCL_CROSS_NIC" / nccl-tests PERFORMANCE.md: multi-node all-reduce bus bandwidth approaches the
+    node's aggregate NIC bandwidth). With one member per node this is the inter-node bandwidth per device.
+    """
+    n = np.asarray(group_size, dtype=float)
+    stride = np.asarray(rank_stride, dtype=float)
+    dpn = np.asarray(devices_per_node, dtype=float)
+    span = n * stride
+    members_per_node = np.clip(np.floor(dpn / stride), 1.0, None)
+    members_per_node = np.minimum(members_per_node, n)
+    across = np.minimum(members_per_node * inter_node_bandwidth_bytes_per_s, intra_node_bandwidth_bytes_per_s)
+    return np.where(span <= dpn, intra_node_bandwidth_bytes_per_s, across)

@@ -1,0 +1,275 @@
+"""`flopcast estimate`: FLOPs, memory, time, cost and energy of one training job.
+
+Every number is taken as a string and parsed by flopcast.units (``7B``, ``2T``, ``$2.5``). The work is
+done by :func:`flopcast.api.estimate`; this module only parses flags and renders the report.
+``--format json`` never imports rich.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from flopcast.cli import app
+from flopcast.cli.common import (
+    FORCE_OPTION,
+    FORMAT_OPTION,
+    OUTPUT_OPTION,
+    PROFILES_OPTION,
+    QUIET_OPTION,
+    OutputFormat,
+    emit_text,
+    note,
+    preflight_output,
+)
+from flopcast.units import format_duration, format_si, format_usd
+
+DEFAULT_HARDWARE = "a100-80gb"  # the most common training GPU in published runs (shared/data/calibration_runs.csv)
+
+
+def _opt(help_text: str, *names: str, metavar: str = "N"):
+    return typer.Option(None, *names, help=help_text, show_default=False, metavar=metavar)
+
+
+@app.command("estimate")
+def estimate_command(
+    model: str | None = _opt(
+        "Preset id (llama-2-7b, gpt3-175b, ...) or a size (7B, 350M).", "--model", "-m", metavar="ID|SIZE"
+    ),
+    tokens: str | None = _opt("Training tokens, e.g. 2T, 300B (required).", "--tokens", "-t", metavar="COUNT"),
+    hardware: str = typer.Option(
+        DEFAULT_HARDWARE, "--hardware", "-H", help="Hardware profile id or alias.", metavar="ID"
+    ),
+    devices: str | None = _opt("Number of devices, e.g. 256 (required).", "--devices", "-n"),
+    layers: str | None = _opt("Transformer layers (explicit architecture).", "--layers"),
+    d_model: str | None = _opt("Model width.", "--d-model"),
+    heads: str | None = _opt("Attention heads.", "--heads"),
+    kv_heads: str | None = _opt("Key/value heads (GQA/MQA; default: heads).", "--kv-heads"),
+    head_dim: str | None = _opt("Width of one head (default d_model/heads).", "--head-dim"),
+    ffn: str | None = _opt("FFN hidden size (default 4·d_model).", "--ffn"),
+    gated_ffn: bool | None = typer.Option(
+        None,
+        "--gated-ffn/--plain-ffn",
+        help="SwiGLU (three FFN matrices) or a plain two-matrix FFN.",
+        show_default=False,
+    ),
+    vocab: str | None = _opt("Vocabulary size.", "--vocab"),
+    seq_len: str | None = _opt("Sequence length (also overrides a preset's).", "--seq-len"),
+    tied_embeddings: bool | None = typer.Option(
+        None, "--tied-embeddings/--untied-embeddings", help="Share input embedding and output head.", show_default=False
+    ),
+    experts: str | None = _opt("MoE: experts per layer.", "--experts"),
+    active_experts: str | None = _opt("MoE: experts each token uses.", "--active-experts"),
+    tp: str | None = _opt("Tensor-parallel degree (default: searched).", "--tp"),
+    pp: str | None = _opt("Pipeline stages (default: searched).", "--pp"),
+    dp: str | None = _opt("Data-parallel degree (default: devices/(tp·pp)).", "--dp"),
+    micro_batch: str | None = _opt("Sequences per micro-batch (default: searched).", "--micro-batch"),
+    global_batch: str | None = _opt(
+        "Sequences per optimizer step (default: ~0.5M–4M tokens by size).", "--global-batch"
+    ),
+    zero: str | None = _opt("ZeRO stage 0–3 (default: searched).", "--zero"),
+    recompute: str | None = _opt(
+        "Activation recomputation: none, selective or full (default: searched).", "--recompute", metavar="MODE"
+    ),
+    precision: str = typer.Option(
+        "bf16", "--precision", metavar="DTYPE", help="Training precision: bf16, fp16, fp8, tf32, fp32, fp64."
+    ),
+    mfu: str | None = _opt(
+        "Force the model-FLOPs utilisation (e.g. 0.45) instead of modelling it.", "--mfu", metavar="FRACTION"
+    ),
+    price_tier: str | None = _opt("Price tier of the profile (default: on-demand).", "--price-tier", metavar="TIER"),
+    price_per_hour: str | None = _opt(
+        "Your own price per device-hour, e.g. 2.10 (overrides the tier).", "--price-per-hour", metavar="USD"
+    ),
+    fmt: OutputFormat = FORMAT_OPTION,
+    output: Path | None = OUTPUT_OPTION,
+    force: bool = FORCE_OPTION,
+    profiles: list[Path] | None = PROFILES_OPTION,
+    quiet: bool = QUIET_OPTION,
+) -> None:
+    """Estimate FLOPs, memory per device, step time, wall-clock, device-hours, cost and energy."""
+    from flopcast.api import estimate
+
+    preflight_output(output, force)
+    report = estimate(
+        model=model,
+        tokens=tokens,
+        hardware=hardware,
+        devices=devices,
+        tp=tp,
+        pp=pp,
+        dp=dp,
+        micro_batch=micro_batch,
+        global_batch=global_batch,
+        zero=zero,
+        recompute=recompute,
+        precision=precision,
+        mfu=mfu,
+        price_tier=price_tier,
+        price_per_hour=price_per_hour,
+        profiles=profiles,
+        seq_len=seq_len,
+        layers=layers,
+        d_model=d_model,
+        heads=heads,
+        kv_heads=kv_heads,
+        head_dim=head_dim,
+        ffn=ffn,
+        gated_ffn=gated_ffn,
+        vocab=vocab,
+        tied_embeddings=tied_embeddings,
+        experts=experts,
+        active_experts=active_experts,
+    )
+    if fmt is OutputFormat.json:
+        emit_text(report.to_json(), output, force, quiet)
+        return
+    if fmt in (OutputFormat.csv, OutputFormat.markdown):
+        row = report.flat_row()
+        headers, values = list(row), [["" if v is None else str(v) for v in row.values()]]
+        if fmt is OutputFormat.csv:
+            from flopcast.tabular import to_csv
+
+            text = to_csv(headers, values)
+        else:
+            from flopcast.tabular import to_markdown
+
+            text = to_markdown(headers, values)
+        emit_text(text, output, force, quiet)
+        for warning in report.warnings:
+            note(f"warning: {warning}", quiet)
+        return
+    from flopcast.cli.common import render_to_text
+
+    emit_text(render_to_text(estimate_tables(report)), output, force, quiet)
+
+
+# --- table rendering (rich is imported only here, so --format json never loads it) -----------------
+
+
+def _gb(x: float) -> str:
+    return f"{x / 1e9:,.1f} GB"
+
+
+def _pct(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.1f}%" if whole > 0 else "—"
+
+
+def _range(lo: str, hi: str) -> str:
+    return f"P10–P90 {lo} – {hi}"
+
+
+def estimate_tables(r) -> list:
+    """The renderables of an EstimateReport, top to bottom: summary, memory, time, warnings."""
+    from rich.table import Table
+
+    p, t, m, c, e = r.parallelism, r.time, r.memory, r.cost, r.energy
+    summary = Table(
+        title=f"Estimate: {r.model.name} on {r.inputs.devices} × {r.hardware.id}",
+        title_justify="left",
+        show_header=False,
+    )
+    summary.add_column("quantity", style="bold")
+    summary.add_column("value")
+    summary.add_column("range / detail", overflow="fold")
+    auto = " (chosen automatically)" if p.layout_chosen_automatically else ""
+    summary.add_row(
+        "model",
+        f"{format_si(r.model.params)} parameters",
+        f"{r.model.layers} layers, d={r.model.d_model}, {r.model.heads} heads, seq {r.model.seq_len}",
+    )
+    summary.add_row("tokens", format_si(r.inputs.tokens), f"{t.steps:,.0f} steps of {p.global_batch_tokens:,} tokens")
+    summary.add_row(
+        "layout",
+        f"tp {p.tp} · pp {p.pp} · dp {p.dp}",
+        f"ZeRO {p.zero}, recompute {p.recompute}, micro-batch {p.micro_batch}, global batch {p.global_batch}{auto}",
+    )
+    summary.add_row(
+        "FLOPs",
+        f"{r.flops.total:.3g} FLOP",
+        f"{format_si(r.flops.per_token, 'FLOP')}/token; {r.flops.hardware_total:.3g} with recomputation",
+    )
+    summary.add_row(
+        "memory / device",
+        _gb(m.per_device_bytes),
+        f"of {_gb(m.capacity_bytes)}: {'fits' if m.fits else 'DOES NOT FIT'}",
+    )
+    summary.add_row(
+        "step time",
+        format_duration(t.step_seconds),
+        f"MFU {r.efficiency.mfu:.1%}, HFU {r.efficiency.hfu:.1%}"
+        + (" (forced by --mfu)" if r.efficiency.mfu_forced else ""),
+    )
+    summary.add_row(
+        "throughput",
+        f"{format_si(r.throughput.tokens_per_second)} tokens/s",
+        f"{r.throughput.model_tflops_per_device:.0f} model TFLOP/s per device",
+    )
+    summary.add_row(
+        "wall-clock",
+        format_duration(t.wall_clock_seconds),
+        _range(format_duration(t.wall_clock_seconds_p10), format_duration(t.wall_clock_seconds_p90)),
+    )
+    summary.add_row(
+        "device-hours", f"{t.device_hours:,.0f}", _range(f"{t.device_hours_p10:,.0f}", f"{t.device_hours_p90:,.0f}")
+    )
+    if c.total_usd is not None:
+        summary.add_row(
+            "cost",
+            format_usd(c.total_usd),
+            _range(format_usd(c.total_usd_p10), format_usd(c.total_usd_p90))
+            + f"; {c.tier} at ${c.usd_per_device_hour:g}/device-hour",
+        )
+    else:
+        summary.add_row("cost", "—", "no price: give --price-per-hour")
+    if e.kwh is not None:
+        summary.add_row(
+            "energy",
+            f"{e.kwh / 1000:,.1f} MWh",
+            f"{e.co2_kg / 1000:,.1f} t CO2eq (PUE {e.pue}, {e.grid_kg_co2_per_kwh} kg/kWh)",
+        )
+
+    memory = Table(title="Memory per device", title_justify="left")
+    memory.add_column("part")
+    memory.add_column("bytes", justify="right")
+    memory.add_column("share", justify="right")
+    b = m.breakdown
+    for name, value in (
+        ("weights", b.weights_bytes),
+        ("gradients", b.gradients_bytes),
+        ("optimizer states", b.optimizer_bytes),
+        ("activations", b.activations_bytes),
+        ("logits", b.logits_bytes),
+        ("ZeRO-3 gather buffers", b.zero3_buffers_bytes),
+        ("framework allowance", b.framework_bytes),
+    ):
+        memory.add_row(name, _gb(value), _pct(value, m.per_device_bytes))
+    memory.add_row("total", _gb(m.per_device_bytes), f"capacity {_gb(m.capacity_bytes)}", style="bold")
+
+    step = Table(title="Where the time goes", title_justify="left")
+    step.add_column("part")
+    step.add_column("per step", justify="right")
+    step.add_column("share of wall-clock", justify="right")
+    sb = t.step_breakdown
+    scale = t.training_seconds / t.wall_clock_seconds if t.wall_clock_seconds > 0 else 0.0
+    for name, value in (
+        ("compute", sb.compute_seconds),
+        ("tensor-parallel comms", sb.tp_comm_seconds),
+        ("pipeline sends", sb.pp_comm_seconds),
+        ("data-parallel comms (exposed)", sb.dp_comm_exposed_seconds),
+        ("pipeline bubble", sb.bubble_seconds),
+        ("optimizer update", sb.optimizer_seconds),
+    ):
+        step.add_row(name, format_duration(value), _pct(value * scale, t.step_seconds))
+    step.add_row("interruptions and overhead", "—", f"{t.reliability_share:.1%}")
+    step.add_row("step", format_duration(t.step_seconds), "", style="bold")
+
+    out = [summary, memory, step]
+    if r.warnings:
+        warn = Table(title="Warnings", title_justify="left", show_header=False)
+        warn.add_column("warning", overflow="fold")
+        for w in r.warnings:
+            warn.add_row(w)
+        out.append(warn)
+    return out

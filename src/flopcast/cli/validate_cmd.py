@@ -1,0 +1,151 @@
+"""`flopcast validate [CSV]`: backtest the estimator against published training runs (DESIGN §7, §8).
+
+Prints every run's predicted vs reported figure and error, then the median and P90 of the absolute
+errors and the P10–P90 coverage; exits 1 when the quality bars are not met.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from flopcast.cli import app
+from flopcast.cli.common import (
+    FORCE_OPTION,
+    FORMAT_OPTION,
+    OUTPUT_OPTION,
+    PROFILES_OPTION,
+    QUIET_OPTION,
+    OutputFormat,
+    emit_text,
+    note,
+    preflight_output,
+)
+
+HEADERS = [
+    "run",
+    "target",
+    "hardware",
+    "reported",
+    "predicted",
+    "error",
+    "P10",
+    "P90",
+    "in range",
+    "trust",
+    "layout used",
+]
+TABLE_HEADERS = ["run", "target", "hardware", "reported", "predicted", "error", "P10–P90", "in range", "trust"]
+SHORT_TARGET = {"device_hours": "device-h", "tflops_per_device": "TFLOP/s/dev", "mfu": "MFU", "step_seconds": "step s"}
+
+
+def _num(x: float) -> str:
+    return f"{x:,.0f}" if abs(x) >= 1e4 else f"{x:.4g}"
+
+
+def _rows(report) -> list[list[str]]:
+    return [
+        [
+            r.run_id,
+            r.target,
+            r.hardware,
+            f"{r.reported:.6g}",
+            f"{r.predicted:.6g}",
+            f"{r.error:+.1%}",
+            f"{r.p10:.6g}",
+            f"{r.p90:.6g}",
+            "yes" if r.covered else "no",
+            r.trust,
+            r.layout,
+        ]
+        for r in report.rows
+    ]
+
+
+def _table_rows(report) -> list[list[str]]:
+    return [
+        [
+            r.run_id,
+            SHORT_TARGET.get(r.target, r.target),
+            r.hardware,
+            _num(r.reported),
+            _num(r.predicted),
+            f"{r.error:+.1%}",
+            f"{_num(r.p10)}–{_num(r.p90)}",
+            "yes" if r.covered else "NO",
+            r.trust,
+        ]
+        for r in report.rows
+    ]
+
+
+def _summary_lines(report) -> list[str]:
+    s, b = report.summary, report.bars
+    worst = f"{s.worst_trust_a_run} {s.worst_trust_a_error:+.1%}" if s.worst_trust_a_run else "none"
+    lines = [
+        f"runs: {s.runs}",
+        f"median |error|: {s.median_abs_error:.1%} (bar ≤ {b.median_abs_error_max:.0%})",
+        f"p90 |error|: {s.p90_abs_error:.1%}",
+        f"P10–P90 coverage: {s.coverage:.0%} (bar ≥ {b.coverage_min:.0%})",
+        f"worst trust-A run: {worst} (bar ±{b.trust_a_abs_error_max:.0%})",
+    ]
+    logo = report.leave_one_group_out
+    if logo:
+        parts = [f"{k} {v['median_abs_error']:.0%}" for k, v in logo.items() if k != "all"]
+        overall = logo.get("all", {}).get("median_abs_error")
+        lines.append(
+            "leave-one-source-out median |error| (fit without that source): "
+            + ", ".join(parts)
+            + (f"; all {overall:.0%}" if overall is not None else "")
+        )
+    lines.append("PASS" if s.passed else "FAIL: " + "; ".join(s.failures))
+    return lines
+
+
+@app.command("validate")
+def validate_command(
+    csv_file: Path | None = typer.Argument(
+        None, metavar="[CSV]", help="Published runs to backtest (default: the runs shipped with flopcast)."
+    ),
+    fmt: OutputFormat = FORMAT_OPTION,
+    output: Path | None = OUTPUT_OPTION,
+    force: bool = FORCE_OPTION,
+    profiles: list[Path] | None = PROFILES_OPTION,
+    quiet: bool = QUIET_OPTION,
+) -> None:
+    """Backtest the estimator on published runs; exit 1 when the accuracy bars are not met."""
+    from flopcast.estimator.calibration import backtest
+
+    preflight_output(output, force)
+    report = backtest(csv_file, profiles)
+    if fmt is OutputFormat.json:
+        text = report.to_json()
+    elif fmt is OutputFormat.csv:
+        from flopcast.tabular import to_csv
+
+        text = to_csv(HEADERS, _rows(report))
+    elif fmt is OutputFormat.markdown:
+        from flopcast.tabular import to_markdown
+
+        text = to_markdown(HEADERS, _rows(report)) + "\n" + "\n".join(f"- {line}" for line in _summary_lines(report))
+    else:
+        from rich.table import Table
+
+        from flopcast.cli.common import render_to_text
+
+        table = Table(title=f"Backtest on {len(report.rows)} published runs", title_justify="left")
+        for h in TABLE_HEADERS:
+            left = h in ("run", "target", "hardware", "trust")
+            table.add_column(h, justify="left" if left else "right", no_wrap=True)
+        for row in _table_rows(report):
+            table.add_row(*row)
+        text = render_to_text([table]) + "\n".join(_summary_lines(report))
+        text += "\n(the layout used for each run: --format csv or json)"
+    emit_text(text, output, force, quiet)
+    if fmt in (OutputFormat.csv,):
+        for line in _summary_lines(report):
+            note(line, quiet)
+    if not report.summary.passed:
+        note("validate: accuracy bars not met: " + "; ".join(report.summary.failures), quiet=False)
+        raise typer.Exit(1)

@@ -1,0 +1,317 @@
+"""The arrays the estimator core works on: model, hardware, layout, workload in; estimate out.
+
+Every field is a numpy array that broadcasts against the others: a single estimate uses arrays of
+length 1, the planner passes layouts of length 10^6 (and, if it likes, hardware and models indexed per
+row, so one sweep can mix several profiles or architectures). Nothing here is pydantic: building a
+pydantic object per row would cost more than the whole estimate. The records are NamedTuples, which
+Python defines several times faster than dataclasses (start-up time matters for the CLI).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+from flopcast.errors import InvalidValue
+
+# Recompute codes (LayoutArrays.recompute).
+RECOMPUTE_NONE = 0
+RECOMPUTE_SELECTIVE = 1  # attention core only (Korthikanti et al. 2022)
+RECOMPUTE_FULL = 2  # whole transformer layer (Chen et al. 2016; Megatron "full")
+RECOMPUTE_NAMES = ("none", "selective", "full")
+
+# Inter-node bandwidth assumed when a profile does not publish one and a group spans nodes:
+# one 100 Gb/s (EDR InfiniBand / 100 GbE) link per device, the slowest common data-centre fabric of the
+# V100 era (shared/data/hardware_specs.csv, V100 row: "DGX-1/DGX-2 era: 100 Gb/s EDR InfiniBand").
+FALLBACK_INTER_NODE_BANDWIDTH_BYTES_PER_S = 100e9 / 8
+
+
+def _arr(values, dtype=float) -> np.ndarray:
+    return np.asarray(values, dtype=dtype)
+
+
+def _take(values: Sequence, index: np.ndarray | None, dtype=float) -> np.ndarray:
+    base = np.asarray(values, dtype=dtype)
+    return base if index is None else base[index]
+
+
+class ModelArrays(NamedTuple):
+    """Architecture per row. Widths in elements; parameter counts in parameters."""
+
+    layers: np.ndarray
+    d_model: np.ndarray
+    heads: np.ndarray
+    kv_heads: np.ndarray
+    attn_width: np.ndarray  # heads · head_dim
+    kv_width: np.ndarray  # kv_heads · head_dim
+    ffn: np.ndarray
+    gated: np.ndarray  # 1.0 for SwiGLU (three FFN matrices), else 0.0
+    vocab: np.ndarray
+    seq_len: np.ndarray
+    active_experts: np.ndarray
+    params: np.ndarray  # total (memory)
+    layer_params: np.ndarray  # one layer, all experts (memory)
+    layer_matmul_params_active: np.ndarray  # one layer, weights that take part in a matmul per token
+    input_embedding_params: np.ndarray  # V·d (+ learned positions): a lookup, not a matmul
+    head_params: np.ndarray  # V·d output head (a matmul even when tied to the input embedding)
+    tied: np.ndarray  # 1.0 when the head shares the input embedding's weights
+    final_params: np.ndarray  # final norm
+    matmul_params: np.ndarray  # N of 6·N: active layer matmuls + the head (PaLM App. B)
+
+    @classmethod
+    def from_specs(cls, specs: Sequence, index: np.ndarray | None = None) -> ModelArrays:
+        """Arrays for ``specs`` (ModelSpec objects); ``index`` picks one spec per row (None: one row each)."""
+        cols: dict[str, list] = {f: [] for f in cls._fields}
+        for m in specs:
+            d, v = m.d_model, m.vocab
+            norm = m.d_model * (2 if m.layernorm_bias else 1)
+            layer_active = m.attention_params_per_layer + m.active_experts * m.ffn_params_per_expert
+            layer_active += m.router_params_per_layer
+            row = {
+                "layers": m.layers,
+                "d_model": d,
+                "heads": m.heads,
+                "kv_heads": m.n_kv_heads,
+                "attn_width": m.attn_width,
+                "kv_width": m.kv_width,
+                "ffn": m.ffn_size,
+                "gated": 1.0 if m.gated_ffn else 0.0,
+                "vocab": v,
+                "seq_len": m.seq_len,
+                "active_experts": m.active_experts,
+                "params": m.params,
+                "layer_params": m._layer_params(m.experts),
+                "layer_matmul_params_active": layer_active,
+                "input_embedding_params": v * d + (m.seq_len * d if m.learned_positions else 0),
+                "head_params": v * d,
+                "tied": 1.0 if m.tied_embeddings else 0.0,
+                "final_params": norm,
+                "matmul_params": m.layers * layer_active + v * d,
+            }
+            for k, val in row.items():
+                cols[k].append(val)
+        return cls(**{k: _take(vals, index) for k, vals in cols.items()})
+
+
+class HardwareArrays(NamedTuple):
+    """Per-device hardware figures per row, for one training precision and one price tier."""
+
+    peak_flops_per_s: np.ndarray
+    memory_bytes: np.ndarray
+    memory_bandwidth_bytes_per_s: np.ndarray
+    devices_per_node: np.ndarray
+    intra_node_bandwidth_bytes_per_s: np.ndarray
+    inter_node_bandwidth_bytes_per_s: np.ndarray
+    power_watts: np.ndarray  # NaN when the profile publishes neither TDP nor a typical draw
+    price_usd_per_device_hour: np.ndarray  # NaN when the tier is not in the profile
+    fused_attention: np.ndarray  # 1.0 when FlashAttention-style fused attention runs on this device
+    gemm_ceiling: np.ndarray  # achievable large-GEMM fraction of peak (efficiency model)
+    calibrated: np.ndarray  # 1.0 when the GEMM ceiling comes from runs on this hardware family
+
+    @classmethod
+    def from_profiles(
+        cls,
+        profiles: Sequence,
+        index: np.ndarray | None = None,
+        *,
+        precision: str = "bf16",
+        tier: str | None = "on-demand",
+        price_per_hour: float | None = None,
+        params=None,
+    ) -> HardwareArrays:
+        """Arrays for ``profiles`` (HardwareProfile objects); ``index`` picks one profile per row.
+
+        ``precision`` selects the peak (mixed-precision training: bf16, falling back to fp16 where the
+        device has no bf16, e.g. V100). ``price_per_hour`` overrides the tier's price.
+        """
+        from flopcast.estimator.efficiency import EfficiencyParams, fused_attention_supported
+
+        params = params or EfficiencyParams.load()
+        cols: dict[str, list] = {f: [] for f in cls._fields}
+        for p in profiles:
+            peak = training_peak(p, precision)
+            inter = p.inter_node_bandwidth_bytes_per_s or FALLBACK_INTER_NODE_BANDWIDTH_BYTES_PER_S
+            intra = p.intra_node_bandwidth_bytes_per_s or inter
+            if price_per_hour is not None:
+                price = float(price_per_hour)
+            elif tier is not None and tier in p.prices_usd_per_device_hour:
+                price = p.prices_usd_per_device_hour[tier].usd_per_device_hour
+            else:
+                price = np.nan
+            ceiling, calibrated = params.gemm_ceiling_for(p)
+            row = {
+                "peak_flops_per_s": peak,
+                "memory_bytes": p.memory_bytes,
+                "memory_bandwidth_bytes_per_s": p.memory_bandwidth_bytes_per_s,
+                "devices_per_node": p.devices_per_node,
+                "intra_node_bandwidth_bytes_per_s": intra,
+                "inter_node_bandwidth_bytes_per_s": inter,
+                "power_watts": p.power_watts if p.power_watts is not None else np.nan,
+                "price_usd_per_device_hour": price,
+                "fused_attention": 1.0 if fused_attention_supported(p) else 0.0,
+                "gemm_ceiling": ceiling,
+                "calibrated": 1.0 if calibrated else 0.0,
+            }
+            for k, val in row.items():
+                cols[k].append(val)
+        return cls(**{k: _take(vals, index) for k, vals in cols.items()})
+
+
+# Peak used for each training precision, in order of preference (mixed precision keeps fp32 masters).
+_PRECISION_PEAKS = {
+    "bf16": ("bf16", "fp16"),
+    "fp16": ("fp16", "bf16"),
+    "fp8": ("fp8",),
+    "tf32": ("tf32", "fp32"),
+    "fp32": ("fp32",),
+    "fp64": ("fp64",),
+}
+PRECISIONS = tuple(_PRECISION_PEAKS)
+
+
+def training_peak(profile, precision: str) -> float:
+    """Dense peak FLOP/s of ``profile`` for ``precision``; bf16 falls back to fp16 (Volta has no bf16)."""
+    if precision not in _PRECISION_PEAKS:
+        raise InvalidValue(f"--precision: unknown precision {precision!r}", hint=f"use one of {', '.join(PRECISIONS)}")
+    for dtype in _PRECISION_PEAKS[precision]:
+        value = profile.peak_flops_per_s.get(dtype)
+        if value is not None:
+            return float(value)
+    published = [d for d in ("bf16", "fp16", "fp8", "tf32", "fp32", "fp64") if profile.peak_flops_per_s.get(d)]
+    raise InvalidValue(
+        f"--precision {precision}: {profile.id} publishes no {precision} peak",
+        hint=f"use --precision {published[0]}" if published else "choose another hardware profile",
+    )
+
+
+def precision_used(profile, precision: str) -> str:
+    """The dtype whose peak :func:`training_peak` uses (to tell the user about a fallback)."""
+    for dtype in _PRECISION_PEAKS.get(precision, ()):
+        if profile.peak_flops_per_s.get(dtype) is not None:
+            return dtype
+    return precision
+
+
+def activation_bytes_per_element(precision: str) -> float:
+    """16-bit activations for mixed precision (fp8 training keeps activations in bf16); 4 B for fp32/tf32,
+    8 B for fp64."""
+    return {"fp32": 4.0, "tf32": 4.0, "fp64": 8.0}.get(precision, 2.0)
+
+
+class LayoutArrays(NamedTuple):
+    """The parallel layout per row. ``recompute`` holds RECOMPUTE_* codes; ``global_batch`` is in sequences."""
+
+    tp: np.ndarray
+    pp: np.ndarray
+    dp: np.ndarray
+    micro_batch: np.ndarray
+    global_batch: np.ndarray
+    zero: np.ndarray
+    recompute: np.ndarray
+    interleave: np.ndarray  # virtual pipeline stages per device (1 = plain 1F1B)
+
+    @classmethod
+    def of(cls, *, tp=1, pp=1, dp=1, micro_batch=1, global_batch=1, zero=0, recompute=0, interleave=1):
+        return cls(
+            tp=_arr(tp),
+            pp=_arr(pp),
+            dp=_arr(dp),
+            micro_batch=_arr(micro_batch),
+            global_batch=_arr(global_batch),
+            zero=_arr(zero),
+            recompute=_arr(recompute),
+            interleave=_arr(interleave),
+        )
+
+    @property
+    def size(self) -> int:
+        return int(np.broadcast(*self).size)
+
+    def take(self, index) -> LayoutArrays:
+        """Rows ``index`` (an int array or slice) of the broadcast layout."""
+        shape = np.broadcast(*self).shape or (1,)
+        return LayoutArrays(*(np.broadcast_to(np.atleast_1d(a), shape)[index] for a in self))
+
+    @classmethod
+    def concatenate(cls, parts: list[LayoutArrays]) -> LayoutArrays:
+        shapes = [np.broadcast(*p).shape or (1,) for p in parts]
+        return cls(
+            *(
+                np.concatenate(
+                    [np.broadcast_to(np.atleast_1d(p[k]), shp) for p, shp in zip(parts, shapes, strict=True)]
+                )
+                for k in range(len(cls._fields))
+            )
+        )
+
+    @property
+    def devices(self) -> np.ndarray:
+        return self.tp * self.pp * self.dp
+
+
+class Workload(NamedTuple):
+    """What is trained and how long: tokens (array or scalar) plus knobs that are not part of the layout."""
+
+    tokens: np.ndarray | float
+    precision: str = "bf16"
+    mfu_override: float | None = None  # forces model-FLOPs utilisation of the step (DESIGN §7 --mfu)
+
+
+class EstimateArrays(NamedTuple):
+    """Everything the core computes, one array per quantity (broadcast shape of the inputs)."""
+
+    # FLOPs
+    model_flops_per_token: np.ndarray
+    hardware_flops_per_token: np.ndarray
+    model_flops_total: np.ndarray
+    hardware_flops_total: np.ndarray
+    # memory per device, bytes (the fullest pipeline stage)
+    weights_bytes: np.ndarray
+    gradients_bytes: np.ndarray
+    optimizer_bytes: np.ndarray
+    activations_bytes: np.ndarray
+    logits_bytes: np.ndarray
+    zero3_buffer_bytes: np.ndarray
+    framework_bytes: np.ndarray
+    memory_bytes: np.ndarray
+    fits: np.ndarray  # bool
+    # one optimizer step, seconds (critical path of one device)
+    micro_batches: np.ndarray
+    compute_seconds: np.ndarray
+    tp_comm_seconds: np.ndarray
+    pp_comm_seconds: np.ndarray
+    dp_comm_exposed_seconds: np.ndarray
+    bubble_seconds: np.ndarray
+    optimizer_seconds: np.ndarray
+    step_seconds: np.ndarray
+    gemm_efficiency: np.ndarray
+    # the whole run
+    steps: np.ndarray
+    training_seconds: np.ndarray  # steps × step time, no interruptions
+    reliability_seconds: np.ndarray  # added by interruptions and other overhead
+    wall_clock_seconds: np.ndarray
+    device_hours: np.ndarray
+    tokens_per_second: np.ndarray
+    mfu: np.ndarray
+    hfu: np.ndarray
+    model_tflops_per_device: np.ndarray
+    cost_usd: np.ndarray
+    energy_kwh: np.ndarray
+    co2_kg: np.ndarray
+    # P10–P90 from the calibration residuals (multiplicative)
+    wall_clock_seconds_p10: np.ndarray
+    wall_clock_seconds_p90: np.ndarray
+    device_hours_p10: np.ndarray
+    device_hours_p90: np.ndarray
+    cost_usd_p10: np.ndarray
+    cost_usd_p90: np.ndarray
+
+    def row(self, i: int) -> dict[str, float]:
+        """One row as plain Python numbers (for the report of the chosen layout)."""
+        out = {}
+        for name, array in zip(self._fields, self, strict=True):
+            value = np.broadcast_to(array, self.fits.shape)[i]
+            out[name] = bool(value) if name == "fits" else float(value)
+        return out

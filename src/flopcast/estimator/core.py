@@ -1,0 +1,135 @@
+"""``evaluate``: the one estimator, over arrays that broadcast (DESIGN §1, §4).
+
+    evaluate(model, hardware, layout, workload, params) -> EstimateArrays
+
+A single estimate passes arrays of length 1; the planner passes 10^6 layouts (and hardware indexed per
+row). No Python loop over rows, no pydantic per row: the report for a chosen row is built elsewhere.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from flopcast.estimator import costs, reliability, uncertainty
+from flopcast.estimator.arrays import (
+    EstimateArrays,
+    HardwareArrays,
+    LayoutArrays,
+    ModelArrays,
+    Workload,
+    activation_bytes_per_element,
+)
+from flopcast.estimator.efficiency import EfficiencyParams
+from flopcast.estimator.flops import hardware_flops_per_token, model_flops_per_token
+from flopcast.estimator.memory import memory_per_device
+from flopcast.estimator.timing import step_time
+from flopcast.units import SECONDS_PER_HOUR
+
+TERA = 1e12
+
+
+def evaluate(
+    model: ModelArrays,
+    hardware: HardwareArrays,
+    layout: LayoutArrays,
+    workload: Workload,
+    params: EfficiencyParams | None = None,
+) -> EstimateArrays:
+    """FLOPs, memory, step time, wall-clock, device-hours, cost and energy for every row."""
+    params = params or EfficiencyParams.load()
+    element = activation_bytes_per_element(workload.precision)
+    lay = layout
+    devices = lay.tp * lay.pp * lay.dp
+    micro_batches = lay.global_batch / (lay.dp * lay.micro_batch)
+
+    mf_token = model_flops_per_token(model)
+    hf_token = hardware_flops_per_token(model, lay.recompute)
+    tokens = np.asarray(workload.tokens, dtype=float)
+
+    mem = memory_per_device(
+        model,
+        tp=lay.tp,
+        pp=lay.pp,
+        dp=lay.dp,
+        micro_batch=lay.micro_batch,
+        micro_batches=micro_batches,
+        zero=lay.zero,
+        recompute=lay.recompute,
+        interleave=lay.interleave,
+        fused_attention=hardware.fused_attention,
+        precision=workload.precision,
+    )
+    st = step_time(model, hardware, lay, params, element_bytes=element, params_per_device=mem.params_per_device)
+    step = st.step_seconds
+    parts = (
+        st.compute_seconds,
+        st.tp_comm_seconds,
+        st.pp_comm_seconds,
+        st.dp_comm_exposed_seconds,
+        st.bubble_seconds,
+        st.optimizer_seconds,
+    )
+    tokens_per_step = lay.global_batch * model.seq_len
+    if workload.mfu_override is not None:
+        forced = mf_token * tokens_per_step / (devices * hardware.peak_flops_per_s * workload.mfu_override)
+        scale = forced / step
+        parts = tuple(p * scale for p in parts)
+        step = forced
+
+    steps = tokens / tokens_per_step
+    training = steps * step
+    wall = reliability.wall_clock_seconds(training, devices, params.idle_overhead)
+    device_hours = wall * devices / SECONDS_PER_HOUR
+    tps = tokens_per_step / step
+    peak_total = devices * hardware.peak_flops_per_s
+    cost = costs.cost_usd(device_hours, hardware.price_usd_per_device_hour)
+    kwh = costs.energy_kwh(device_hours, hardware.power_watts)
+    lo, hi = uncertainty.range_factors(hardware.calibrated, params)
+    wall_lo, wall_hi = uncertainty.percentile_range(wall, lo, hi)
+    dh_lo, dh_hi = uncertainty.percentile_range(device_hours, lo, hi)
+    cost_lo, cost_hi = uncertainty.percentile_range(cost, lo, hi)
+
+    shape = np.broadcast(step, mem.total_bytes, tokens, hardware.memory_bytes).shape
+    b = lambda a: np.broadcast_to(np.asarray(a, dtype=float), shape)  # noqa: E731
+    return EstimateArrays(
+        model_flops_per_token=b(mf_token),
+        hardware_flops_per_token=b(hf_token),
+        model_flops_total=b(mf_token * tokens),
+        hardware_flops_total=b(hf_token * tokens),
+        weights_bytes=b(mem.weights_bytes),
+        gradients_bytes=b(mem.gradients_bytes),
+        optimizer_bytes=b(mem.optimizer_bytes),
+        activations_bytes=b(mem.activations_bytes),
+        logits_bytes=b(mem.logits_bytes),
+        zero3_buffer_bytes=b(mem.zero3_buffer_bytes),
+        framework_bytes=b(mem.framework_bytes),
+        memory_bytes=b(mem.total_bytes),
+        fits=np.broadcast_to(mem.total_bytes <= hardware.memory_bytes, shape),
+        micro_batches=b(micro_batches),
+        compute_seconds=b(parts[0]),
+        tp_comm_seconds=b(parts[1]),
+        pp_comm_seconds=b(parts[2]),
+        dp_comm_exposed_seconds=b(parts[3]),
+        bubble_seconds=b(parts[4]),
+        optimizer_seconds=b(parts[5]),
+        step_seconds=b(step),
+        gemm_efficiency=b(st.gemm_efficiency),
+        steps=b(steps),
+        training_seconds=b(training),
+        reliability_seconds=b(wall - training),
+        wall_clock_seconds=b(wall),
+        device_hours=b(device_hours),
+        tokens_per_second=b(tps),
+        mfu=b(mf_token * tps / peak_total),
+        hfu=b(hf_token * tps / peak_total),
+        model_tflops_per_device=b(mf_token * tps / devices / TERA),
+        cost_usd=b(cost),
+        energy_kwh=b(kwh),
+        co2_kg=b(costs.co2_kg(kwh)),
+        wall_clock_seconds_p10=b(wall_lo),
+        wall_clock_seconds_p90=b(wall_hi),
+        device_hours_p10=b(dh_lo),
+        device_hours_p90=b(dh_hi),
+        cost_usd_p10=b(cost_lo),
+        cost_usd_p90=b(cost_hi),
+    )

@@ -1,0 +1,258 @@
+"""The estimate report (DESIGN §7): one training job on one hardware profile and layout.
+
+Units are in the field names (SI: bytes, seconds, FLOPs, USD, kWh, kg). Every time, device-hour and cost
+figure carries a P10–P90 range from the calibration residuals.
+
+Start-up time: the classes defer building their pydantic schemas (``defer_build``) and the estimator fills
+them with ``model_construct`` (its own, already-checked numbers), so ``flopcast estimate --format json``
+never builds a schema: :meth:`EstimateReport.to_json` writes the fields directly. Validation, ``model_dump``
+and the JSON Schema work as usual and build the schema on first use
+(tests/test_estimate_cli.py checks that both paths give the same document).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from flopcast.reports.base import ReportBase
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+
+class EstimateInputs(_Section):
+    """What was asked, after parsing (numbers in base units; None = not given)."""
+
+    model: str
+    tokens: float
+    hardware: str
+    devices: int
+    tp: int | None = None
+    pp: int | None = None
+    dp: int | None = None
+    micro_batch: int | None = None
+    global_batch: int | None = None
+    zero: int | None = None
+    recompute: str | None = None
+    precision: str = "bf16"
+    mfu: float | None = None
+    price_tier: str | None = None
+    price_per_hour: float | None = None
+    seq_len: int | None = None
+
+
+class ModelInfo(_Section):
+    name: str
+    params: int = Field(description="total parameters (what memory holds)")
+    active_params: int
+    matmul_params: int = Field(description="N of 6·N: active layer matmuls + output head")
+    layers: int
+    d_model: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    ffn: int
+    gated_ffn: bool
+    vocab: int
+    seq_len: int
+    tied_embeddings: bool
+    experts: int
+    active_experts: int
+
+
+class HardwareInfo(_Section):
+    id: str
+    name: str
+    precision: str = Field(description="dtype whose dense peak is used")
+    peak_flops_per_s: float
+    memory_bytes: float
+    memory_bandwidth_bytes_per_s: float
+    devices_per_node: int
+    fused_attention: bool = Field(description="FlashAttention-style kernels assumed (sm80+ GPUs, TPUs)")
+    calibrated: bool = Field(description="the efficiency model has published runs of this hardware family")
+
+
+class Parallelism(_Section):
+    tp: int
+    pp: int
+    dp: int
+    zero: int
+    recompute: Literal["none", "selective", "full"]
+    micro_batch: int = Field(description="sequences per micro-batch per data-parallel replica")
+    global_batch: int = Field(description="sequences per optimizer step")
+    global_batch_tokens: int
+    micro_batches_per_step: float
+    layout_chosen_automatically: bool
+    candidates_evaluated: int
+
+
+class Flops(_Section):
+    per_token: float = Field(description="model FLOPs per token, 6·N + 12·L·H·Q·T (PaLM App. B)")
+    hardware_per_token: float = Field(description="with recomputation")
+    total: float = Field(description="model FLOPs of the whole run")
+    hardware_total: float
+
+
+class MemoryBreakdown(_Section):
+    weights_bytes: float
+    gradients_bytes: float
+    optimizer_bytes: float
+    activations_bytes: float
+    logits_bytes: float
+    zero3_buffers_bytes: float
+    framework_bytes: float
+
+
+class Memory(_Section):
+    per_device_bytes: float = Field(description="the fullest device (first or last pipeline stage)")
+    capacity_bytes: float
+    fits: bool
+    headroom_bytes: float
+    breakdown: MemoryBreakdown
+
+
+class StepBreakdown(_Section):
+    compute_seconds: float
+    tp_comm_seconds: float
+    pp_comm_seconds: float
+    dp_comm_exposed_seconds: float
+    bubble_seconds: float
+    optimizer_seconds: float
+
+
+class Time(_Section):
+    step_seconds: float
+    steps: float
+    step_breakdown: StepBreakdown
+    training_seconds: float = Field(description="steps × step time, without interruptions")
+    reliability_seconds: float = Field(description="added by interruptions and other overhead")
+    reliability_share: float
+    wall_clock_seconds: float
+    wall_clock_seconds_p10: float
+    wall_clock_seconds_p90: float
+    device_hours: float
+    device_hours_p10: float
+    device_hours_p90: float
+
+
+class Efficiency(_Section):
+    mfu: float = Field(description="model FLOPs utilisation")
+    hfu: float = Field(description="hardware FLOPs utilisation (counts recomputation)")
+    gemm_efficiency: float = Field(description="matmul fraction of peak for this layout's shapes")
+    mfu_forced: bool
+    fitted_parameters: dict[str, float | dict[str, float]]
+    fitted_on: str
+    fitted_date: str
+
+
+class Throughput(_Section):
+    tokens_per_second: float
+    tokens_per_second_per_device: float
+    model_tflops_per_device: float
+    hardware_tflops_per_device: float
+
+
+class Cost(_Section):
+    total_usd: float | None
+    total_usd_p10: float | None
+    total_usd_p90: float | None
+    usd_per_device_hour: float | None
+    tier: str | None
+    price_date: str | None
+    by_tier_usd: dict[str, float] = Field(default_factory=dict, description="the same run at every listed tier")
+
+
+class Energy(_Section):
+    kwh: float | None
+    co2_kg: float | None
+    power_watts: float | None
+    power_fraction: float
+    pue: float
+    grid_kg_co2_per_kwh: float
+
+
+class FitSuggestionInfo(_Section):
+    change: str
+    flags: str
+    per_device_bytes: float
+    wall_clock_seconds: float
+
+
+class EstimateReport(ReportBase):
+    """Everything ``flopcast estimate`` predicts for one job."""
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
+
+    report: Literal["estimate"] = "estimate"
+    inputs: EstimateInputs
+    model: ModelInfo
+    hardware: HardwareInfo
+    parallelism: Parallelism
+    flops: Flops
+    memory: Memory
+    time: Time
+    efficiency: Efficiency
+    throughput: Throughput
+    cost: Cost
+    energy: Energy
+    fit_suggestions: list[FitSuggestionInfo] = Field(
+        default_factory=list, description="smallest changes that make a job that does not fit fit"
+    )
+
+    def to_json(self) -> str:
+        """The report as JSON (same document as ``model_dump_json(indent=2)``, without building a schema)."""
+        return json.dumps(plain(self), indent=2)
+
+    # --- flat view for csv / markdown (one row per estimate) -------------------------------------------
+    def flat_row(self) -> dict[str, object]:
+        p, t, m = self.parallelism, self.time, self.memory
+        return {
+            "model": self.model.name,
+            "params": self.model.params,
+            "hardware": self.hardware.id,
+            "devices": self.inputs.devices,
+            "tokens": self.inputs.tokens,
+            "tp": p.tp,
+            "pp": p.pp,
+            "dp": p.dp,
+            "micro_batch": p.micro_batch,
+            "global_batch": p.global_batch,
+            "zero": p.zero,
+            "recompute": p.recompute,
+            "fits": m.fits,
+            "memory_per_device_gb": round(m.per_device_bytes / 1e9, 2),
+            "capacity_gb": round(m.capacity_bytes / 1e9, 2),
+            "step_seconds": _sig(t.step_seconds),
+            "wall_clock_days": _sig(t.wall_clock_seconds / 86400),
+            "wall_clock_days_p10": _sig(t.wall_clock_seconds_p10 / 86400),
+            "wall_clock_days_p90": _sig(t.wall_clock_seconds_p90 / 86400),
+            "device_hours": _sig(t.device_hours),
+            "device_hours_p10": _sig(t.device_hours_p10),
+            "device_hours_p90": _sig(t.device_hours_p90),
+            "mfu": _sig(self.efficiency.mfu),
+            "tokens_per_second": _sig(self.throughput.tokens_per_second),
+            "cost_usd": None if self.cost.total_usd is None else _sig(self.cost.total_usd),
+            "price_tier": self.cost.tier,
+            "energy_kwh": None if self.energy.kwh is None else _sig(self.energy.kwh),
+            "co2_kg": None if self.energy.co2_kg is None else _sig(self.energy.co2_kg),
+            "warnings": len(self.warnings),
+        }
+
+
+def plain(value):
+    """Models → dicts (fields in declaration order), recursively; numbers and strings unchanged."""
+    if isinstance(value, BaseModel):
+        return {name: plain(getattr(value, name)) for name in type(value).model_fields}
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+def _sig(x: float, digits: int = 4) -> float:
+    return float(f"{x:.{digits}g}")
