@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from flopcast.cli import app
+from flopcast.cli._app import app
 from flopcast.cli.common import (
     FORCE_OPTION,
     FORMAT_OPTION,

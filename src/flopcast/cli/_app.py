@@ -1,0 +1,116 @@
+"""The typer application and its error handling (see flopcast.cli for the entry point)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+from typer.core import TyperGroup
+
+from flopcast._version import __version__
+from flopcast.cli._clickcompat import click
+from flopcast.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, EXIT_USAGE, FlopcastError
+
+DEBUG_FLAG = "--debug"
+ENV_DEBUG = "FLOPCAST_DEBUG"
+
+
+def _say(line: str) -> None:
+    try:
+        sys.stderr.write(f"flopcast: {line}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+class FlopcastGroup(TyperGroup):
+    """Runs a command and turns every failure into one line and an exit code."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # noqa: D401
+        argv = list(sys.argv[1:] if args is None else args)
+        debug = DEBUG_FLAG in argv or bool(os.environ.get(ENV_DEBUG))
+        argv = [a for a in argv if a != DEBUG_FLAG]
+        code = 0
+        try:
+            result = super().main(
+                args=argv, prog_name=prog_name or "flopcast", complete_var=complete_var,
+                standalone_mode=False, **extra,
+            )
+            code = result if isinstance(result, int) else 0
+        except FlopcastError as exc:
+            if debug:
+                raise
+            _say(f"error: {exc.one_line()}")
+            code = exc.exit_code
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.ctx.get_help() if exc.ctx else "", err=True)
+            code = EXIT_USAGE
+        except click.exceptions.ClickException as exc:
+            if debug:
+                raise
+            where = f" (see `flopcast {exc.ctx.command_path.partition(' ')[2]} --help`)".replace("  ", " ") \
+                if getattr(exc, "ctx", None) is not None else ""
+            _say(f"error: {exc.format_message().splitlines()[0] if exc.format_message() else exc}{where}")
+            code = exc.exit_code if exc.exit_code else EXIT_USAGE
+        except click.exceptions.Exit as exc:
+            code = exc.exit_code
+        except (KeyboardInterrupt, click.exceptions.Abort):
+            _say("interrupted")
+            code = EXIT_INTERRUPTED
+        except BrokenPipeError:
+            # the reader went away (e.g. `| head -1`): stop quietly, never a traceback
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+            except (OSError, ValueError):
+                pass
+            code = EXIT_RUNTIME
+        except Exception as exc:  # a bug: say so in one line unless debugging
+            if debug:
+                raise
+            _say(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug and report it)")
+            code = EXIT_RUNTIME
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+            except (OSError, ValueError):
+                pass
+        except (OSError, ValueError):
+            pass
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+app = typer.Typer(
+    cls=FlopcastGroup,
+    name="flopcast",
+    help="Plan compute for training and serving deep-learning models: does it fit, how long, how much.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"flopcast {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+    debug: bool = typer.Option(
+        False, DEBUG_FLAG, help="Show the full traceback on errors (for developers; also FLOPCAST_DEBUG=1)."
+    ),
+) -> None:
+    """flopcast: FLOPs, memory, time, cost and energy for training and serving."""
