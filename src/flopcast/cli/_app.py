@@ -38,6 +38,8 @@ class FlopcastGroup(TyperGroup):
                 standalone_mode=False, **extra,
             )
             code = result if isinstance(result, int) else 0
+            if code == EXIT_INTERRUPTED:  # typer turns KeyboardInterrupt into a silent Exit(130)
+                _say("interrupted")
         except FlopcastError as exc:
             if debug:
                 raise
@@ -53,9 +55,9 @@ class FlopcastGroup(TyperGroup):
                 if getattr(exc, "ctx", None) is not None else ""
             _say(f"error: {exc.format_message().splitlines()[0] if exc.format_message() else exc}{where}")
             code = exc.exit_code if exc.exit_code else EXIT_USAGE
-        except click.exceptions.Exit as exc:
+        except typer.Exit as exc:
             code = exc.exit_code
-        except (KeyboardInterrupt, click.exceptions.Abort):
+        except (KeyboardInterrupt, typer.Abort):
             _say("interrupted")
             code = EXIT_INTERRUPTED
         except BrokenPipeError:
