@@ -23,6 +23,9 @@ COMMAND_MODULES: dict[str, str] = {
     "hardware": "flopcast.cli.hardware_cmd",
     "models": "flopcast.cli.models_cmd",
     "serve": "flopcast.cli.serve_cmd",
+    "compare": "flopcast.cli.plan_cmd",
+    "plan": "flopcast.cli.plan_cmd",
+    "size": "flopcast.cli.plan_cmd",
 }
 
 # pydantic scans installed plugins when its first model class is built (~30 ms); a CLI run needs none.
