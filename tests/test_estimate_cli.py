@@ -284,7 +284,9 @@ def test_v100_falls_back_to_fp16_and_warns(cli):
         )
     )
     assert doc["hardware"]["precision"] == "fp16" and doc["hardware"]["fused_attention"] is False
-    assert any("fp16" in w for w in doc["warnings"]) and any("wider" in w for w in doc["warnings"])
+    assert any("fp16" in w for w in doc["warnings"])
+    # Volta is a calibrated family since the fit includes the V100 runs of holdout_runs.csv (Megatron-LM 2019 ...)
+    assert doc["hardware"]["calibrated"] is True and not any("wider" in w for w in doc["warnings"])
 
 
 def test_api_accepts_numbers_and_strings():

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from flopcast.estimator.calibration import load_runs, published_runs_path
+from flopcast.estimator.calibration import load_runs, published_runs_path, shipped_runs_paths
 from flopcast.estimator.efficiency import EfficiencyParams
 from flopcast.reports.validate import COVERAGE_BAR, MEDIAN_ABS_ERROR_BAR, TRUST_A_ABS_ERROR_BAR
 
@@ -69,16 +69,42 @@ def test_validate_meets_the_design_bars(cli):
     for r in doc["rows"]:
         assert r["predicted"] > 0 and r["layout"]
         assert r["error"] == pytest.approx(r["predicted"] / r["reported"] - 1)
-    # the generalisation check of the fit is reported alongside
-    assert {"megatron", "mpt", "llama", "pythia", "other", "all"} <= set(doc["leave_one_group_out"])
+    # the generalisation check of the fit (leave one source family out, over both shipped files) alongside
+    families = {r.family for path in shipped_runs_paths() for r in load_runs(path)}
+    assert {"megatron21", "mpt", "llama", "pythia", "llama3", "megatron19"} <= families
+    assert families | {"all"} == set(doc["leave_one_group_out"])
 
 
 def test_stored_fit_is_in_sync_with_the_code(cli):
-    """The fitted constants were fitted with this estimator: their stored in-sample median error equals
-    what validate measures now (refit with `python -m flopcast.estimator.fit --write` after model changes)."""
+    """The fitted constants were fitted with this estimator: their stored in-sample median errors equal
+    what validate measures now, on the calibration set and on every shipped run (refit with
+    `python -m flopcast.estimator.fit --write` after model changes)."""
+    stored = EfficiencyParams.load().extra
     doc = json.loads(cli("validate", "--format", "json").stdout)
-    stored = EfficiencyParams.load().extra["in_sample"]["median_abs_error"]
-    assert doc["summary"]["median_abs_error"] == pytest.approx(stored, abs=1e-6)
+    calibration = stored["in_sample_by_file"]["published_runs.csv"]["median_abs_error"]
+    assert doc["summary"]["median_abs_error"] == pytest.approx(calibration, abs=1e-6)
+    every = json.loads(cli("validate", "--all", "--format", "json").stdout)
+    assert every["summary"]["median_abs_error"] == pytest.approx(stored["in_sample"]["median_abs_error"], abs=1e-6)
+
+
+def test_fit_uses_both_shipped_files_and_bands_come_from_held_out_runs():
+    """Both files are fitted on; the P10–P90 band is the 10th–90th percentile of the leave-one-source-family-out
+    residuals, so about 80% of runs the model did not see fall inside it."""
+    params = EfficiencyParams.load()
+    assert params.extra["fitted_files"] == ["published_runs.csv", "holdout_runs.csv"]
+    assert "77 published runs" in params.fitted_on
+    held_out = params.extra["leave_one_group_out"]["all"]
+    assert held_out["runs"] == 77 and 0.75 <= held_out["coverage"] <= 0.85
+    assert params.log_ratio_p10 < 0 < params.log_ratio_p90
+    assert params.log_ratio_p10_uncalibrated <= params.log_ratio_p10 and params.log_ratio_p90_uncalibrated >= (
+        params.log_ratio_p90
+    )
+
+
+def test_second_file_keeps_the_source_columns():
+    with open(shipped_runs_paths()[1], newline="", encoding="utf-8") as handle:
+        assert next(csv.reader(handle)) == SOURCE_COLUMNS
+    assert len(load_runs(shipped_runs_paths()[1])) == 44
 
 
 def test_table_prints_rows_and_summary(cli):

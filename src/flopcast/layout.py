@@ -6,8 +6,9 @@ ZeRO stage (0–3) and recomputes none / selective / full activations.
 
 When the user leaves parts of the layout open, :func:`best_layout` enumerates every valid completion
 (:func:`enumerate_layouts`: tp over divisors of the heads up to the devices per node, pp over divisors of
-the layers, micro-batches in powers of two, ZeRO 0–3, the three recompute modes), evaluates them all in
-one vectorised call, keeps those that fit in memory and picks the fastest (ties: less memory).
+the layers, micro-batches in powers of two, ZeRO 0–3, the three recompute modes and, with more than one
+pipeline stage, the interleaved schedule's virtual stages per device), evaluates them all in one vectorised
+call, keeps those that fit in memory and picks the fastest (ties: less memory).
 """
 
 from __future__ import annotations
@@ -22,12 +23,30 @@ from flopcast.estimator.arrays import RECOMPUTE_NAMES, LayoutArrays
 
 Recompute = Literal["none", "selective", "full"]
 ZERO_STAGES = (0, 1, 2, 3)
+ZERO_STAGE_WITH_PIPELINE_MAX = 1  # highest ZeRO stage the search pairs with pp > 1 (see enumerate_layouts)
 MAX_MICRO_BATCH = 256  # largest micro-batch the search tries (powers of two up to here)
+# Virtual pipeline stages per device the search tries with the interleaved 1F1B schedule (Narayanan et al.
+# 2021, Sec. 2.2.2): bubble (p−1)/(v·m) for v× the pipeline sends. Megatron-LM needs the layers of a stage
+# divisible by v and, for the interleaved schedule, the micro-batches per step divisible by p (its
+# schedules.py: "number of microbatches ... must be divisible by pipeline-model-parallel-size when using
+# interleaved schedule"). Every such v up to 8 (Korthikanti et al. 2022 run 3 layers per stage as 3 virtual
+# stages; v = 8 already cuts the bubble to an eighth).
+MAX_INTERLEAVE = 8
+INTERLEAVE_CHOICES = tuple(range(1, MAX_INTERLEAVE + 1))
 
 # Default global batch in tokens when none is given (the rule is applied to the parameter count):
 # GPT-3 (Brown et al. 2020, Table 2.1) used 0.5M tokens up to 760M parameters, 1M for 1.3B–2.7B and 2M for
-# 6.7B–13B; Llama 1 and 2 (Touvron et al. 2023a/b) used 4M tokens for every size from 7B to 70B.
-DEFAULT_BATCH_TOKENS_BY_PARAMS = ((1e9, 0.5e6), (3e9, 1e6), (20e9, 2e6), (float("inf"), 4e6))
+# 6.7B–13B; Llama 1 and 2 (Touvron et al. 2023a/b) used 4M tokens for every size from 7B to 70B. Their "M"
+# is 2^20 tokens: GPT-3's 0.5M is 256 sequences of 2048 tokens and its 3.2M is 1536 × 2048 = 3·2^20;
+# Llama's 4M is 2048 × 2048 (and Llama 2's 1024 × 4096). So the default is a power-of-two count of
+# sequences at the usual sequence lengths.
+MEBI_TOKENS = 2**20
+DEFAULT_BATCH_TOKENS_BY_PARAMS = (
+    (1e9, 0.5 * MEBI_TOKENS),
+    (3e9, 1 * MEBI_TOKENS),
+    (20e9, 2 * MEBI_TOKENS),
+    (float("inf"), 4 * MEBI_TOKENS),
+)
 
 
 class Layout(BaseModel):
@@ -80,6 +99,7 @@ class Layout(BaseModel):
         return (
             f"--tp {self.tp} --pp {self.pp} --dp {self.dp} --micro-batch {self.micro_batch} "
             f"--global-batch {self.global_batch} --zero {self.zero} --recompute {self.recompute}"
+            + (f" --interleave {self.interleave}" if self.interleave > 1 else "")
         )
 
 
@@ -92,7 +112,20 @@ def default_global_batch(params: float, seq_len: int) -> int:
 
 
 def divisors(n: int) -> list[int]:
-    return [k for k in range(1, n + 1) if n % k == 0]
+    """Every divisor of ``n`` in increasing order, in O(√n) (a typed ``--layers 5B`` must not hang)."""
+    n = int(n)
+    if n < 1:
+        return []
+    root = int(np.sqrt(n)) + 1
+    small: list[int] = []
+    for start in range(1, root + 1, _DIVISOR_CHUNK):  # bounded memory whatever n is
+        k = np.arange(start, min(start + _DIVISOR_CHUNK, root + 1), dtype=np.int64)
+        small += k[(k * k <= n) & (n % k == 0)].tolist()
+    large = [n // k for k in reversed(small) if k * k != n]
+    return small + large
+
+
+_DIVISOR_CHUNK = 1 << 20  # candidates tested per numpy call in divisors() (8 MiB of int64)
 
 
 def check_layout(model, devices: int, layout: Layout) -> None:
@@ -114,8 +147,9 @@ def check_layout(model, devices: int, layout: Layout) -> None:
         )
     if layout.interleave > 1 and (layout.pp == 1 or (model.layers // layout.pp) % layout.interleave):
         raise InvalidLayout(
-            f"interleave {layout.interleave} needs pp > 1 and layers per stage divisible by it",
-            hint="use interleave 1",
+            f"--interleave {layout.interleave} needs pp > 1 and the {model.layers // layout.pp} layers per "
+            f"stage divisible by it",
+            hint="use --interleave 1 or a divisor of the layers per pipeline stage",
         )
     step = layout.dp * layout.micro_batch
     if layout.global_batch % step:
@@ -123,6 +157,13 @@ def check_layout(model, devices: int, layout: Layout) -> None:
             f"--global-batch {layout.global_batch} is not divisible by dp × micro-batch = "
             f"{layout.dp} × {layout.micro_batch} = {step}",
             hint=f"use a multiple of {step}, e.g. {max(step, round(layout.global_batch / step) * step)}",
+        )
+    micro_batches = layout.global_batch // step
+    if layout.interleave > 1 and micro_batches % layout.pp:
+        raise InvalidLayout(
+            f"--interleave {layout.interleave}: the interleaved schedule needs the {micro_batches} micro-batches "
+            f"per step divisible by pp = {layout.pp}",
+            hint="use --interleave 1, or a global batch that gives a multiple of pp micro-batches",
         )
 
 
@@ -137,6 +178,7 @@ class LayoutQuery(NamedTuple):
     zero: int | None = None
     recompute: str | None = None
     max_tp: int | None = None  # default: devices per node
+    interleave: int | None = None  # virtual pipeline stages per device (None: searched when pp > 1)
 
     def is_complete(self) -> bool:
         return None not in (self.micro_batch, self.global_batch, self.zero, self.recompute) and (
@@ -211,20 +253,56 @@ def enumerate_layouts(
         keep = np.fmod(gb, step) == 0
     else:
         # The multiple of dp × micro-batch nearest the target; micro-batches that overshoot the target
-        # are dropped (a micro-batch of one sequence per replica always stays).
-        gb = np.maximum(np.round(gb_target / step), 1.0) * step
+        # are dropped (a micro-batch of one sequence per replica always stays). A pipeline gets at least
+        # p micro-batches per step: with fewer its stages idle most of the step (bubble (p − 1)/m,
+        # Narayanan et al. 2021 Sec. 2.2.1) and nobody runs it so; large device counts with a small
+        # default batch would otherwise be judged on pipelines that never fill.
+        gb = np.maximum(np.round(gb_target / step), np.maximum(pp, 1.0)) * step
         keep = (step <= gb_target) | (mb == 1)
     keep &= (mb <= gb / dp) & ((dp > 1) | (zero == 0))  # ZeRO shards over dp: pointless at dp = 1
-    return LayoutArrays(
-        tp=tp[keep],
-        pp=pp[keep],
-        dp=dp[keep],
-        micro_batch=mb[keep],
-        global_batch=gb[keep],
-        zero=zero[keep],
-        recompute=rec[keep],
-        interleave=np.ones(int(keep.sum())),
+    if q.zero is None or q.pp is None:
+        # ZeRO-2/3 shard the gradients, which a pipeline accumulates over its micro-batches: DeepSpeed's
+        # pipeline engine refuses them ("ZeRO-2 and ZeRO-3 are incompatible with pipeline parallelism",
+        # deepspeed/runtime/pipe/engine.py) and Megatron-LM's distributed optimizer shards the optimizer
+        # state only (ZeRO-1). The search pairs pipelines with ZeRO 0–1; a user who fixes both may combine them.
+        keep &= (pp <= 1) | (zero <= ZERO_STAGE_WITH_PIPELINE_MAX)
+    tp, pp, dp, mb, gb, zero, rec = (a[keep] for a in (tp, pp, dp, mb, gb, zero, rec))
+    # A layout given in full means what Megatron-LM's flags mean: plain 1F1B unless --interleave says otherwise.
+    given_in_full = None not in (q.micro_batch, q.global_batch, q.zero, q.recompute) and (
+        sum(x is None for x in (q.tp, q.pp, q.dp)) <= 1  # the third degree follows from the device count
     )
+    fixed_interleave = q.interleave if q.interleave is not None else (1 if given_in_full else None)
+    inter = _interleave_rows(model.layers, pp, gb / (dp * mb), fixed_interleave)
+    if inter is None:
+        inter = np.ones(len(tp))
+    else:  # every row once per virtual-stage choice that is valid for it (rows with pp = 1 keep v = 1 only)
+        row, inter = inter
+        tp, pp, dp, mb, gb, zero, rec = (a[row] for a in (tp, pp, dp, mb, gb, zero, rec))
+    return LayoutArrays(
+        tp=tp, pp=pp, dp=dp, micro_batch=mb, global_batch=gb, zero=zero, recompute=rec, interleave=inter
+    )
+
+
+def _interleave_rows(layers: int, pp: np.ndarray, micro_batches: np.ndarray, fixed: int | None):
+    """None when every row keeps v = 1; else (row index, v) for each valid (row, v) pair.
+
+    v must divide the layers of a stage (the fullest one when pp does not divide the layers), and with
+    v > 1 the micro-batches per step must be a multiple of pp (INTERLEAVE_CHOICES)."""
+    choices = (fixed,) if fixed is not None else INTERLEAVE_CHOICES
+    if choices == (1,) or not np.any(pp > 1):
+        return None
+    per_stage = np.ceil(layers / np.maximum(pp, 1.0))
+    rows, values = [], []
+    for v in choices:
+        ok = np.ones(len(pp), dtype=bool) if v == 1 else (pp > 1) & (np.fmod(per_stage, v) == 0)
+        if v > 1:
+            ok &= np.fmod(micro_batches, pp) == 0
+        idx = np.flatnonzero(ok)
+        rows.append(idx)
+        values.append(np.full(len(idx), float(v)))
+    row = np.concatenate(rows)
+    order = np.argsort(row, kind="stable")  # keep each layout's variants together, v ascending
+    return row[order], np.concatenate(values)[order]
 
 
 def pick_best_grouped(est, groups: np.ndarray, n_groups: int) -> np.ndarray:
@@ -350,8 +428,8 @@ def fit_suggestions(
             return
         out.append(FitSuggestion(change, flags, float(est.memory_bytes[i]), float(est.wall_clock_seconds[i])))
 
-    if layout.dp > 1:
-        higher = [z for z in ZERO_STAGES if z > layout.zero]
+    higher = [z for z in ZERO_STAGES if z > layout.zero]
+    if layout.dp > 1 and higher:  # none above ZeRO-3
         first_fit(_variants(layout, zero=higher), lambda c: (f"ZeRO stage {c.zero}", f"--zero {c.zero}"), True)
     more = [r for r in RECOMPUTE_NAMES if RECOMPUTE_NAMES.index(r) > RECOMPUTE_NAMES.index(layout.recompute)]
     if more:

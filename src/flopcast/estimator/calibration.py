@@ -1,12 +1,19 @@
 """Published training runs: reading them, and predicting each one's reported figure with the estimator.
 
-The runs live in ``flopcast/data/published_runs.csv`` (a copy of shared/data/calibration_runs.csv with
-every source column kept; the columns are described in that folder's README). Each run is predicted on
+The runs live in ``flopcast/data/published_runs.csv`` (the calibration set: a copy of
+shared/data/calibration_runs.csv with every source column kept; the columns are described in that folder's
+README) and ``flopcast/data/holdout_runs.csv`` (44 more runs with the same columns, compiled as a holdout;
+both are fitted on). Optional columns: ``zero`` (the ZeRO stage) and ``fused_attention`` (true/false),
+when published. Each run is predicted on
 the same path a user gets: its architecture becomes a ModelSpec, the layout options it publishes are
 fixed, the rest (blank tp/pp/micro-batch, ZeRO stage, recompute) is searched — fastest layout that fits —
 and the global batch, when blank, follows the documented default rule. A run that does not publish its
 device count (whole-run device-hours barely depend on it) is placed on one device per sequence of its
 global batch, and at least one node.
+
+A throughput in the "hardware FLOPs" convention (the Megatron papers' formula, which counts a recomputed
+forward pass) with no published recompute mode is taken to be a full-recompute run: the formula is defined
+for one.
 
 Targets, compared like with like:
   device_hours        whole-run device-hours (includes interruptions and the fitted idle overhead)
@@ -22,15 +29,19 @@ backtest (or one step of the fit) costs a fraction of a second.
 from __future__ import annotations
 
 import csv
+import io
 import math
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from flopcast.errors import InvalidValue, RuntimeFailure
+from flopcast.errors import InvalidValue
 
 PUBLISHED_RUNS_FILE = "published_runs.csv"
+HOLDOUT_RUNS_FILE = "holdout_runs.csv"  # 44 more runs, compiled as a holdout; fitted on since (fit.py)
+SHIPPED_RUNS_FILES = (PUBLISHED_RUNS_FILE, HOLDOUT_RUNS_FILE)
 TARGETS = ("device_hours", "tflops_per_device", "mfu", "step_seconds")
 REQUIRED_COLUMNS = (
     "run_id",
@@ -45,12 +56,45 @@ REQUIRED_COLUMNS = (
     "target",
     "target_value",
 )
+# Source families for leave-one-group-out (first match wins, on the lower-cased source text). Runs that share
+# a codebase and cluster share their errors, so a family is held out as a whole: Megatron-LM 2019 (V100),
+# Megatron-LM 2021 (both its tables), Korthikanti et al. 2022, each Llama generation, MosaicML, Pythia, the
+# big-lab runs of BLOOM, PaLM and Gopher, the DeepSpeed/FSDP-era industry runs (OPT, MT-NLG, BloombergGPT),
+# the 2023–25 open runs (StarCoder, Falcon, GPT-NeoX, TinyLlama, SmolLM3) and other V100 runs.
+SOURCE_FAMILIES = (
+    (("shoeybi",), "megatron19"),
+    (("narayanan",), "megatron21"),
+    (("korthikanti",), "korthikanti"),
+    (("llama 2", "llama2"), "llama2"),
+    (("llama 3", "dubey"), "llama3"),
+    (("touvron",), "llama"),
+    (("mosaicml",), "mpt"),
+    (("biderman",), "pythia"),
+    (("bigscience", "chowdhery", "rae et al"), "bloom-palm-gopher"),
+    (("opt:", "megatron-turing", "bloomberggpt"), "opt-mtnlg-bloomberg"),
+    (("starcoder", "falcon", "gpt-neox", "tinyllama", "smollm"), "open-2023"),
+    (("roberta", "patterson"), "v100-other"),
+)
+# Fused attention (FlashAttention, Dao et al., arXiv 2205.14135, May 2022) reached the training frameworks
+# in 2023: PyTorch 2.0's scaled_dot_product_attention (March 2023), Megatron-LM's --use-flash-attn (2023).
+# A run published before 2023 materialised the s × s attention scores whatever its GPU could do (Megatron's
+# fused softmax still writes them to memory; Korthikanti et al. 2022 recompute them for that reason). Runs
+# whose source names no year, or an optional ``fused_attention`` column (true/false), keep the hardware's default.
+FUSED_ATTENTION_FIRST_YEAR = 2023
+_YEAR = re.compile(r"\b(201\d|202\d|203[0-5])\b")
 # Residual sign: +1 when the target grows with time (device-hours, step time), −1 when it is a rate.
 TIME_SIGN = {"device_hours": 1.0, "step_seconds": 1.0, "tflops_per_device": -1.0, "mfu": -1.0}
 
 
 def published_runs_path() -> Path:
+    """The calibration set (what ``flopcast validate`` checks by default)."""
     return Path(__file__).resolve().parent.parent / "data" / PUBLISHED_RUNS_FILE
+
+
+def shipped_runs_paths() -> list[Path]:
+    """Every shipped file of published runs: the calibration set and the second set (both are fitted on)."""
+    data = Path(__file__).resolve().parent.parent / "data"
+    return [data / name for name in SHIPPED_RUNS_FILES]
 
 
 @dataclass(frozen=True)
@@ -76,19 +120,16 @@ class Run:
     hardware_convention: bool
     trust: str
     source: str
+    year: int | None = None  # of the source (first year cited in it), when it names one
+    fused_attention: bool | None = None  # None: what the hardware supports (efficiency.fused_attention_supported)
 
     @property
     def family(self) -> str:
-        """The source family, for leave-one-group-out checks (the first author or organisation)."""
+        """The source family, for leave-one-group-out checks: runs from one paper, codebase or organisation
+        (SOURCE_FAMILIES, first match on the source text; "other" when none matches)."""
         text = self.source.lower()
-        for key, name in (
-            ("narayanan", "megatron"),
-            ("shoeybi", "megatron"),
-            ("mosaicml", "mpt"),
-            ("touvron", "llama"),
-            ("biderman", "pythia"),
-        ):
-            if key in text:
+        for keys, name in SOURCE_FAMILIES:
+            if any(k in text for k in keys):
                 return name
         return "other"
 
@@ -129,16 +170,27 @@ def _model_for(row: dict):
     return ModelSpec(**kwargs, tied_embeddings=False, published_params=published)
 
 
+MAX_RUNS_FILE_BYTES = 10_000_000  # the shipped runs file is ~10 kB; a file this big is not one
+
+
 def load_runs(path: Path | None = None) -> list[Run]:
     """Read published runs from ``path`` (default: the shipped file); bad rows raise InvalidValue."""
     path = Path(path) if path is not None else published_runs_path()
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
+        with open(path, "rb") as handle:  # bounded: /dev/zero reports a size of 0 and never ends
+            raw = handle.read(MAX_RUNS_FILE_BYTES + 1)
+        if len(raw) > MAX_RUNS_FILE_BYTES:
+            raise InvalidValue(f"{path}: larger than {MAX_RUNS_FILE_BYTES} bytes", hint="give a CSV of published runs")
+        rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8"), newline="")))
     except FileNotFoundError:
         raise InvalidValue(f"{path}: file does not exist", hint="give a CSV of published runs") from None
+    except IsADirectoryError:
+        raise InvalidValue(f"{path}: is a directory", hint="give a CSV file of published runs") from None
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise RuntimeFailure(f"cannot read {path}: {exc}") from None
+        raise InvalidValue(
+            f"{path}: cannot read it: {getattr(exc, 'strerror', None) or exc}",
+            hint="give a readable UTF-8 CSV of published runs",
+        ) from None
     if not rows:
         raise InvalidValue(f"{path}: no runs in the file", hint="the first line must name the columns")
     missing = [c for c in REQUIRED_COLUMNS if c not in rows[0]]
@@ -167,9 +219,17 @@ def _run_from_row(row: dict) -> Run:
     recompute = (row.get("recompute") or "").strip().lower() or None
     if recompute not in (None, "none", "selective", "full"):
         raise ValueError(f"recompute must be none, selective or full, got {recompute!r}")
+    hardware_convention = "hardware" in (row.get("flops_convention") or "").lower()
+    if recompute is None and hardware_convention and target == "tflops_per_device":
+        # The "hardware FLOPs" convention (Narayanan et al. 2021, eq. 3: 96·B·s·l·h² = 4 passes × 24) counts a
+        # recomputed forward pass: it is defined for, and reported by runs that use, full recomputation.
+        recompute = "full"
     tokens = float(row["tokens"]) if (row.get("tokens") or "").strip() else None
     if target == "device_hours" and not tokens:
         raise ValueError("a device_hours target needs the run's tokens")
+    source = (row.get("source") or "").strip()
+    year = source_year(source)
+    fused = _fused_attention(row, year)
     zero_text = (row.get("zero") or "").strip()  # optional column: the ZeRO stage, when published
     zero = int(zero_text) if zero_text else None
     if zero not in (None, 0, 1, 2, 3):
@@ -191,10 +251,29 @@ def _run_from_row(row: dict) -> Run:
         zero=zero,
         target=target,
         target_value=value,
-        hardware_convention="hardware" in (row.get("flops_convention") or "").lower(),
+        hardware_convention=hardware_convention,
         trust=(row.get("trust") or "").strip(),
-        source=(row.get("source") or "").strip(),
+        source=source,
+        year=year,
+        fused_attention=fused,
     )
+
+
+def source_year(source: str) -> int | None:
+    """The first year 2010–2035 the source text cites ("Narayanan et al. 2021" → 2021), or None."""
+    match = _YEAR.search(source)
+    return int(match.group(1)) if match else None
+
+
+def _fused_attention(row: dict, year: int | None) -> bool | None:
+    text = (row.get("fused_attention") or "").strip().lower()  # optional column
+    if text:
+        if text not in ("true", "false"):
+            raise ValueError(f"fused_attention must be true or false, got {text!r}")
+        return text == "true"
+    if year is not None and year < FUSED_ATTENTION_FIRST_YEAR:
+        return False
+    return None
 
 
 @dataclass
@@ -209,6 +288,14 @@ class StackedRuns:
     layouts: object  # LayoutArrays
     tokens: np.ndarray
     precision: str = "bf16"
+    _model_arrays: object = None  # ModelArrays of every row, built on first use (the fit re-evaluates often)
+
+    def model_arrays(self):
+        from flopcast.estimator.arrays import ModelArrays
+
+        if self._model_arrays is None:
+            self._model_arrays = ModelArrays.from_specs([r.model for r in self.runs], self.model_index)
+        return self._model_arrays
 
 
 def stack_runs(runs: list[Run], catalog) -> StackedRuns:
@@ -293,18 +380,37 @@ class Prediction:
         return self.p10 <= self.run.target_value <= self.p90
 
 
-def predict_stacked(stacked: StackedRuns, params) -> list[Prediction]:
-    """Predict every run with ``params`` (one vectorised evaluate, then the best layout per run)."""
-    from flopcast.estimator.arrays import HardwareArrays, ModelArrays, Workload
+def _evaluate_stacked(stacked: StackedRuns, params):
+    """(estimates of every row, hardware arrays, the chosen row of each run)."""
+    from flopcast.estimator.arrays import HardwareArrays, Workload
     from flopcast.estimator.core import evaluate
-    from flopcast.layout import Layout, pick_best_grouped
+    from flopcast.layout import pick_best_grouped
 
-    model = ModelArrays.from_specs([r.model for r in stacked.runs], stacked.model_index)
     hw = HardwareArrays.from_profiles(
         stacked.profiles, stacked.hardware_index, precision=stacked.precision, tier=None, params=params
     )
-    est = evaluate(model, hw, stacked.layouts, Workload(tokens=stacked.tokens, precision=stacked.precision), params)
-    chosen = pick_best_grouped(est, stacked.groups, len(stacked.runs))
+    workload = Workload(tokens=stacked.tokens, precision=stacked.precision)
+    fused = np.asarray([np.nan if r.fused_attention is None else float(r.fused_attention) for r in stacked.runs])
+    fused = fused[stacked.groups]
+    hw = hw._replace(fused_attention=np.where(np.isnan(fused), hw.fused_attention, fused))
+    est = evaluate(stacked.model_arrays(), hw, stacked.layouts, workload, params)
+    return est, hw, pick_best_grouped(est, stacked.groups, len(stacked.runs))
+
+
+def log_time_ratios(stacked: StackedRuns, params) -> np.ndarray:
+    """``log(true time / predicted time)`` of every run: what the fit minimises (no report objects)."""
+    est, _, chosen = _evaluate_stacked(stacked, params)
+    values = np.asarray([_target_value(run, est, i) for run, i in zip(stacked.runs, chosen, strict=True)])
+    targets = np.asarray([run.target_value for run in stacked.runs])
+    signs = np.asarray([TIME_SIGN[run.target] for run in stacked.runs])
+    return signs * np.log(targets / values)
+
+
+def predict_stacked(stacked: StackedRuns, params) -> list[Prediction]:
+    """Predict every run with ``params`` (one vectorised evaluate, then the best layout per run)."""
+    from flopcast.layout import Layout
+
+    est, hw, chosen = _evaluate_stacked(stacked, params)
     out = []
     for run, i in zip(stacked.runs, chosen, strict=True):
         value = _target_value(run, est, i)
@@ -338,8 +444,9 @@ def _target_value(run: Run, est, i: int) -> float:
     return float(flops * est.tokens_per_second[i] / run.devices / 1e12)
 
 
-def backtest(path: Path | None = None, profiles: list | None = None, params=None):
-    """Predict every run in ``path`` (default: the shipped published runs) and check the quality bars.
+def backtest(path: Path | None = None, profiles: list | None = None, params=None, *, paths: list | None = None):
+    """Predict every run in ``path`` (default: the calibration set, published_runs.csv) or in every file of
+    ``paths`` (e.g. :func:`shipped_runs_paths`) and check the quality bars.
 
     Returns a :class:`~flopcast.reports.validate.ValidateReport`; ``summary.passed`` says whether the bars
     of DESIGN §8 hold.
@@ -356,8 +463,13 @@ def backtest(path: Path | None = None, profiles: list | None = None, params=None
     )
 
     params = params or EfficiencyParams.load()
-    source = Path(path) if path is not None else published_runs_path()
-    runs = load_runs(source)
+    sources = [Path(p) for p in paths] if paths else [Path(path) if path is not None else published_runs_path()]
+    runs = [run for source in sources for run in load_runs(source)]
+    seen: set[str] = set()
+    for run in runs:
+        if run.run_id in seen:
+            raise InvalidValue(f"run {run.run_id} appears twice", hint="give each run (file) once")
+        seen.add(run.run_id)
     preds = predict_stacked(stack_runs(runs, load_catalog(profiles)), params)
     rows = [
         ValidateRow(
@@ -376,6 +488,7 @@ def backtest(path: Path | None = None, profiles: list | None = None, params=None
             layout=(
                 f"{p.layout.tp}·{p.layout.pp}·{p.layout.dp} mb{p.layout.micro_batch} gb{p.layout.global_batch} "
                 f"z{p.layout.zero} {p.layout.recompute}"
+                + (f" v{p.layout.interleave}" if p.layout.interleave > 1 else "")
             ),
             hardware_calibrated=p.calibrated,
             source=p.run.source,
@@ -406,7 +519,7 @@ def backtest(path: Path | None = None, profiles: list | None = None, params=None
         failures=failures,
     )
     return ValidateReport(
-        source=str(source),
+        source=", ".join(str(source) for source in sources),
         fitted_on=params.fitted_on,
         fitted_date=params.fitted_date,
         rows=rows,

@@ -1,15 +1,32 @@
-"""Collective-communication time on a link (bandwidth term only; latency is negligible at these sizes).
+"""Collective-communication time on a link: a bandwidth term and a latency term.
 
-Ring algorithms (Patarasuk & Yuan 2009; NCCL's nccl-tests doc/PERFORMANCE.md "bus bandwidth"):
+Bandwidth, ring algorithms (Patarasuk & Yuan 2009; NCCL's nccl-tests doc/PERFORMANCE.md "bus bandwidth"):
   all-reduce          2·(n−1)/n · bytes / bw
   reduce-scatter      (n−1)/n · bytes / bw
   all-gather          (n−1)/n · bytes / bw
   point-to-point      bytes / bw
 ``bytes`` is the size of the full buffer on each rank; ``bw`` the per-device, per-direction link bandwidth.
 A group of size 1 communicates nothing.
+
+Latency, NCCL's own cost model (NVIDIA/nccl src/graph/tuning.cc, ``ncclTopoTuneModel``; the Simple protocol
+that carries large messages). A ring collective takes ``nsteps`` steps, ``n − 1`` for all-gather and
+reduce-scatter and ``2·(n − 1)`` for all-reduce; the steps that cross a node boundary (``N − 1`` resp.
+``2·N`` of them on N nodes) pay the network hop latency, the others the NVLink hop latency, on top of a base
+latency per collective:
+
+    ring latency  = base + (nsteps − inter steps)·hop_nvlink + inter steps·hop_net        grows ∝ n
+    tree latency  = 2·((n/N − 1)·hop_tree_intra + log2(N)·hop_tree_net)                   grows ∝ log N
+
+NCCL runs all-reduce as a ring or a (double binary) tree, whichever its model says is faster for the size;
+the tree reaches 0.92 of the ring's bus bandwidth and moves 2·bytes per rank (tuning.cc: ``busBw*.92``,
+algorithm bandwidth ``busBw·0.5``). All-gather and reduce-scatter are rings only. At a thousand ranks the
+ring latency of one collective is milliseconds: this is what makes ZeRO-3's per-layer gathers costly at
+large data-parallel degree (timing.py).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -20,10 +37,132 @@ def _ring_factor(n: ArrayLike) -> np.ndarray:
     return np.where(n > 1, (n - 1) / np.maximum(n, 1), 0.0)
 
 
+# NCCL src/graph/tuning.cc (NVIDIA/nccl, 2.18-2.21 era), Simple protocol, microseconds → seconds.
+NCCL_RING_BASE_LATENCY_S = 8.4e-6  # baseLat[Ring][Simple]
+NCCL_RING_NVLINK_HOP_LATENCY_S = 3.4e-6  # hwLat[NVLink][Ring][Simple]
+NCCL_RING_NET_HOP_LATENCY_S = 14.0e-6  # hwLat[Net][Ring][Simple]
+NCCL_TREE_HOP_LATENCY_S = 28.0e-6  # hwLat[NVLink and Net][Tree][Simple]
+NCCL_TREE_BUS_BANDWIDTH_FRACTION = 0.92  # tree busBw = 0.92 × the channels' bandwidth
+TREE_BYTES_FACTOR = 2.0  # a tree all-reduce moves 2·bytes per rank (algorithm bandwidth = busBw/2)
+
+
+class RingGroup(NamedTuple):
+    """A communication group per row (ranks, bandwidth, nodes spanned); collectives on it, with latency."""
+
+    size: np.ndarray  # ranks
+    bandwidth_bytes_per_s: np.ndarray  # bus bandwidth per device (ring_bandwidth_bytes_per_s)
+    nodes: np.ndarray  # nodes the group spans
+
+    @property
+    def ring_factor(self) -> np.ndarray:
+        """(n − 1)/n: 0 for a group of one."""
+        return 1.0 - 1.0 / self.size
+
+    @property
+    def gather_latency_s(self) -> np.ndarray:
+        """One ring all-gather or reduce-scatter: base + (n − N)·NVLink hop + (N − 1)·network hop."""
+        n, nodes = self.size, self.nodes
+        return (
+            (n > 1) * NCCL_RING_BASE_LATENCY_S
+            + n * NCCL_RING_NVLINK_HOP_LATENCY_S
+            + nodes * (NCCL_RING_NET_HOP_LATENCY_S - NCCL_RING_NVLINK_HOP_LATENCY_S)
+            - NCCL_RING_NET_HOP_LATENCY_S
+        )
+
+    def gather_seconds(self, bytes_per_rank: ArrayLike) -> np.ndarray:
+        """One all-gather (or reduce-scatter) of a ``bytes_per_rank`` buffer: bandwidth + ring latency."""
+        return self.ring_factor * bytes_per_rank / self.bandwidth_bytes_per_s + self.gather_latency_s
+
+    def all_reduce_seconds(self, bytes_per_rank: ArrayLike) -> np.ndarray:
+        """One all-reduce: the faster of NCCL's ring and tree, each with its latency (0 for one rank)."""
+        n, nodes = self.size, self.nodes
+        per_byte = np.asarray(bytes_per_rank, dtype=float) / self.bandwidth_bytes_per_s
+        multi = nodes > 1
+        inter_steps = 2.0 * multi * np.minimum(nodes, n - 1.0)  # NCCL: 2·N steps cross the network
+        ring = (
+            2.0 * (1.0 - 1.0 / n) * per_byte
+            + (n > 1) * NCCL_RING_BASE_LATENCY_S
+            + 2.0 * (n - 1.0) * NCCL_RING_NVLINK_HOP_LATENCY_S
+            + inter_steps * (NCCL_RING_NET_HOP_LATENCY_S - NCCL_RING_NVLINK_HOP_LATENCY_S)
+        )
+        # Inside one node the ring is always faster; across nodes the tree's latency grows with log2(N)
+        # (computed on those rows only: the logarithm is the costliest operation here).
+        if not np.any(multi):
+            return ring
+        ring, n, nodes, per_byte, multi = np.broadcast_arrays(ring, n, nodes, per_byte, multi)
+        out = ring.copy()
+        rows = np.flatnonzero(multi.ravel())
+        n_r, nodes_r = n.ravel()[rows], nodes.ravel()[rows]
+        tree = (2.0 * NCCL_TREE_HOP_LATENCY_S) * (n_r / nodes_r - 1.0 + np.floor(np.log2(nodes_r))) + (
+            TREE_BYTES_FACTOR / NCCL_TREE_BUS_BANDWIDTH_FRACTION
+        ) * per_byte.ravel()[rows]
+        out.ravel()[rows] = np.minimum(ring.ravel()[rows], tree)
+        return out
+
+
+def ring_group(
+    group_size: ArrayLike,
+    rank_stride: ArrayLike,
+    devices_per_node: ArrayLike,
+    intra_node_bandwidth_bytes_per_s: ArrayLike,
+    inter_node_bandwidth_bytes_per_s: ArrayLike,
+) -> RingGroup:
+    """The group of ``group_size`` ranks placed ``rank_stride`` apart: its bandwidth (see
+    :func:`ring_bandwidth_bytes_per_s`), the nodes it spans, and collectives with NCCL's latencies."""
+    n = np.asarray(group_size, dtype=float)
+    per_node = np.asarray(devices_per_node, dtype=float) / rank_stride  # group members a node can hold
+    members = np.minimum(np.maximum(np.floor(per_node), 1.0), n)
+    within = n <= per_node  # n·stride ≤ devices per node
+    bandwidth = np.where(
+        within,
+        intra_node_bandwidth_bytes_per_s,
+        np.minimum(members * inter_node_bandwidth_bytes_per_s, intra_node_bandwidth_bytes_per_s),
+    )
+    nodes = np.where(within, 1.0, np.ceil(n / members))
+    return RingGroup(n, bandwidth, nodes)
+
+
+def ring_latency_seconds(group_size: ArrayLike, nodes: ArrayLike, collective: str = "all_gather") -> np.ndarray:
+    """Latency of one ring collective over ``group_size`` ranks on ``nodes`` nodes (NCCL's model, above).
+
+    ``collective``: "all_gather" / "reduce_scatter" (n − 1 steps) or "all_reduce" (2·(n − 1) steps)."""
+    n = np.asarray(group_size, dtype=float)
+    nodes = np.maximum(np.asarray(nodes, dtype=float), 1.0)
+    if collective == "all_reduce":
+        steps = 2.0 * (n - 1)
+        inter = np.minimum(np.where(nodes > 1, 2.0 * nodes, 0.0), steps)
+    else:
+        steps, inter = n - 1, nodes - 1
+    latency = (
+        NCCL_RING_BASE_LATENCY_S
+        + (steps - inter) * NCCL_RING_NVLINK_HOP_LATENCY_S
+        + inter * NCCL_RING_NET_HOP_LATENCY_S
+    )
+    return np.where(n > 1, latency, 0.0)
+
+
+def tree_latency_seconds(group_size: ArrayLike, nodes: ArrayLike) -> np.ndarray:
+    """Latency of one tree all-reduce: a chain inside each node, a double binary tree across nodes."""
+    n = np.asarray(group_size, dtype=float)
+    nodes = np.maximum(np.asarray(nodes, dtype=float), 1.0)
+    hops = (np.maximum(n / nodes, 1.0) - 1) + np.floor(np.log2(nodes))
+    return np.where(n > 1, 2.0 * hops * NCCL_TREE_HOP_LATENCY_S, 0.0)
+
+
 def all_reduce_seconds(
-    bytes_per_rank: ArrayLike, group_size: ArrayLike, bandwidth_bytes_per_s: ArrayLike
+    bytes_per_rank: ArrayLike, group_size: ArrayLike, bandwidth_bytes_per_s: ArrayLike, nodes: ArrayLike | None = None
 ) -> np.ndarray:
-    return 2.0 * _ring_factor(group_size) * np.asarray(bytes_per_rank, dtype=float) / bandwidth_bytes_per_s
+    """Ring all-reduce, bandwidth only; with ``nodes`` (how many nodes the group spans) NCCL's choice of
+    the faster of ring and tree, each with its latency."""
+    size = np.asarray(bytes_per_rank, dtype=float)
+    ring = 2.0 * _ring_factor(group_size) * size / bandwidth_bytes_per_s
+    if nodes is None:
+        return ring
+    ring = ring + ring_latency_seconds(group_size, nodes, "all_reduce")
+    tree = tree_latency_seconds(group_size, nodes) + TREE_BYTES_FACTOR * size / (
+        NCCL_TREE_BUS_BANDWIDTH_FRACTION * np.asarray(bandwidth_bytes_per_s, dtype=float)
+    )
+    return np.where(np.asarray(group_size) > 1, np.minimum(ring, tree), 0.0)
 
 
 def reduce_scatter_seconds(
@@ -38,8 +177,22 @@ def all_gather_seconds(
     return _ring_factor(group_size) * np.asarray(bytes_per_rank, dtype=float) / bandwidth_bytes_per_s
 
 
-def point_to_point_seconds(bytes_moved: ArrayLike, bandwidth_bytes_per_s: ArrayLike) -> np.ndarray:
-    return np.asarray(bytes_moved, dtype=float) / bandwidth_bytes_per_s
+def point_to_point_seconds(
+    bytes_moved: ArrayLike, bandwidth_bytes_per_s: ArrayLike, across_nodes: ArrayLike | None = None
+) -> np.ndarray:
+    """``bytes / bw``; with ``across_nodes`` (bool per row) plus one ring step's latency on that link."""
+    seconds = np.asarray(bytes_moved, dtype=float) / bandwidth_bytes_per_s
+    if across_nodes is None:
+        return seconds
+    hop = np.where(across_nodes, NCCL_RING_NET_HOP_LATENCY_S, NCCL_RING_NVLINK_HOP_LATENCY_S)
+    return seconds + NCCL_RING_BASE_LATENCY_S + hop
+
+
+def nodes_spanned(group_size: ArrayLike, rank_stride: ArrayLike, devices_per_node: ArrayLike) -> np.ndarray:
+    """How many nodes a group of ``group_size`` ranks placed ``rank_stride`` apart touches (≥ 1)."""
+    n = np.asarray(group_size, dtype=float)
+    members = np.minimum(np.clip(np.floor(np.asarray(devices_per_node, dtype=float) / rank_stride), 1.0, None), n)
+    return np.maximum(np.ceil(n / np.maximum(members, 1.0)), 1.0)
 
 
 def group_bandwidth_bytes_per_s(
@@ -73,11 +226,6 @@ def ring_bandwidth_bytes_per_s(
     "NCCL_CROSS_NIC" / nccl-tests PERFORMANCE.md: multi-node all-reduce bus bandwidth approaches the
     node's aggregate NIC bandwidth). With one member per node this is the inter-node bandwidth per device.
     """
-    n = np.asarray(group_size, dtype=float)
-    stride = np.asarray(rank_stride, dtype=float)
-    dpn = np.asarray(devices_per_node, dtype=float)
-    span = n * stride
-    members_per_node = np.clip(np.floor(dpn / stride), 1.0, None)
-    members_per_node = np.minimum(members_per_node, n)
-    across = np.minimum(members_per_node * inter_node_bandwidth_bytes_per_s, intra_node_bandwidth_bytes_per_s)
-    return np.where(span <= dpn, intra_node_bandwidth_bytes_per_s, across)
+    return ring_group(
+        group_size, rank_stride, devices_per_node, intra_node_bandwidth_bytes_per_s, inter_node_bandwidth_bytes_per_s
+    ).bandwidth_bytes_per_s

@@ -72,6 +72,8 @@ def evaluate(
     tokens_per_step = lay.global_batch * model.seq_len
     if workload.mfu_override is not None:
         forced = mf_token * tokens_per_step / (devices * hardware.peak_flops_per_s * workload.mfu_override)
+        # never above the peak: recomputation adds hardware FLOPs that a forced MFU cannot hide (HFU <= 1)
+        forced = np.maximum(forced, hf_token * tokens_per_step / (devices * hardware.peak_flops_per_s))
         scale = forced / step
         parts = tuple(p * scale for p in parts)
         step = forced

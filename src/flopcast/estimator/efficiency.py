@@ -10,8 +10,9 @@ Physical picture (one device, one micro-batch):
 * Everything else (norms, softmax, activation functions, dropout, residual adds, the loss) is memory bound:
   its traffic is ``memory_passes`` × the bytes Korthikanti et al. 2022 count as stored activations
   (each stored byte is written in the forward pass, read in the backward pass, and its gradient written
-  and read). Without fused attention the 5·a·s score bytes are part of that traffic, which is what makes
-  unfused attention slow on long sequences. The passes are the same on every device, so a device with
+  and read). Without fused attention the s × s scores go through memory too, 32 bytes per score element
+  counted kernel by kernel (timing.SCORE_TRAFFIC_*), which is what makes unfused attention slow on long
+  sequences. The passes are the same on every device, so a device with
   more FLOP/s per byte of bandwidth (H100 vs A100) or less bandwidth (A100-40GB vs 80GB) loses more to
   them: the roofline decides, not a per-hardware factor.
 * Data-parallel gradient traffic overlaps the backward pass up to ``dp_overlap`` of its duration.
@@ -25,7 +26,8 @@ it. Families without calibration runs (Volta, CPUs, user hardware) use the base 
 P10–P90 band (uncertainty.py).
 
 The fitted values live in ``flopcast/data/efficiency_fit.json`` with the runs and date they were fitted
-on; ``python -m flopcast.estimator.fit`` refits them from ``flopcast/data/published_runs.csv``.
+on; ``python -m flopcast.estimator.fit`` refits them from every shipped run
+(``flopcast/data/published_runs.csv`` and ``holdout_runs.csv``).
 """
 
 from __future__ import annotations
@@ -59,15 +61,26 @@ BASE_FAMILY = "nvidia-ampere"  # the ceiling ``gemm_ceiling`` itself; other fami
 FITTED_NAMES = ("gemm_ceiling", "gemm_half_width", "memory_passes", "dp_overlap", "idle_overhead")
 
 
+# CUDA compute capability of each NVIDIA family (NVIDIA CUDA C Programming Guide, "Compute Capabilities":
+# Volta 7.0, Ampere A100 8.0, Hopper 9.0). FlashAttention-2 needs 8.0 or newer (its README, "Requirements":
+# "Ampere, Ada, or Hopper GPUs"); FlashAttention 1 ran on Turing (7.5) and Ampere, never on Volta.
+COMPUTE_CAPABILITY = {"nvidia-volta": 7.0, "nvidia-ampere": 8.0, "nvidia-hopper": 9.0}
+FUSED_ATTENTION_MIN_COMPUTE_CAPABILITY = 8.0
+
+
 def fused_attention_supported(profile) -> bool:
     """Whether FlashAttention-style fused attention runs on this device.
 
-    FlashAttention needs NVIDIA sm80+ (Ampere, Ada, Hopper: Dao 2023, FlashAttention-2 README "Requirements");
-    in the profile schema that is a GPU with a bf16 peak (bf16 tensor cores arrived with sm80; V100, sm70,
-    has none). TPUs fuse attention in XLA/Pallas kernels. CPUs and other devices materialise the scores.
+    NVIDIA families: by compute capability (COMPUTE_CAPABILITY ≥ 8.0: A100/H100/H200 yes, V100 no). Other
+    GPUs: sm80+ is where bf16 tensor cores arrived, so a GPU that publishes a bf16 peak qualifies (V100,
+    sm70, publishes none). TPUs fuse attention in XLA/Pallas kernels. CPUs and other devices materialise
+    the scores.
     """
     if profile.kind == "tpu":
         return True
+    capability = COMPUTE_CAPABILITY.get(HARDWARE_FAMILY.get(profile.id, ""))
+    if capability is not None:
+        return capability >= FUSED_ATTENTION_MIN_COMPUTE_CAPABILITY
     if profile.kind in ("gpu", "accelerator"):
         return profile.peak_flops_per_s.bf16 is not None
     return False

@@ -6,19 +6,30 @@
 
 Stage compute per micro-batch = its layers × (weight matmuls + attention core on the matmul roofline,
 memory-bound ops on the bandwidth roofline) + the output head on the last stage. The pipeline runs at
-the pace of its slowest stage, the one with the most layers and the head.
+the pace of its slowest stage; the layers are partitioned so as to balance the stages, the last one
+taking up to three layers fewer to make room for the head (stage_balance).
 
-Communication (comms.py; ring algorithms):
+Communication (comms.py: ring bandwidth plus NCCL's latency model; all-reduce as ring or tree):
 * tensor parallel: 4 all-reduces of the s·b·d activations per layer per micro-batch (2 forward,
   2 backward; Shoeybi et al. 2019 Fig. 4) + 2 more when the forward is recomputed in full. With sequence
   parallelism they become reduce-scatter + all-gather pairs of the same volume (Korthikanti et al. 2022).
   Not overlapped (Megatron-LM runs them on the critical path).
-* pipeline: one forward and one backward send of s·b·d/t activations per micro-batch (scatter-gather,
-  Narayanan et al. 2021 Sec. 4.1).
-* data parallel: an all-reduce (or ZeRO's reduce-scatter + all-gather, the same volume) of the stage's
-  16-bit gradients per step, overlapped with the last micro-batch's backward pass up to the fitted
-  ``dp_overlap``. ZeRO-3 moves 1.5× that volume (Rajbhandari et al. 2020, Sec. 7) for every micro-batch,
-  because the weights are re-gathered each time, overlapped with the whole step's compute.
+* pipeline: one forward and one backward send of s·b·d/t activations per micro-batch and virtual stage:
+  the interleaved schedule with v stages per device sends v× as often and shrinks the bubble to
+  (p − 1)/(v·m) (Narayanan et al. 2021, Sec. 2.2.2).
+* data parallel (ZeRO 0–1): one all-reduce (or ZeRO-1's reduce-scatter + all-gather, the same volume) of
+  the stage's 16-bit gradients per step, overlapped with the last micro-batch's backward pass up to the
+  fitted ``dp_overlap``. ZeRO-2 keeps only a shard of the gradients, so it reduce-scatters every
+  micro-batch's gradients as they are produced (ZeRO paper Sec. 5.2; why DeepSpeed's pipeline engine
+  refuses ZeRO-2 with pipeline parallelism) and all-gathers the updated weights once per step; those
+  reduce-scatters overlap every micro-batch's backward pass.
+* ZeRO-3 / FSDP full sharding re-gathers every layer's weights before its forward and again before its
+  backward (and before a recomputed forward), and reduce-scatters its gradients after the backward, for
+  every micro-batch (Rajbhandari et al. 2020 Sec. 7.2.2: 3Ψ per step against 2Ψ for an all-reduce; Zhao
+  et al. 2023, "PyTorch FSDP", Sec. 3.2: one all-gather per wrapped layer and pass). So per micro-batch
+  and layer: 2 (+1 recomputed) all-gathers and 1 reduce-scatter, each a ring over the data-parallel group
+  with its own latency — (n − 1) hops, milliseconds at a thousand ranks — overlapped with the step's
+  compute up to ``dp_overlap``.
 * a group whose devices span more than one node runs at the inter-node bandwidth per device, times the
   group members per node (each drives its own NIC; comms.ring_bandwidth_bytes_per_s).
 Rank order is Megatron-LM's: tensor-parallel ranks adjacent, then data parallel, then pipeline.
@@ -31,7 +42,7 @@ from typing import NamedTuple
 import numpy as np
 
 from flopcast.estimator.arrays import RECOMPUTE_FULL, RECOMPUTE_SELECTIVE, HardwareArrays, LayoutArrays, ModelArrays
-from flopcast.estimator.comms import all_reduce_seconds, point_to_point_seconds, ring_bandwidth_bytes_per_s
+from flopcast.estimator.comms import point_to_point_seconds, ring_bandwidth_bytes_per_s, ring_group
 from flopcast.estimator.efficiency import EfficiencyParams, gemm_efficiency
 from flopcast.estimator.flops import (
     TRAINING_PASSES,
@@ -43,7 +54,6 @@ from flopcast.estimator.memory import (
     LOGITS_BYTES_PER_VOCAB_ENTRY,
     activation_bytes_per_token_per_layer,
     layers_per_stage,
-    score_bytes_per_token_per_layer,
 )
 from flopcast.estimator.roofline import roofline_seconds
 
@@ -51,15 +61,60 @@ from flopcast.estimator.roofline import roofline_seconds
 # of each transformer layer; a recomputed forward repeats the forward two.
 TP_ALL_REDUCES_PER_LAYER = 4
 TP_ALL_REDUCES_PER_RECOMPUTED_FORWARD = 2
-PP_SENDS_PER_MICRO_BATCH = 2  # activations forward, their gradients backward
+PP_SENDS_PER_MICRO_BATCH = 2  # activations forward, their gradients backward (per virtual stage)
 ZERO3_TRAFFIC_FACTOR = 1.5  # Rajbhandari et al. 2020, Sec. 7.2.2: 3Ψ vs 2Ψ for an all-reduce
+# ZeRO-3 collectives per layer per micro-batch (FSDP paper Sec. 3.2; ZeRO paper Sec. 7.2.2): all-gather
+# before the forward and before the backward, reduce-scatter after the backward; a recomputed forward
+# gathers once more (the weights were released after the first forward).
+ZERO3_GATHERS_PER_LAYER = 2
+ZERO3_GATHERS_PER_RECOMPUTED_FORWARD = 1
+ZERO3_REDUCE_SCATTERS_PER_LAYER = 1
 BACKWARD_SHARE_OF_COMPUTE = 2.0 / 3.0  # the backward pass is 2 of the 3 forward-pass equivalents
 # Adam update traffic per parameter: read fp32 master, m, v and the fp32 main gradient (16 B), write
 # master, m, v (12 B) and the 16-bit copy of the weight (2 B). Memory bound.
 ADAM_STEP_BYTES_PER_PARAM = 30.0
 CAUSAL_FUSED_ATTENTION_FRACTION = 0.5  # share of the s × s score blocks a causal fused kernel computes
+# Memory traffic of an unfused attention per score element (one head, one query–key pair), 16-bit, counted
+# kernel by kernel as Megatron-LM runs them (QKᵀ GEMM, fused scale-mask-softmax, dropout, A·V GEMM):
+#   forward   QKᵀ writes S 2 + softmax reads S 2, writes P 2 + dropout reads P 2, writes mask 1 and P' 2
+#             + A·V reads P' 2                                                              = 13 bytes
+#   backward  dV reads P' 2 + dP' written 2 + dropout-grad reads dP' 2, mask 1, writes dP 2
+#             + softmax-grad reads dP 2, P 2, writes dS 2 + dQ and dK read dS 2 × 2            = 19 bytes
+# A recomputed attention core (selective or full recomputation) repeats the forward.
+SCORE_TRAFFIC_BYTES_FORWARD = 13.0
+SCORE_TRAFFIC_BYTES_BACKWARD = 19.0
 # A recomputed forward repeats the forward's memory traffic: one of the three passes.
 RECOMPUTED_TRAFFIC_SHARE = 1.0 / TRAINING_PASSES
+
+
+# How many layers the partitioner may move off the last stage to make room for the output head.
+MAX_LAYERS_MOVED_FOR_HEAD = 3
+
+
+def stage_balance(layers: np.ndarray, pp: np.ndarray, layer_seconds: np.ndarray, head_seconds: np.ndarray):
+    """Slowest stage time with balanced partitioning ÷ that with ⌈L/p⌉ layers on every stage and the head on
+    the last (≤ 1). Pipeline frameworks balance the stages: DeepSpeed partitions the layers by parameter count
+    (the head counts as a layer's worth of parameters), Llama 3 "reduce[s] one Transformer layer each from the
+    first and the last stages" (Dubey et al. 2024 Sec. 3.3.2), Megatron-LM takes the layers of the first and
+    last stage as options. The last stage keeps k = ⌈L/p⌉ − j layers and the head, the other p − 1 stages
+    share the rest: slowest = min over j of max(k·t_layer + t_head, ⌈(L − k)/(p − 1)⌉·t_layer)."""
+    layers, pp, layer_seconds, head_seconds = np.broadcast_arrays(layers, pp, layer_seconds, head_seconds)
+    out = np.ones(pp.shape)
+    rows = np.flatnonzero(pp.ravel() > 1)  # one stage needs no partitioning
+    if rows.size == 0:
+        return out
+    layers, pp = layers.ravel()[rows], pp.ravel()[rows]
+    layer_seconds, head_seconds = layer_seconds.ravel()[rows], head_seconds.ravel()[rows]
+    per_stage = np.ceil(layers / pp)
+    plain = per_stage * layer_seconds + head_seconds
+    best = plain
+    others = pp - 1.0
+    for moved in range(1, MAX_LAYERS_MOVED_FOR_HEAD + 1):
+        last = np.maximum(per_stage - moved, 0.0)
+        slowest = np.maximum(last * layer_seconds + head_seconds, np.ceil((layers - last) / others) * layer_seconds)
+        best = np.minimum(best, slowest)
+    out.ravel()[rows] = best / plain
+    return out
 
 
 class StepArrays(NamedTuple):
@@ -110,12 +165,20 @@ def step_time(
     weight_bytes = element_bytes * m.layer_matmul_params_active / tp * linear_passes
     matmul_seconds = roofline_seconds(matmul_flops, weight_bytes, peak, bw, eta)
     elementwise = activation_bytes_per_token_per_layer(m, element_bytes) * (1.0 + RECOMPUTED_TRAFFIC_SHARE * full)
-    scores = (
-        score_bytes_per_token_per_layer(m, element_bytes)
-        * (1.0 - hw.fused_attention)
-        * (1.0 + RECOMPUTED_TRAFFIC_SHARE * (rec >= RECOMPUTE_SELECTIVE))
+    # Unfused attention writes the s × s scores to memory and reads them back, kernel by kernel
+    # (SCORE_TRAFFIC_* below); fused kernels keep them on chip.
+    score_bytes = (
+        (1.0 - hw.fused_attention)
+        * m.heads
+        * m.seq_len
+        * (element_bytes / 2.0)
+        * (
+            SCORE_TRAFFIC_BYTES_FORWARD
+            + SCORE_TRAFFIC_BYTES_BACKWARD
+            + SCORE_TRAFFIC_BYTES_FORWARD * (rec >= RECOMPUTE_SELECTIVE)
+        )
     )
-    memory_bound_seconds = params.memory_passes * tokens / tp * (elementwise + scores) / bw
+    memory_bound_seconds = tokens / tp * (params.memory_passes * elementwise + score_bytes) / bw
     layer_seconds = matmul_seconds + memory_bound_seconds
 
     # --- output head and loss on the last stage ------------------------------------------------------
@@ -129,20 +192,38 @@ def step_time(
     # --- communication ------------------------------------------------------------------------------
     dpn, intra, inter = hw.devices_per_node, hw.intra_node_bandwidth_bytes_per_s, hw.inter_node_bandwidth_bytes_per_s
     activation_bytes = element_bytes * tokens * m.d_model
-    tp_bw = ring_bandwidth_bytes_per_s(tp, 1.0, dpn, intra, inter)
+    tp_group = ring_group(tp, 1.0, dpn, intra, inter)
     tp_count = TP_ALL_REDUCES_PER_LAYER + TP_ALL_REDUCES_PER_RECOMPUTED_FORWARD * full
-    tp_seconds = lps * tp_count * all_reduce_seconds(activation_bytes, tp, tp_bw)
-    pp_bw = ring_bandwidth_bytes_per_s(2.0, tp * dp, dpn, intra, inter)  # neighbouring stages
-    pp_seconds = np.where(pp > 1, PP_SENDS_PER_MICRO_BATCH * point_to_point_seconds(activation_bytes / tp, pp_bw), 0.0)
+    tp_seconds = lps * tp_count * tp_group.all_reduce_seconds(activation_bytes)
+    # The slowest stage, with the layers partitioned to balance the stages (the last one also runs the head).
+    balance = stage_balance(m.layers, pp, layer_seconds + tp_seconds / lps, head_seconds)
+    stage_compute, tp_seconds = stage_compute * balance, tp_seconds * balance
+    neighbour_stride = tp * dp  # ranks between neighbouring pipeline stages
+    pp_bw = ring_bandwidth_bytes_per_s(2.0, neighbour_stride, dpn, intra, inter)
+    one_send = point_to_point_seconds(activation_bytes / tp, pp_bw, neighbour_stride >= dpn)
+    pp_seconds = (pp > 1) * (PP_SENDS_PER_MICRO_BATCH * lay.interleave) * one_send
     micro_batch_seconds = stage_compute + tp_seconds + pp_seconds
     bubble = (pp - 1) / lay.interleave * micro_batch_seconds
 
-    dp_bw = ring_bandwidth_bytes_per_s(dp, tp, dpn, intra, inter)
+    dp_group = ring_group(dp, tp, dpn, intra, inter)
     gradient_bytes = element_bytes * params_per_device
-    dp_once = all_reduce_seconds(gradient_bytes, dp, dp_bw)
-    zero3 = zero >= 3
-    dp_total = np.where(zero3, ZERO3_TRAFFIC_FACTOR * micro_batches * dp_once, dp_once)
-    window = np.where(zero3, micro_batches * stage_compute, BACKWARD_SHARE_OF_COMPUTE * stage_compute)
+    # ZeRO 0-1: one all-reduce of the gradients per step, hidden behind the last backward pass.
+    # ZeRO-2: a reduce-scatter per micro-batch and one all-gather of the updated weights per step.
+    # ZeRO-3: per micro-batch, every layer's weights gathered (2, or 3 with full recompute) and its
+    # gradients reduce-scattered: the bandwidth of whole-stage gathers plus one ring latency per layer.
+    half = dp_group.gather_seconds(gradient_bytes)  # one reduce-scatter or all-gather of the stage
+    gathers = ZERO3_GATHERS_PER_LAYER + ZERO3_GATHERS_PER_RECOMPUTED_FORWARD * full
+    collectives = gathers + ZERO3_REDUCE_SCATTERS_PER_LAYER
+    zero3_per_micro_batch = collectives * (half + (lps - 1.0) * dp_group.gather_latency_s)
+    zero3, zero2 = zero >= 3, zero == 2
+    dp_total = np.where(
+        zero3,
+        micro_batches * zero3_per_micro_batch,
+        np.where(zero2, (micro_batches + 1.0) * half, dp_group.all_reduce_seconds(gradient_bytes)),
+    )
+    window = stage_compute * np.where(
+        zero3, micro_batches, BACKWARD_SHARE_OF_COMPUTE * np.where(zero2, micro_batches, 1.0)
+    )
     dp_exposed = np.maximum(dp_total - params.dp_overlap * window, 0.0)
 
     updated = params_per_device / np.where(zero >= 1, dp, 1.0)

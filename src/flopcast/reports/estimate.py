@@ -38,6 +38,7 @@ class EstimateInputs(_Section):
     global_batch: int | None = None
     zero: int | None = None
     recompute: str | None = None
+    interleave: int | None = None
     precision: str = "bf16"
     mfu: float | None = None
     price_tier: str | None = None
@@ -86,6 +87,7 @@ class Parallelism(_Section):
     global_batch: int = Field(description="sequences per optimizer step")
     global_batch_tokens: int
     micro_batches_per_step: float
+    interleave: int = Field(1, description="virtual pipeline stages per device (interleaved 1F1B; 1 = plain 1F1B)")
     layout_chosen_automatically: bool
     candidates_evaluated: int
 
@@ -223,6 +225,7 @@ class EstimateReport(ReportBase):
             "global_batch": p.global_batch,
             "zero": p.zero,
             "recompute": p.recompute,
+            "interleave": p.interleave,
             "fits": m.fits,
             "memory_per_device_gb": round(m.per_device_bytes / 1e9, 2),
             "capacity_gb": round(m.capacity_bytes / 1e9, 2),

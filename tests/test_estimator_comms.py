@@ -1,0 +1,221 @@
+"""Collective latency (NCCL's cost model), ZeRO-3 at scale, the interleaved pipeline schedule, and the rules the
+layout search and the published-run reader follow. Every expected figure is worked out by hand below."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from flopcast.estimator.arrays import HardwareArrays, LayoutArrays, ModelArrays, Workload
+from flopcast.estimator.comms import ring_group, ring_latency_seconds, tree_latency_seconds
+from flopcast.estimator.core import evaluate
+from flopcast.estimator.efficiency import EfficiencyParams
+from flopcast.hardware import load_catalog
+from flopcast.layout import LayoutQuery, default_global_batch, enumerate_layouts
+from flopcast.models import ModelSpec
+
+US = 1e-6
+# DGX A100 (hardware_profiles/a100-80gb.yaml): 8 GPUs per node, NVLink 300 GB/s, one 25 GB/s HDR NIC per GPU.
+A100_NODE = dict(devices_per_node=8, intra_node_bandwidth_bytes_per_s=300e9, inter_node_bandwidth_bytes_per_s=25e9)
+GPT3 = ModelSpec(name="gpt3-175b", layers=96, d_model=12288, heads=96, vocab=51200, seq_len=2048)
+
+
+def _group(n, stride=1):
+    return ring_group(
+        np.array([float(n)]),
+        np.array([float(stride)]),
+        A100_NODE["devices_per_node"],
+        A100_NODE["intra_node_bandwidth_bytes_per_s"],
+        A100_NODE["inter_node_bandwidth_bytes_per_s"],
+    )
+
+
+# --- NCCL latency model (NVIDIA/nccl src/graph/tuning.cc, Simple protocol) ------------------------------
+def test_ring_all_gather_latency_over_1536_ranks_by_hand():
+    """1536 ranks on 192 nodes: n − 1 = 1535 steps, N − 1 = 191 of them cross the network.
+    8.4 µs base + (1535 − 191) × 3.4 µs NVLink + 191 × 14 µs network = 8.4 + 4569.6 + 2674 = 7252.0 µs."""
+    g = _group(1536)
+    assert float(g.nodes[0]) == 192 and float(g.bandwidth_bytes_per_s[0]) == 200e9  # 8 NICs × 25 GB/s
+    assert float(g.gather_latency_s[0]) == pytest.approx(7252.0 * US, rel=1e-12)
+    assert float(ring_latency_seconds(1536, 192)) == pytest.approx(7252.0 * US, rel=1e-12)
+
+
+def test_all_reduce_inside_a_node_is_a_ring_by_hand():
+    """8 ranks on NVLink, 100 MB: ring latency 8.4 + 2·7·3.4 = 56.0 µs; bandwidth 2·7/8·1e8 B / 300 GB/s
+    = 583.33 µs; total 639.33 µs (a tree would pay 2·7·28 = 392 µs of latency alone)."""
+    t = float(_group(8).all_reduce_seconds(1e8)[0])
+    assert t == pytest.approx(56.0 * US + 2 * 7 / 8 * 1e8 / 300e9, rel=1e-12)
+    assert float(tree_latency_seconds(8, 1)) == pytest.approx(392.0 * US)
+
+
+def test_all_reduce_at_scale_takes_the_tree_by_hand():
+    """1 MB over 1536 ranks (192 nodes of 8). Ring: 2·1535 = 3070 steps, 2·192 = 384 across nodes:
+    8.4 + (3070 − 384)·3.4 + 384·14 = 14,516.8 µs, + 2·(1535/1536)·1e6/200e9 s. Tree: 2·((8 − 1) + log2⌊192⌋=7)·28
+    = 784 µs, + (2/0.92)·1e6/200e9 s = 794.87 µs. NCCL takes the faster: the tree."""
+    ring = 14516.8 * US + 2 * 1535 / 1536 * 1e6 / 200e9
+    tree = 784.0 * US + 2 / 0.92 * 1e6 / 200e9
+    assert float(_group(1536).all_reduce_seconds(1e6)[0]) == pytest.approx(min(ring, tree), rel=1e-12)
+    assert tree < ring
+
+
+def test_zero3_pays_one_ring_latency_per_layer_and_collective():
+    """ZeRO-3, GPT-3 175B, no tensor/pipeline parallelism, one sequence per device (m = 1), full recompute:
+    per micro-batch 3 all-gathers (forward, recomputed forward, backward) + 1 reduce-scatter per layer.
+    Going from 384 to 1536 devices keeps the bandwidth (8 NICs per node) and adds, per collective,
+    ring latency 7252.0 − 1808.8 µs (384 ranks, 48 nodes: 8.4 + 336·3.4 + 47·14 = 1808.8 µs), so
+    4 × 96 × 5443.2 µs = 2.0902 s, plus the (n − 1)/n bandwidth term 4·2·P/200e9·(1/384 − 1/1536)."""
+    catalog = load_catalog()
+    hw = HardwareArrays.from_profiles([catalog.get("a100-80gb")])
+    params = EfficiencyParams.load().with_values(dp_overlap=0.0)  # nothing hidden: exposed = total
+    m = ModelArrays.from_specs([GPT3])
+    lay = LayoutArrays.of(
+        tp=[1, 1], pp=[1, 1], dp=[384, 1536], micro_batch=[1, 1], global_batch=[384, 1536], zero=[3, 3], recompute=[2]
+    )
+    est = evaluate(m, hw, lay, Workload(tokens=1e9), params)
+    p = float(GPT3.params)  # one stage holds every parameter
+    by_hand = 4 * 96 * (7252.0 - 1808.8) * US + 4 * 2 * p / 200e9 * (1 / 384 - 1 / 1536)
+    assert float(est.dp_comm_exposed_seconds[1] - est.dp_comm_exposed_seconds[0]) == pytest.approx(by_hand, rel=1e-9)
+
+
+# --- the interleaved schedule (Narayanan et al. 2021, Sec. 2.2.2) ----------------------------------------
+def test_interleaving_divides_the_bubble_and_multiplies_the_sends():
+    """Bubble (p − 1)/v × one micro-batch's time, for v× the pipeline sends; compute unchanged."""
+    hw = HardwareArrays.from_profiles([load_catalog().get("a100-80gb")])
+    v = np.array([1.0, 2.0, 4.0])
+    lay = LayoutArrays.of(tp=8, pp=8, dp=1, micro_batch=1, global_batch=64, zero=0, recompute=1, interleave=v)
+    est = evaluate(ModelArrays.from_specs([GPT3]), hw, lay, Workload(tokens=1e9))
+    assert np.allclose(est.compute_seconds, est.compute_seconds[0])
+    assert np.allclose(est.pp_comm_seconds / est.pp_comm_seconds[0], v)
+    per_micro_batch = (est.compute_seconds + est.tp_comm_seconds + est.pp_comm_seconds) / 64
+    assert np.allclose(est.bubble_seconds, (8 - 1) / v * per_micro_batch)
+    assert est.step_seconds[2] < est.step_seconds[1] < est.step_seconds[0]
+
+
+SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(
+    layers=st.sampled_from([12, 24, 32, 40, 80, 96, 105]),
+    devices=st.sampled_from([8, 64, 512, 2048]),
+    global_batch=st.sampled_from([None, 512, 1536]),
+)
+def test_enumerated_layouts_follow_the_frameworks_rules(layers, devices, global_batch):
+    """v divides the layers of a stage, v > 1 only with pp > 1 and a multiple of pp micro-batches (Megatron-LM),
+    ZeRO-2/3 never paired with a pipeline (DeepSpeed's pipeline engine refuses it), and without a given
+    global batch every pipeline gets at least p micro-batches."""
+    model = ModelSpec(layers=layers, d_model=4096, heads=32, vocab=32000, seq_len=2048)
+    c = enumerate_layouts(model, devices, devices_per_node=8, query=LayoutQuery(global_batch=global_batch))
+    micro_batches = c.global_batch / (c.dp * c.micro_batch)
+    per_stage = np.ceil(layers / c.pp)
+    assert np.all(np.fmod(per_stage, c.interleave) == 0) and np.all((c.interleave >= 1) & (c.interleave <= 8))
+    interleaved = c.interleave > 1
+    assert np.all(c.pp[interleaved] > 1) and np.all(np.fmod(micro_batches[interleaved], c.pp[interleaved]) == 0)
+    assert np.all((c.pp == 1) | (c.zero <= 1))
+    if global_batch is None:
+        assert np.all(micro_batches >= c.pp)
+    # every (layout, v) pair appears once
+    rows = np.stack(c, axis=1)
+    assert len(np.unique(rows, axis=0)) == len(rows)
+
+
+def test_a_fixed_zero_stage_and_pipeline_are_respected():
+    model = ModelSpec(layers=32, d_model=4096, heads=32, vocab=32000, seq_len=2048)
+    c = enumerate_layouts(model, 64, devices_per_node=8, query=LayoutQuery(pp=4, zero=3, global_batch=512))
+    assert len(c.tp) and np.all(c.pp == 4) and np.all(c.zero == 3)
+
+
+def test_default_global_batch_is_a_power_of_two_of_sequences():
+    """The published batch sizes count M as 2^20 tokens: GPT-3 125M used 0.5M tokens = 256 × 2048 (Brown et al.
+    2020, Table 2.1), 1.3B 1M = 512 × 2048, 6.7B 2M = 1024 × 2048; LLaMA 4M = 2048 × 2048 and Llama 2 4M =
+    1024 × 4096 (Touvron et al. 2023a/b)."""
+    assert default_global_batch(125e6, 2048) == 256
+    assert default_global_batch(1.3e9, 2048) == 512
+    assert default_global_batch(6.7e9, 2048) == 1024
+    assert default_global_batch(65e9, 2048) == 2048
+    assert default_global_batch(70e9, 4096) == 1024
+
+
+# --- the published-run reader ----------------------------------------------------------------------------
+HEADER = (
+    "run_id,kind,params,layers,d_model,heads,kv_heads,head_dim,ffn,gated_ffn,vocab,seq_len,tokens,hardware,devices,"
+    "tp,pp,dp,micro_batch,global_batch_seqs,recompute,target,target_value,flops_convention,trust,source"
+)
+
+
+def _runs(tmp_path, *rows):
+    from flopcast.estimator.calibration import load_runs
+
+    path = tmp_path / "runs.csv"
+    path.write_text("\n".join([HEADER, *rows]) + "\n", encoding="utf-8")
+    return load_runs(path)
+
+
+def test_hardware_flops_convention_implies_full_recompute(tmp_path):
+    """Megatron's hardware-FLOPs formula (96·B·s·l·h², Narayanan et al. 2021 eq. 3) counts a recomputed
+    forward pass, so a TFLOP/s in that convention with no recompute mode published is a full-recompute run."""
+    row = "{},throughput,,24,2304,24,,,,false,51200,2048,,a100-80gb,32,1,1,32,,512,,tflops_per_device,137,{},A,src"
+    hw_run, model_run = _runs(tmp_path, row.format("x", "hardware (counts recompute)"), row.format("y", "model"))
+    assert hw_run.recompute == "full" and model_run.recompute is None
+
+
+def test_runs_published_before_2023_materialise_attention_scores(tmp_path):
+    """FlashAttention reached PyTorch and Megatron-LM in 2023: a 2021 source gets unfused attention, a 2023
+    one (or one naming no year) the hardware's default; an explicit fused_attention column wins."""
+    from flopcast.estimator.calibration import source_year
+
+    assert source_year("Narayanan et al. 2021, Table 1") == 2021
+    assert source_year("README (batch 2048 x 4096)") is None
+    row = "{},throughput,,24,2304,24,,,,false,51200,2048,,a100-80gb,32,1,1,32,1,512,full,step_seconds,1,,A,{}"
+    old, new, none = _runs(
+        tmp_path, row.format("a", "Narayanan et al. 2021"), row.format("b", "Touvron et al. 2023"), row.format("c", "x")
+    )
+    assert old.fused_attention is False and new.fused_attention is None and none.fused_attention is None
+
+
+# --- CLI -------------------------------------------------------------------------------------------------
+GPT3_ARGS = ["estimate", "--model", "gpt3-175b", "--tokens", "300B", "--devices", "1024", "--format", "json"]
+
+
+def test_interleave_is_reported_and_can_be_fixed(cli):
+    doc = json.loads(cli(*GPT3_ARGS, "--pp", "8", "--interleave", "4").stdout)
+    assert doc["parallelism"]["interleave"] == 4 and doc["inputs"]["interleave"] == 4
+    searched = json.loads(cli(*GPT3_ARGS, "--pp", "8").stdout)["parallelism"]
+    assert 1 <= searched["interleave"] <= 8 and 12 % searched["interleave"] == 0  # 96 layers / 8 stages
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["--pp", "8", "--interleave", "5"], ["--interleave 5", "12 layers"]),
+        (["--pp", "1", "--interleave", "2"], ["--interleave 2", "--pp"]),
+        (["--interleave", "0"], ["--interleave"]),
+    ],
+)
+def test_bad_interleave_is_one_line_exit_2(cli, one_line_error, args, fragments):
+    one_line_error(cli(*GPT3_ARGS, *args), 2, *fragments)
+
+
+def test_validate_all_checks_both_shipped_files(cli, one_line_error):
+    from flopcast.estimator.calibration import load_runs, shipped_runs_paths
+
+    expected = sum(len(load_runs(p)) for p in shipped_runs_paths())
+    doc = json.loads(cli("validate", "--all", "--format", "json").stdout)
+    assert doc["summary"]["runs"] == expected == 77
+    one_line_error(cli("validate", str(shipped_runs_paths()[0]), "--all"), 2, "--all")
+
+
+def test_pipeline_stages_are_balanced_around_the_head():
+    """BLOOM-like: 70 layers on 12 stages, a layer takes 1, the 250k-vocabulary head 1.1. ⌈70/12⌉ = 6 layers
+    plus the head on the last stage take 7.1; moving two layers off it leaves 4 + 1.1 = 5.1 there and
+    ⌈66/11⌉ = 6 on the others: the slowest stage takes 6, a factor 6/7.1. With 96 layers on 8 stages
+    (Megatron-LM's even split) and a small head (0.2), moving a layer only overloads another stage
+    (⌈85/7⌉ = 13 > 12.2): no change. One stage: nothing to balance."""
+    from flopcast.estimator.timing import stage_balance
+
+    got = stage_balance(np.array([70.0, 96.0, 70.0]), np.array([12.0, 8.0, 1.0]), 1.0, np.array([1.1, 0.2, 1.1]))
+    assert got == pytest.approx([6 / 7.1, 1.0, 1.0])
