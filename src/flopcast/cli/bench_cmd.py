@@ -1,0 +1,252 @@
+"""`flopcast bench`: measure this machine with the gradient-descent kernel and check our own predictions."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from flopcast.cli._app import app
+from flopcast.cli.common import (
+    FORMAT_OPTION,
+    OUTPUT_OPTION,
+    PLOT_OPTION,
+    QUIET_OPTION,
+    OutputFormat,
+    emit_plot,
+    emit_text,
+    note,
+    preflight_output,
+    preflight_plot,
+    render_to_text,
+)
+
+
+@app.command("bench")
+def bench(
+    quick: bool = typer.Option(False, "--quick", help="A short run (≤ 15 s on a 2-core machine): fewer points."),
+    dtype: str | None = typer.Option(
+        None,
+        "--dtype",
+        metavar="DTYPES",
+        help="Comma-separated dtypes: float64,float32 (CPU); bfloat16,float16,float32 (cuda).",
+    ),
+    threads: str | None = typer.Option(
+        None, "--threads", metavar="N", help="Limit the BLAS thread pool to N threads (CPU)."
+    ),
+    device: str = typer.Option(
+        "cpu", "--device", metavar="cpu|cuda", help='cpu, or cuda (needs PyTorch: pip install "flopcast[gpu]").'
+    ),
+    size: str | None = typer.Option(
+        None,
+        "--size",
+        metavar="SIZE",
+        help="Size of X at the memory-bound points, e.g. 256MiB (default: several caches).",
+    ),
+    verify: bool = typer.Option(
+        True, "--verify/--no-verify", help="Train a real model and compare its predicted and measured time."
+    ),
+    save_profile: str | None = typer.Option(
+        None, "--save-profile", metavar="NAME", help="Save this machine as hardware profile NAME (user dir)."
+    ),
+    fmt: OutputFormat = FORMAT_OPTION,
+    output: Path | None = OUTPUT_OPTION,
+    force: bool = typer.Option(
+        False, "--force", help="Overwrite --output FILE or an existing profile NAME; allow shadowing a shipped id."
+    ),
+    quiet: bool = QUIET_OPTION,
+    plot: Path | None = PLOT_OPTION,
+    size_scale: str = typer.Option("1", "--size-scale", hidden=True, help="Tests only: shrink every size."),
+) -> None:
+    """Measure this machine: roofline (peak FLOP/s per dtype, bandwidth), GEMM check, predicted vs real training."""
+    from flopcast.bench import plan
+    from flopcast.errors import ConflictingOptions, Interrupted
+    from flopcast.units import parse_bytes, parse_count, parse_int
+
+    n_threads = parse_int(threads, what="--threads") if threads is not None else None
+    dev = plan.parse_device(device)
+    dtypes = plan.parse_dtypes(dtype, dev)
+    size_bytes = parse_bytes(size, what="--size") if size is not None else None
+    scale = parse_count(size_scale, what="--size-scale")
+    if dev == "cuda" and n_threads is not None:
+        raise ConflictingOptions(
+            "--threads limits the CPU BLAS; it has no effect with --device cuda", hint="drop --threads"
+        )
+    preflight_output(output, force)
+    preflight_plot(plot, force)
+    profile_target = None
+    if save_profile is not None:
+        from flopcast.bench.profile import check_profile_target
+
+        profile_target = check_profile_target(save_profile, force)
+    ops = _backend(dev)
+    with ops.session(n_threads):
+        machine = ops.describe(n_threads)
+        config = plan.make_config(
+            device=dev, quick=quick, dtypes=dtypes, cache_bytes=machine.cache_bytes or 0.0, size_bytes=size_bytes,
+            verify=verify, threads=n_threads, size_scale=scale,
+        )  # fmt: skip
+        config = plan.fit_to_memory(config, machine.memory_available_bytes, size_given=size_bytes is not None)
+        report = _run_with_progress(config, ops, machine, quiet)
+    usable = machine.cores_usable or machine.cores_logical
+    if n_threads is not None and usable and n_threads > usable:
+        report.warnings.append(f"--threads {n_threads} is more than the {usable} usable cores")
+    if report.partial:
+        # a partial result goes to stdout only (marked "partial"); --output and the profile are never written
+        done = len(report.points)
+        if output is None and done:
+            _emit(report, fmt, None, force)
+        what = f"nothing written to {output}" if output is not None else "partial result printed"
+        if not done:
+            what = "nothing measured yet"
+        skipped = "; profile not saved" if save_profile else ""
+        raise Interrupted(f"interrupted after {done} of {len(config.ks) * len(config.dtypes)} points ({what}{skipped})")
+    if profile_target is not None:
+        from flopcast.bench.profile import build_profile
+        from flopcast.bench.profile import save_profile as write_profile
+
+        path = write_profile(build_profile(report, save_profile), profile_target)
+        report.saved_profile = str(path)
+        note(f"saved profile {save_profile!r} to {path} (use --hardware {save_profile})", quiet)
+    for warning in report.warnings:
+        # a table on stdout shows the warnings itself; JSON/CSV/Markdown or a file: say them on stderr too
+        note(f"warning: {warning}", quiet or (fmt is OutputFormat.table and output is None))
+    _emit(report, fmt, output, force, quiet)
+    emit_plot(report, plot, force, quiet)
+
+
+def _backend(device: str):
+    if device == "cuda":
+        from flopcast.bench.gpu import load_cuda_backend
+
+        return load_cuda_backend()
+    from flopcast.bench.kernel import NumpyOps
+
+    return NumpyOps()
+
+
+def _run_with_progress(config, ops, machine, quiet: bool):
+    from flopcast.bench.run import run_bench
+
+    if quiet or not sys.stderr.isatty():
+        return run_bench(config, ops, machine)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from flopcast.cli.common import console
+
+    with Progress(
+        TextColumn("bench"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+        TextColumn("{task.description}"), console=console(stderr=True), transient=True,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("starting", total=config.tasks())
+
+        def update(label: str, done: int, total: int) -> None:
+            progress.update(task, description=label, completed=done, total=total)
+
+        return run_bench(config, ops, machine, progress=update)
+
+
+def _emit(report, fmt: OutputFormat, output: Path | None, force: bool, quiet: bool = False) -> None:
+    emit_text(render_bench(report, fmt), output, force, quiet)
+
+
+def render_bench(report, fmt: OutputFormat) -> str:
+    """A BenchReport as text in ``fmt`` (the command and `flopcast report` both use this)."""
+    if fmt is OutputFormat.json:
+        return report.to_json()
+    if fmt is OutputFormat.csv:
+        from flopcast.reports.bench import POINT_CSV_HEADERS, point_csv_rows
+        from flopcast.tabular import to_csv
+
+        return to_csv(POINT_CSV_HEADERS, point_csv_rows(report))
+    if fmt is OutputFormat.markdown:
+        return _markdown(report)
+    return _table(report)
+
+
+def _title(report) -> str:
+    from flopcast.reports.bench import machine_line
+
+    state = " — PARTIAL (interrupted)" if report.partial else ""
+    return f"flopcast bench ({report.settings.mode}, {report.elapsed_seconds:.1f} s){state}\n{machine_line(report)}"
+
+
+def _verify_line(report) -> str:
+    v = report.verify
+    verdict = "within" if v.within_target else "OUTSIDE"
+    return (
+        f"Training predicted {v.predicted_seconds:.3g} s, measured {v.measured_seconds:.3g} s: error {v.error:+.1%} "
+        f"({verdict} the ±{v.target_abs_error:.0%} target)"
+    )
+
+
+def _markdown(report) -> str:
+    from flopcast.bench.chart import roofline_chart
+    from flopcast.reports.bench import (
+        POINT_HEADERS,
+        ROOFLINE_HEADERS,
+        VERIFY_HEADERS,
+        point_rows,
+        roofline_rows,
+        verify_rows,
+    )
+    from flopcast.tabular import to_markdown
+
+    heading, machine = _title(report).split("\n")
+    parts = [f"## {heading}", "", machine, ""]
+    if report.roofline is not None:
+        parts += [
+            to_markdown(ROOFLINE_HEADERS, roofline_rows(report), title="Roofline"),
+            "```",
+            roofline_chart(report.points, report.roofline),
+            "```",
+            "",
+        ]
+    parts.append(to_markdown(POINT_HEADERS, point_rows(report), title="Points (median of repeats)"))
+    if report.verify is not None:
+        parts += [
+            to_markdown(VERIFY_HEADERS, verify_rows(report), title="Closing the loop: GD training"),
+            _verify_line(report),
+            "",
+        ]
+    parts += [f"- warning: {w}" for w in report.warnings]
+    return "\n".join(parts)
+
+
+def _table(report) -> str:
+    from rich.table import Table
+    from rich.text import Text
+
+    from flopcast.bench.chart import roofline_chart
+    from flopcast.reports.bench import (
+        POINT_HEADERS,
+        ROOFLINE_HEADERS,
+        VERIFY_HEADERS,
+        point_rows,
+        roofline_rows,
+        verify_rows,
+    )
+
+    def table(title: str, headers: list[str], rows: list[list[str]]) -> Table:
+        t = Table(title=title, title_justify="left")
+        for i, h in enumerate(headers):
+            t.add_column(h, justify="left" if i == 0 else "right")
+        for r in rows:
+            t.add_row(*r)
+        return t
+
+    items: list = [Text(_title(report))]
+    if report.roofline is not None:
+        items += [
+            table("Roofline (fitted)", ROOFLINE_HEADERS, roofline_rows(report)),
+            Text(roofline_chart(report.points, report.roofline)),
+        ]
+    items.append(table("Points (median of repeats)", POINT_HEADERS, point_rows(report)))
+    if report.verify is not None:
+        items += [
+            table("Closing the loop: GD training", VERIFY_HEADERS, verify_rows(report)),
+            Text(_verify_line(report)),
+        ]
+    items += [Text(f"warning: {w}") for w in report.warnings]
+    return render_to_text(items)
