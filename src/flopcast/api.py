@@ -125,13 +125,15 @@ def estimate(
     price_per_hour=None,
     profiles=None,
     seq_len=None,
+    interleave=None,
     **architecture,
 ):
     """Estimate one training job and return an :class:`~flopcast.reports.estimate.EstimateReport`.
 
     ``model``: a preset id, a size (``"7B"``) or a ModelSpec; or None with ``layers``, ``d_model``,
     ``heads``... as keyword arguments. ``tokens`` and ``devices`` are required. Layout options left None
-    are searched (fastest layout that fits). ``price_tier`` None means on-demand where listed.
+    are searched (fastest layout that fits); ``interleave`` is the interleaved pipeline schedule's virtual
+    stages per device (searched when pp > 1). ``price_tier`` None means on-demand where listed.
     Raises :class:`~flopcast.errors.FlopcastError` subclasses on bad input; a job that does not fit is
     not an error: ``memory.fits`` is False and the warnings name the smallest changes that fit.
     """
@@ -157,6 +159,7 @@ def estimate(
         "micro_batch": _opt_int(micro_batch, "--micro-batch"),
         "global_batch": _opt_int(global_batch, "--global-batch"),
         "zero": _opt_int(zero, "--zero", allow_zero=True),
+        "interleave": _opt_int(interleave, "--interleave"),
     }
     if layout_args["zero"] is not None and layout_args["zero"] > 3:
         raise InvalidValue(f"--zero: {zero!r} is not a ZeRO stage", hint="use 0, 1, 2 or 3")
@@ -192,6 +195,17 @@ def check_partial_layout(spec, devices: int, a: dict) -> None:
     from flopcast.layout import divisors
 
     tp, pp, dp, mb, gb = a["tp"], a["pp"], a["dp"], a["micro_batch"], a["global_batch"]
+    v = a.get("interleave")
+    if v is not None and v > 1:
+        if pp == 1 or (pp is None and devices == 1):
+            raise InvalidLayout(
+                f"--interleave {v} needs pipeline parallelism (--pp > 1)", hint="drop --interleave or give --pp"
+            )
+        if pp is not None and spec.layers % pp == 0 and (spec.layers // pp) % v:
+            raise InvalidLayout(
+                f"--interleave {v} does not divide the {spec.layers // pp} layers per pipeline stage",
+                hint=f"use one of {', '.join(str(d) for d in divisors(spec.layers // pp))}",
+            )
     if tp is not None and spec.heads % tp:
         raise InvalidLayout(
             f"--tp {tp} does not divide the {spec.heads} attention heads",
@@ -247,7 +261,7 @@ def _estimate(
     if query.is_complete():
         from flopcast.layout import Layout
 
-        check_layout(spec, n_devices, Layout(recompute=recompute, **a))
+        check_layout(spec, n_devices, Layout(recompute=recompute, **{**a, "interleave": a["interleave"] or 1}))
     try:
         result = search_layouts(spec, profile, n_devices, workload, query=query, params=params, hardware=hw)
     except InvalidLayout:
@@ -277,6 +291,11 @@ def _estimate(
         warnings.append(f"{profile.id} publishes no inter-node bandwidth; assumed 12.5 GB/s per device (100 Gb/s)")
     if forced_mfu is not None:
         warnings.append(f"step time forced by --mfu {forced_mfu:g}; the breakdown is scaled to it")
+        if row["mfu"] < forced_mfu * (1 - 1e-9):  # core.evaluate keeps the hardware FLOP rate at or below peak
+            warnings.append(
+                f"--mfu {forced_mfu:g} with {layout.recompute} recomputation would run the hardware above its peak; "
+                f"the step is limited to the peak (MFU {row['mfu']:.3g}, HFU 1)"
+            )
     if n_tokens < layout.global_batch * spec.seq_len:
         warnings.append("fewer tokens than one global batch: the run is shorter than one optimizer step")
     suggestions = []
@@ -378,6 +397,7 @@ def _estimate(
             global_batch=layout.global_batch,
             global_batch_tokens=layout.global_batch * spec.seq_len,
             micro_batches_per_step=row["micro_batches"],
+            interleave=layout.interleave,
             layout_chosen_automatically=len(result.candidates.tp) > 1,
             candidates_evaluated=len(result.candidates.tp),
         ),

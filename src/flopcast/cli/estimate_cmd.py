@@ -16,12 +16,15 @@ from flopcast.cli.common import (
     FORCE_OPTION,
     FORMAT_OPTION,
     OUTPUT_OPTION,
+    PLOT_OPTION,
     PROFILES_OPTION,
     QUIET_OPTION,
     OutputFormat,
+    emit_plot,
     emit_text,
     note,
     preflight_output,
+    preflight_plot,
 )
 from flopcast.units import format_duration, format_si, format_usd
 
@@ -72,6 +75,9 @@ def estimate_command(
     recompute: str | None = _opt(
         "Activation recomputation: none, selective or full (default: searched).", "--recompute", metavar="MODE"
     ),
+    interleave: str | None = _opt(
+        "Interleaved pipeline: virtual stages per device (default: searched when pp > 1).", "--interleave"
+    ),
     precision: str = typer.Option(
         "bf16", "--precision", metavar="DTYPE", help="Training precision: bf16, fp16, fp8, tf32, fp32, fp64."
     ),
@@ -87,11 +93,24 @@ def estimate_command(
     force: bool = FORCE_OPTION,
     profiles: list[Path] | None = PROFILES_OPTION,
     quiet: bool = QUIET_OPTION,
+    sweep: str | None = _opt(
+        "Estimate at every power of two in a range instead of one --devices: devices=8..4096.",
+        "--sweep",
+        metavar="devices=LOW..HIGH",
+    ),
+    plot: Path | None = PLOT_OPTION,
 ) -> None:
     """Estimate FLOPs, memory per device, step time, wall-clock, device-hours, cost and energy."""
+    options = {k: v for k, v in locals().items() if k not in ("fmt", "output", "force", "quiet", "sweep", "plot")}
     from flopcast.api import estimate
 
     preflight_output(output, force)
+    preflight_plot(plot, force)
+    if sweep is not None:  # one job at many device counts: flopcast.cli.sweep_view
+        from flopcast.cli.sweep_view import run_sweep
+
+        run_sweep(sweep, options, fmt=fmt, output=output, force=force, plot=plot, quiet=quiet)
+        return
     report = estimate(
         model=model,
         tokens=tokens,
@@ -110,6 +129,7 @@ def estimate_command(
         price_per_hour=price_per_hour,
         profiles=profiles,
         seq_len=seq_len,
+        interleave=interleave,
         layers=layers,
         d_model=d_model,
         heads=heads,
@@ -122,27 +142,30 @@ def estimate_command(
         experts=experts,
         active_experts=active_experts,
     )
+    emit_text(render_estimate(report, fmt), output, force, quiet)
+    emit_plot(report, plot, force, quiet)
+    if fmt in (OutputFormat.csv, OutputFormat.markdown):
+        for warning in report.warnings:
+            note(f"warning: {warning}", quiet)
+
+
+def render_estimate(report, fmt: OutputFormat) -> str:
+    """An EstimateReport as text in ``fmt`` (the command and `flopcast report` both use this)."""
     if fmt is OutputFormat.json:
-        emit_text(report.to_json(), output, force, quiet)
-        return
+        return report.to_json()
     if fmt in (OutputFormat.csv, OutputFormat.markdown):
         row = report.flat_row()
         headers, values = list(row), [["" if v is None else str(v) for v in row.values()]]
         if fmt is OutputFormat.csv:
             from flopcast.tabular import to_csv
 
-            text = to_csv(headers, values)
-        else:
-            from flopcast.tabular import to_markdown
+            return to_csv(headers, values)
+        from flopcast.tabular import to_markdown
 
-            text = to_markdown(headers, values)
-        emit_text(text, output, force, quiet)
-        for warning in report.warnings:
-            note(f"warning: {warning}", quiet)
-        return
+        return to_markdown(headers, values)
     from flopcast.cli.common import render_to_text
 
-    emit_text(render_to_text(estimate_tables(report)), output, force, quiet)
+    return render_to_text(estimate_tables(report))
 
 
 # --- table rendering (rich is imported only here, so --format json never loads it) -----------------
@@ -183,7 +206,9 @@ def estimate_tables(r) -> list:
     summary.add_row(
         "layout",
         f"tp {p.tp} · pp {p.pp} · dp {p.dp}",
-        f"ZeRO {p.zero}, recompute {p.recompute}, micro-batch {p.micro_batch}, global batch {p.global_batch}{auto}",
+        f"ZeRO {p.zero}, recompute {p.recompute}, micro-batch {p.micro_batch}, global batch {p.global_batch}"
+        + (f", interleaved ×{p.interleave}" if getattr(p, "interleave", 1) > 1 else "")
+        + auto,
     )
     summary.add_row(
         "FLOPs",

@@ -17,12 +17,15 @@ from flopcast.cli.common import (
     FORCE_OPTION,
     FORMAT_OPTION,
     OUTPUT_OPTION,
+    PLOT_OPTION,
     PROFILES_OPTION,
     QUIET_OPTION,
     OutputFormat,
+    emit_plot,
     emit_text,
     note,
     preflight_output,
+    preflight_plot,
 )
 from flopcast.cli.estimate_cmd import _opt
 from flopcast.units import format_duration, format_si, format_usd
@@ -111,15 +114,14 @@ def _raw(x) -> str:
     return "" if x is None else (repr(float(x)) if isinstance(x, float) else str(x))
 
 
-def _emit_rows(fmt: OutputFormat, headers, rows, csv_headers, csv_rows, output, force, quiet, title: str) -> None:
+def _rows_text(fmt: OutputFormat, headers, rows, csv_headers, csv_rows, title: str) -> str:
     if fmt is OutputFormat.csv:
         from flopcast.tabular import to_csv
 
-        emit_text(to_csv(csv_headers, csv_rows), output, force, quiet)
-    else:
-        from flopcast.tabular import to_markdown
+        return to_csv(csv_headers, csv_rows)
+    from flopcast.tabular import to_markdown
 
-        emit_text(to_markdown(headers, rows, title=title), output, force, quiet)
+    return to_markdown(headers, rows, title=title)
 
 
 def _rich_table(title: str, headers: list[str], rows: list[list[str]]):
@@ -299,11 +301,13 @@ def compare_command(
     force: bool = FORCE_OPTION,
     profiles: list[Path] | None = PROFILES_OPTION,
     quiet: bool = QUIET_OPTION,
+    plot: Path | None = PLOT_OPTION,
 ) -> None:
     """One workload on every (or the named) hardware: time, device-hours, cost, energy, fits — ranked."""
     from flopcast.planner import compare_report
 
     preflight_output(output, force)
+    preflight_plot(plot, force)
     work = _workload(
         model,
         tokens,
@@ -333,28 +337,29 @@ def compare_command(
             price_tier=price_tier,
             profiles=profiles,
         )
+    emit_text(render_compare(report, fmt), output, force, quiet)
+    emit_plot(report, plot, force, quiet)
+
+
+def render_compare(report, fmt: OutputFormat) -> str:
+    """A CompareReport as text in ``fmt`` (the command and `flopcast report` both use this)."""
     if fmt is OutputFormat.json:
-        emit_text(report.to_json(), output, force, quiet)
-        return
+        return report.to_json()
     if fmt in (OutputFormat.csv, OutputFormat.markdown):
-        _emit_rows(
+        return _rows_text(
             fmt,
             COMPARE_HEADERS,
             compare_rows(report),
             COMPARE_CSV_HEADERS,
             compare_csv_rows(report),
-            output,
-            force,
-            quiet,
             _compare_title(report),
         )
-        return
     from flopcast.cli.common import render_to_text
 
     parts = [_rich_table(_compare_title(report), COMPARE_HEADERS, compare_rows(report))]
     if report.warnings:
         parts.append(_warnings_table(report.warnings))
-    emit_text(render_to_text(parts), output, force, quiet)
+    return render_to_text(parts)
 
 
 # ============================================================================================================
@@ -555,6 +560,7 @@ def plan_command(
     force: bool = FORCE_OPTION,
     profiles: list[Path] | None = PROFILES_OPTION,
     quiet: bool = QUIET_OPTION,
+    plot: Path | None = PLOT_OPTION,
 ) -> None:
     """Search hardware × devices × layout under constraints: Pareto front of time vs cost, and the best plan.
 
@@ -563,6 +569,7 @@ def plan_command(
     from flopcast.planner import plan_report, raise_if_infeasible
 
     preflight_output(output, force)
+    preflight_plot(plot, force)
     work = _workload(
         model,
         tokens,
@@ -593,35 +600,42 @@ def plan_command(
             profiles=profiles,
         )
     _emit_plan(report, fmt, output, force, quiet)
+    if report.pareto:
+        emit_plot(report, plot, force, quiet)
+    elif plot is not None:
+        note(f"no plot written to {plot}: no feasible plan", quiet)
     raise_if_infeasible(result)
 
 
 def _emit_plan(report, fmt, output, force, quiet) -> None:
-    if fmt is OutputFormat.json:
-        emit_text(report.to_json(), output, force, quiet)
-        return
+    emit_text(render_plan(report, fmt), output, force, quiet)
     if fmt in (OutputFormat.csv, OutputFormat.markdown):
-        if fmt is OutputFormat.csv:
-            from flopcast.tabular import to_csv
-
-            emit_text(to_csv(PARETO_CSV_HEADERS, pareto_csv_rows(report)), output, force, quiet)
-        else:
-            from flopcast.tabular import to_markdown
-
-            text = f"{_search_line(report)}\n\n{_best_line(report)}\n\n"
-            text += to_markdown(
-                PARETO_HEADERS,
-                pareto_rows(report, _pareto_shown(report)),
-                title=f"{_plan_title(report)}: Pareto front ({len(report.pareto)} points)",
-            )
-            if report.near_misses:
-                text += "\n" + to_markdown(NEAR_MISS_HEADERS, near_miss_rows(report), title="Closest near-misses")
-            emit_text(text, output, force, quiet)
         if fmt is OutputFormat.csv:
             note(_search_line(report), quiet)
         for w in report.warnings:
             note(f"warning: {w}", quiet)
-        return
+
+
+def render_plan(report, fmt: OutputFormat) -> str:
+    """A PlanReport as text in ``fmt`` (the command and `flopcast report` both use this)."""
+    if fmt is OutputFormat.json:
+        return report.to_json()
+    if fmt is OutputFormat.csv:
+        from flopcast.tabular import to_csv
+
+        return to_csv(PARETO_CSV_HEADERS, pareto_csv_rows(report))
+    if fmt is OutputFormat.markdown:
+        from flopcast.tabular import to_markdown
+
+        text = f"{_search_line(report)}\n\n{_best_line(report)}\n\n"
+        text += to_markdown(
+            PARETO_HEADERS,
+            pareto_rows(report, _pareto_shown(report)),
+            title=f"{_plan_title(report)}: Pareto front ({len(report.pareto)} points)",
+        )
+        if report.near_misses:
+            text += "\n" + to_markdown(NEAR_MISS_HEADERS, near_miss_rows(report), title="Closest near-misses")
+        return text
     from rich.text import Text
 
     from flopcast.cli.common import render_to_text
@@ -644,7 +658,7 @@ def _emit_plan(report, fmt, output, force, quiet) -> None:
         parts.append(estimate_tables(report.best)[0])
     if report.warnings:
         parts.append(_warnings_table(report.warnings))
-    emit_text(render_to_text(parts), output, force, quiet)
+    return render_to_text(parts)
 
 
 # ============================================================================================================
@@ -774,17 +788,19 @@ def size_command(
             max_devices=max_devices,
             profiles=profiles,
         )
-    if fmt is OutputFormat.json:
-        emit_text(report.to_json(), output, force, quiet)
-        return
-    headers, rows = size_rows(report)
+    emit_text(render_size(report, fmt), output, force, quiet)
     if fmt in (OutputFormat.csv, OutputFormat.markdown):
-        _emit_rows(
-            fmt, headers, rows, SIZE_CSV_HEADERS, [size_csv_row(report)], output, force, quiet, "Compute-optimal size"
-        )
         for w in report.warnings:
             note(f"warning: {w}", quiet)
-        return
+
+
+def render_size(report, fmt: OutputFormat) -> str:
+    """A SizeReport as text in ``fmt`` (the command and `flopcast report` both use this)."""
+    if fmt is OutputFormat.json:
+        return report.to_json()
+    headers, rows = size_rows(report)
+    if fmt in (OutputFormat.csv, OutputFormat.markdown):
+        return _rows_text(fmt, headers, rows, SIZE_CSV_HEADERS, [size_csv_row(report)], "Compute-optimal size")
     from flopcast.cli.common import render_to_text
     from flopcast.cli.estimate_cmd import estimate_tables
 
@@ -793,4 +809,4 @@ def size_command(
         parts.append(estimate_tables(report.estimate)[0])
     if report.warnings:
         parts.append(_warnings_table(report.warnings))
-    emit_text(render_to_text(parts), output, force, quiet)
+    return render_to_text(parts)

@@ -160,3 +160,6 @@ def _render(report, fmt: OutputFormat) -> str:
     for row in rows:
         table.add_row(*row)
     return render_to_text([table, *(Text(n) for n in notes)])
+
+
+render_serve = _render  # the name `flopcast report` uses (flopcast.cli.report_cmd)

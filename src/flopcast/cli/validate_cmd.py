@@ -1,7 +1,10 @@
-"""`flopcast validate [CSV]`: backtest the estimator against published training runs (DESIGN §7, §8).
+"""`flopcast validate [CSV] [--all]`: backtest the estimator against published training runs (DESIGN §7, §8).
 
 Prints every run's predicted vs reported figure and error, then the median and P90 of the absolute
-errors and the P10–P90 coverage; exits 1 when the quality bars are not met.
+errors and the P10–P90 coverage; exits 1 when the quality bars are not met. Without arguments it checks
+the 33-run calibration set (published_runs.csv; what CI runs); ``--all`` checks every shipped run, the
+calibration set and the 44-run second set (holdout_runs.csv), both of which the model is fitted on. The
+fit's leave-one-source-family-out errors, the honest estimate for unseen runs, are printed alongside.
 """
 
 from __future__ import annotations
@@ -15,12 +18,15 @@ from flopcast.cli.common import (
     FORCE_OPTION,
     FORMAT_OPTION,
     OUTPUT_OPTION,
+    PLOT_OPTION,
     PROFILES_OPTION,
     QUIET_OPTION,
     OutputFormat,
+    emit_plot,
     emit_text,
     note,
     preflight_output,
+    preflight_plot,
 )
 
 HEADERS = [
@@ -106,46 +112,59 @@ def _summary_lines(report) -> list[str]:
 @app.command("validate")
 def validate_command(
     csv_file: Path | None = typer.Argument(
-        None, metavar="[CSV]", help="Published runs to backtest (default: the runs shipped with flopcast)."
+        None, metavar="[CSV]", help="Published runs to backtest (default: the calibration runs shipped with flopcast)."
     ),
     fmt: OutputFormat = FORMAT_OPTION,
     output: Path | None = OUTPUT_OPTION,
     force: bool = FORCE_OPTION,
     profiles: list[Path] | None = PROFILES_OPTION,
     quiet: bool = QUIET_OPTION,
+    plot: Path | None = PLOT_OPTION,
+    all_runs: bool = typer.Option(
+        False, "--all", help="Every shipped run: the calibration set and the 44-run second set (default: the first)."
+    ),
 ) -> None:
     """Backtest the estimator on published runs; exit 1 when the accuracy bars are not met."""
-    from flopcast.estimator.calibration import backtest
+    from flopcast.estimator.calibration import backtest, shipped_runs_paths
 
+    if all_runs and csv_file is not None:
+        from flopcast.errors import ConflictingOptions
+
+        raise ConflictingOptions("a CSV together with --all", hint="give either your own CSV or --all")
     preflight_output(output, force)
-    report = backtest(csv_file, profiles)
-    if fmt is OutputFormat.json:
-        text = report.to_json()
-    elif fmt is OutputFormat.csv:
-        from flopcast.tabular import to_csv
-
-        text = to_csv(HEADERS, _rows(report))
-    elif fmt is OutputFormat.markdown:
-        from flopcast.tabular import to_markdown
-
-        text = to_markdown(HEADERS, _rows(report)) + "\n" + "\n".join(f"- {line}" for line in _summary_lines(report))
-    else:
-        from rich.table import Table
-
-        from flopcast.cli.common import render_to_text
-
-        table = Table(title=f"Backtest on {len(report.rows)} published runs", title_justify="left")
-        for h in TABLE_HEADERS:
-            left = h in ("run", "target", "hardware", "trust")
-            table.add_column(h, justify="left" if left else "right", no_wrap=True)
-        for row in _table_rows(report):
-            table.add_row(*row)
-        text = render_to_text([table]) + "\n".join(_summary_lines(report))
-        text += "\n(the layout used for each run: --format csv or json)"
-    emit_text(text, output, force, quiet)
+    preflight_plot(plot, force)
+    report = backtest(csv_file, profiles, paths=shipped_runs_paths() if all_runs else None)
+    emit_text(render_validate(report, fmt), output, force, quiet)
+    emit_plot(report, plot, force, quiet)
     if fmt in (OutputFormat.csv,):
         for line in _summary_lines(report):
             note(line, quiet)
     if not report.summary.passed:
         note("validate: accuracy bars not met: " + "; ".join(report.summary.failures), quiet=False)
         raise typer.Exit(1)
+
+
+def render_validate(report, fmt: OutputFormat) -> str:
+    """A ValidateReport as text in ``fmt`` (the command and `flopcast report` both use this)."""
+    if fmt is OutputFormat.json:
+        return report.to_json()
+    if fmt is OutputFormat.csv:
+        from flopcast.tabular import to_csv
+
+        return to_csv(HEADERS, _rows(report))
+    if fmt is OutputFormat.markdown:
+        from flopcast.tabular import to_markdown
+
+        return to_markdown(HEADERS, _rows(report)) + "\n" + "\n".join(f"- {line}" for line in _summary_lines(report))
+    from rich.table import Table
+
+    from flopcast.cli.common import render_to_text
+
+    table = Table(title=f"Backtest on {len(report.rows)} published runs", title_justify="left")
+    for h in TABLE_HEADERS:
+        left = h in ("run", "target", "hardware", "trust")
+        table.add_column(h, justify="left" if left else "right", no_wrap=True)
+    for row in _table_rows(report):
+        table.add_row(*row)
+    text = render_to_text([table]) + "\n".join(_summary_lines(report))
+    return text + "\n(the layout used for each run: --format csv or json)"

@@ -1,0 +1,163 @@
+"""Every report kind, its pydantic model, and how a saved JSON report is read back.
+
+A JSON report names its kind in the ``report`` field (``"estimate"``, ``"plan"``, ...); :func:`load_report`
+uses it to pick the model and validates the document with it, so a saved file is a durable artefact:
+``flopcast report FILE.json`` re-renders it, ``flopcast schema KIND`` prints the JSON Schema it follows.
+
+``hardware list|show`` and ``models list|show`` print catalogue data (a profile, a model spec), not reports:
+they carry no ``schema_version``; :data:`DOCUMENTS` gives their JSON Schemas for ``flopcast schema``.
+Models are imported lazily (a CLI run loads only the one it needs).
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import import_module
+from pathlib import Path
+
+from flopcast.errors import InvalidValue
+
+# kind -> (module, class, one-line description). Order: how `flopcast schema` lists them.
+REPORTS: dict[str, tuple[str, str, str]] = {
+    "estimate": ("flopcast.reports.estimate", "EstimateReport", "one training job: FLOPs, memory, time, cost, energy"),
+    "sweep": ("flopcast.reports.sweep", "SweepReport", "estimate --sweep: time and cost against device count"),
+    "compare": ("flopcast.reports.plan", "CompareReport", "one workload on several hardware profiles, ranked"),
+    "plan": ("flopcast.reports.plan", "PlanReport", "best plan and Pareto front of time vs cost"),
+    "size": ("flopcast.reports.plan", "SizeReport", "compute-optimal parameters and tokens for a budget"),
+    "serve": ("flopcast.reports.serve", "ServeReport", "inference memory, latency, tokens/s, cost per 1M tokens"),
+    "validate": ("flopcast.reports.validate", "ValidateReport", "backtest against published training runs"),
+    "bench": ("flopcast.reports.bench", "BenchReport", "local roofline, GEMM check and predicted vs measured"),
+}
+
+# Catalogue documents (no `report` field, no versions): kind -> one-line description.
+DOCUMENTS: dict[str, str] = {
+    "hardware": "one entry of `hardware list --format json` / `hardware show ID --format json`",
+    "model": "one entry of `models list --format json` / `models show ID --format json`",
+}
+
+
+def kinds() -> list[str]:
+    """Every kind `flopcast schema` knows: the reports, then the catalogue documents."""
+    return [*REPORTS, *DOCUMENTS]
+
+
+def _unknown(kind: str, what: str) -> InvalidValue:
+    from flopcast.units import suggest
+
+    guesses = suggest(kind, kinds(), n=1)
+    near = f"did you mean {guesses[0]}? " if guesses else ""
+    return InvalidValue(f"{what}: unknown report kind {kind!r}", hint=f"{near}kinds: {', '.join(kinds())}")
+
+
+def report_model(kind: str):
+    """The pydantic class of report ``kind`` (InvalidValue for an unknown kind)."""
+    if kind not in REPORTS:
+        raise _unknown(kind, "report")
+    module, name, _ = REPORTS[kind]
+    return getattr(import_module(module), name)
+
+
+def json_schema(kind: str) -> dict:
+    """The JSON Schema (draft 2020-12, as pydantic writes it) of ``kind``: a report or a catalogue document."""
+    if kind in DOCUMENTS:
+        return _document_schema(kind)
+    if kind not in REPORTS:
+        raise _unknown(kind, "schema")
+    schema = report_model(kind).model_json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+
+
+def _document_schema(kind: str) -> dict:
+    """Catalogue documents: the source model's schema plus the fields the CLI adds (see hardware_cmd/models_cmd)."""
+    if kind == "hardware":
+        from flopcast.hardware import HardwareProfile
+
+        schema = HardwareProfile.model_json_schema()
+        extra = {
+            "training_dtype": {"type": "string", "description": "dtype whose dense peak training uses"},
+            "training_peak_flops_per_s": {"type": "number", "description": "that peak, FLOP/s"},
+            "file": {"type": "string", "description": "the profile file that won"},
+            "origin": {"type": "string", "description": "shipped, user config, --profiles ..."},
+            "overrides": {"type": "array", "items": {"type": "string"}, "description": "files it shadowed"},
+        }
+    elif kind == "model":
+        from flopcast.models import ModelSpec
+
+        schema = ModelSpec.model_json_schema()
+        counts = {"type": "object", "additionalProperties": {"type": "integer"}}
+        extra = {
+            "id": {"type": "string"},
+            "params": {"type": "integer", "description": "total parameters"},
+            "active_params": {"type": "integer", "description": "parameters used per token (MoE)"},
+            "non_embedding_params": {"type": "integer"},
+            "matmul_params": {"type": "integer", "description": "N of 6·N"},
+            "breakdown": {**counts, "description": "parameters by part (sums to params)"},
+            "active_breakdown": {**counts, "description": "MoE: parameters per token by part"},
+            "deviation_from_published": {"type": "number", "description": "params / published − 1"},
+            "title": {"type": "string"},
+            "aliases": {"type": "array", "items": {"type": "string"}},
+            "notes": {"type": "array", "items": {"type": "string"}},
+        }
+    else:  # pragma: no cover - guarded by json_schema
+        raise _unknown(kind, "schema")
+    required = ["training_dtype", "training_peak_flops_per_s", "file", "origin"] if kind == "hardware" else ["id"]
+    schema["properties"] = {**schema.get("properties", {}), **extra}
+    schema["required"] = [*schema.get("required", []), *required]
+    schema["description"] = DOCUMENTS[kind]
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+
+
+# --- reading a saved report --------------------------------------------------------------------------------
+
+
+def schema_major(version: str) -> str:
+    return str(version).split(".", 1)[0]
+
+
+def load_report(path: Path):
+    """Read and validate a JSON report written by flopcast; one-line InvalidValue for anything else."""
+    from pydantic import ValidationError
+
+    from flopcast.reports.base import SCHEMA_VERSION
+
+    path = Path(path)
+    if not path.is_file():
+        what = "not a regular file" if path.exists() else "no such file"
+        raise InvalidValue(f"{path}: {what}", hint="give a JSON file written with --format json --output")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        where = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
+        raise InvalidValue(
+            f"{path}: not JSON{where}", hint="give a report written with --format json (not table/markdown/csv)"
+        ) from None
+    except OSError as exc:
+        raise InvalidValue(f"{path}: cannot read it: {exc.strerror or exc}", hint="give a readable JSON file") from None
+    except RecursionError:  # [[[[... thousands deep: no report nests like that
+        raise InvalidValue(f"{path}: JSON nested too deeply", hint="give a report written with --format json") from None
+    if isinstance(data, list) or (isinstance(data, dict) and "report" not in data):
+        raise InvalidValue(
+            f"{path}: not a flopcast report (no 'report' field)",
+            hint="hardware/models listings are catalogue data, not reports; rerun the command instead",
+        )
+    if not isinstance(data, dict):
+        raise InvalidValue(f"{path}: not a flopcast report (expected a JSON object)")
+    kind = data.get("report")
+    if not isinstance(kind, str) or kind not in REPORTS:
+        raise _unknown(str(kind), str(path))
+    version = str(data.get("schema_version", ""))
+    if schema_major(version) != schema_major(SCHEMA_VERSION):
+        raise InvalidValue(
+            f"{path}: {kind} report has schema version {version or 'none'}; this flopcast reads {SCHEMA_VERSION}",
+            hint=f"use the flopcast version that wrote it ({data.get('flopcast_version', 'unknown')})",
+        )
+    try:
+        return report_model(kind).model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "(top level)"
+        more = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
+        raise InvalidValue(
+            f"{path}: not a valid {kind} report: {where}: {first.get('msg', 'invalid')}{more}",
+            hint=f"`flopcast schema {kind}` prints the expected format",
+        ) from None
