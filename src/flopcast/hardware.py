@@ -13,10 +13,19 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from flopcast.errors import InvalidProfile, UnknownHardware
-from flopcast.units import suggest
+from flopcast.units import MAX_QUANTITY, MIN_POSITIVE_QUANTITY, suggest
 from flopcast.yamlsafe import FILE_FIELD, YamlDocument, load_yaml
 
 PROFILE_SUFFIXES = (".yaml", ".yml")
@@ -40,8 +49,15 @@ def _date_to_text(value: object) -> object:
     return value.isoformat() if isinstance(value, datetime.date) else value
 
 
-# A physical quantity: a finite number > 0 (never a boolean, never inf/nan).
-PositiveFloat = Annotated[float, BeforeValidator(_refuse_bool), Field(gt=0, allow_inf_nan=False)]
+def _sane(value: float) -> float:
+    """The sanity bounds of every typed quantity (flopcast.units): 5e-324 or 1e308 would overflow an estimate."""
+    if not MIN_POSITIVE_QUANTITY <= value <= MAX_QUANTITY:
+        raise ValueError(f"{value:g} is outside the sane range {MIN_POSITIVE_QUANTITY:g} to {MAX_QUANTITY:g}")
+    return value
+
+
+# A physical quantity: a finite number > 0 (never a boolean, never inf/nan) within the sanity bounds.
+PositiveFloat = Annotated[float, BeforeValidator(_refuse_bool), Field(gt=0, allow_inf_nan=False), AfterValidator(_sane)]
 PositiveInt = Annotated[int, BeforeValidator(_refuse_bool), Field(gt=0)]
 DateText = Annotated[str, BeforeValidator(_date_to_text), Field(min_length=1)]
 
@@ -176,7 +192,13 @@ def _known_keys() -> list[str]:
 
 
 def _format_loc(loc: tuple) -> str:
-    return ".".join(str(p) for p in loc) if loc else FILE_FIELD
+    return ".".join(_key_text(p) for p in loc) if loc else FILE_FIELD
+
+
+def _key_text(key: object) -> str:
+    """A key as written, or quoted when it is empty or holds spaces or control characters (one line, visible)."""
+    text = str(key)
+    return text if text and text.isprintable() and not any(c.isspace() for c in text) else repr(text)
 
 
 def _clean_message(err: dict, loc: tuple) -> str:
@@ -326,6 +348,8 @@ class Catalog:
 
     def resolve_id(self, name: str) -> str:
         key = name.strip().lower()
+        if not key:
+            raise UnknownHardware("empty hardware id", hint="give an id such as a100-80gb (`flopcast hardware list`)")
         if key in self.entries:
             return key
         if key in self.aliases:

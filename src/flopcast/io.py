@@ -12,7 +12,13 @@ from flopcast.errors import InvalidValue, RuntimeFailure
 
 def check_output_path(path: Path, force: bool) -> Path:
     """Refuse, before any work is done, an output path that cannot or must not be written."""
-    path = Path(path).expanduser()
+    try:
+        return _check_output_path(Path(path).expanduser(), force)
+    except OSError as exc:  # e.g. a name longer than the file system allows
+        raise InvalidValue(f"--output {path}: {exc.strerror or exc}", hint="choose another path") from None
+
+
+def _check_output_path(path: Path, force: bool) -> Path:
     if path.is_dir():
         raise InvalidValue(f"--output {path}: is a directory", hint="give a file name inside it")
     parent = path.parent if str(path.parent) else Path(".")
@@ -20,16 +26,52 @@ def check_output_path(path: Path, force: bool) -> Path:
         raise InvalidValue(f"--output {path}: directory {parent} does not exist", hint="create it first")
     if path.exists() and not force:
         raise InvalidValue(f"--output {path}: file exists", hint="add --force to overwrite it")
+    if path.exists() and not path.is_file():  # never rename a report over /dev/null, a pipe or a socket
+        raise InvalidValue(
+            f"--output {path}: not a regular file", hint="give a file path, or drop --output to print to stdout"
+        )
     if not os.access(parent, os.W_OK):
         raise InvalidValue(f"--output {path}: directory {parent} is not writable", hint="choose another path")
+    _probe_directory(path, parent)
     return path
+
+
+def _probe_directory(path: Path, parent: Path) -> None:
+    """Create and remove a temporary file in ``parent``: root passes ``os.access`` everywhere, and only a real
+    file shows whether /proc, /sys, a read-only mount or a full disk will take the result."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=parent)
+    except OSError as exc:
+        raise InvalidValue(
+            f"--output {path}: cannot create a file in {parent}: {exc.strerror or exc}", hint="choose another path"
+        ) from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+
+
+def _file_mode(path: Path) -> int:
+    """The permission bits the written file gets: those of the file it replaces, else those of any new
+    file (0666 less the umask). mkstemp's temporary files are private (0600), which would make a report
+    in a shared folder unreadable to the people it is for."""
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, force: bool = False) -> Path:
     """Write ``data`` to a temporary file beside ``path``, fsync, then rename over it."""
     path = check_output_path(path, force)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    mode = _file_mode(path)
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise RuntimeFailure(f"cannot write {path}: {exc.strerror or exc}", hint="choose another path") from None
+    try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

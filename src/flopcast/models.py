@@ -549,7 +549,7 @@ def parse_model_size(text: str) -> float:
 def _spec(**fields) -> ModelSpec:
     """Build a ModelSpec; a validation failure becomes one :class:`InvalidValue` line naming the flag."""
     try:
-        return ModelSpec(**fields)
+        spec = ModelSpec(**fields)
     except ValidationError as exc:
         err = exc.errors()[0]
         msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
@@ -559,6 +559,12 @@ def _spec(**fields) -> ModelSpec:
             f"invalid model architecture: {where}{msg}",
             hint="`flopcast models show llama-2-7b` shows a valid architecture",
         ) from None
+    if spec.params > SIZE_RULE_MAX_PARAMS:  # the same sanity bound as a size: keeps every estimate finite and fast
+        raise InvalidValue(
+            f"invalid model architecture: {spec.params:.3g} parameters, more than {SIZE_RULE_MAX_PARAMS:.0e}",
+            hint="check --layers, --d-model, --ffn, --vocab and --experts",
+        )
+    return spec
 
 
 def _flags(names: list[str]) -> str:

@@ -337,7 +337,14 @@ def size_report(
 
     if b.kind == "flops":
         n, _ = compute_optimal(b.value)
-        spec = _shape(n, seq, voc)
+        try:
+            spec = _shape(n, seq, voc)
+        except InvalidValue as exc:  # the size rule names --model; here the size comes from --flops
+            raise InvalidValue(
+                f"--flops {b.value:.3g}: no model shape for its compute-optimal {format_si(n)} parameters "
+                f"({exc.message.partition(': ')[2] or exc.message})",
+                hint="give a larger --flops" if n < SIZE_GRID_MIN_PARAMS else "give a smaller --flops",
+            ) from None
         result = SizeResult(params=n, spec=spec, placement="none")
         if chosen is not None:
             if n_devices is not None:

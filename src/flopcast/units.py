@@ -20,6 +20,13 @@ SECONDS_PER_DAY = 86400.0
 SECONDS_PER_WEEK = 7 * SECONDS_PER_DAY
 SECONDS_PER_YEAR = 365.25 * SECONDS_PER_DAY
 
+# Sanity bounds on every typed quantity, in SI base units. Not physics: they catch typos such as 1e400 or
+# 5e-324 and keep every product and quotient the estimator forms far inside float64 (max ~1.8e308), so a
+# result is always finite. 1e50 is ~23 orders of magnitude above the largest real input (a 1e27-FLOP budget);
+# 1e-9 is below any fraction, price or duration a person types (an MFU of 0.1% is 1e-3).
+MAX_QUANTITY = 1e50
+MIN_POSITIVE_QUANTITY = 1e-9
+
 _DECIMAL_PREFIX = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "B": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
 _BINARY_PREFIX = {"Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50}
 _DURATION_UNIT = {
@@ -87,6 +94,10 @@ def parse_quantity(
         raise InvalidValue(f"{what}: {text!r} is negative", hint="give a positive value")
     if value == 0 and not allow_zero:
         raise InvalidValue(f"{what}: {text!r} is zero", hint="give a positive value")
+    if value > MAX_QUANTITY:
+        raise InvalidValue(f"{what}: {text!r} is too large", hint=f"give a value below {MAX_QUANTITY:.0e}")
+    if 0 < value < MIN_POSITIVE_QUANTITY:
+        raise InvalidValue(f"{what}: {text!r} is too small", hint=f"give {MIN_POSITIVE_QUANTITY:.0e} or more")
     return value
 
 

@@ -123,7 +123,10 @@ def _read_text(path: Path) -> str:
         size = path.stat().st_size
         if size > MAX_YAML_FILE_BYTES:
             raise _problem(path, 1, f"file is {size} bytes, larger than {MAX_YAML_FILE_BYTES}", FILE_FIELD)
-        raw = path.read_bytes()
+        with path.open("rb") as handle:  # bounded: /dev/zero and pipes report a size of 0
+            raw = handle.read(MAX_YAML_FILE_BYTES + 1)
+        if len(raw) > MAX_YAML_FILE_BYTES:
+            raise _problem(path, 1, f"file is larger than {MAX_YAML_FILE_BYTES} bytes", FILE_FIELD)
     except OSError as exc:
         raise _problem(path, 1, f"cannot read: {exc.strerror or exc}", FILE_FIELD) from None
     try:

@@ -23,9 +23,12 @@ COMMAND_MODULES: dict[str, str] = {
     "hardware": "flopcast.cli.hardware_cmd",
     "models": "flopcast.cli.models_cmd",
     "serve": "flopcast.cli.serve_cmd",
+    "bench": "flopcast.cli.bench_cmd",
     "compare": "flopcast.cli.plan_cmd",
     "plan": "flopcast.cli.plan_cmd",
     "size": "flopcast.cli.plan_cmd",
+    "report": "flopcast.cli.report_cmd",
+    "schema": "flopcast.cli.schema_cmd",
 }
 
 # pydantic scans installed plugins when its first model class is built (~30 ms); a CLI run needs none.
@@ -62,4 +65,11 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     os.environ.setdefault(PYDANTIC_PLUGINS_ENV, "__all__")
     args = list(sys.argv[1:] if argv is None else argv)
-    load_commands(args)(args=args, prog_name="flopcast")
+    try:
+        app = load_commands(args)
+    except KeyboardInterrupt:  # Ctrl-C while the command's modules load: one line, no traceback
+        from flopcast.errors import EXIT_INTERRUPTED
+
+        sys.stderr.write("flopcast: interrupted\n")
+        sys.exit(EXIT_INTERRUPTED)
+    app(args=args, prog_name="flopcast")

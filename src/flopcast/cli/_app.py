@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import os
 import sys
+import warnings
 
 import typer
 from typer.core import TyperGroup
@@ -24,6 +26,26 @@ def _say(line: str) -> None:
         pass
 
 
+def _detach_stdout() -> None:
+    """Point file descriptor 1 at /dev/null, so that Python's own flush at exit has nowhere left to fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def _reopen_closed_streams() -> io.StringIO | None:
+    """`flopcast ... >&-` starts Python with sys.stdout None (`2>&-`: sys.stderr). Give them somewhere to go;
+    stdout becomes a buffer, so that a result with nowhere to go is reported (exit 1) instead of lost silently."""
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+    if sys.stdout is None:
+        sys.stdout = io.StringIO()
+        return sys.stdout
+    return None
+
+
 class FlopcastGroup(TyperGroup):
     """Runs a command and turns every failure into one line and an exit code."""
 
@@ -31,12 +53,16 @@ class FlopcastGroup(TyperGroup):
         argv = list(sys.argv[1:] if args is None else args)
         debug = DEBUG_FLAG in argv or bool(os.environ.get(ENV_DEBUG))
         argv = [a for a in argv if a != DEBUG_FLAG]
+        lost = _reopen_closed_streams()
         code = 0
         try:
-            result = super().main(
-                args=argv, prog_name=prog_name or "flopcast", complete_var=complete_var,
-                standalone_mode=False, **extra,
-            )
+            with warnings.catch_warnings():
+                if not debug:  # e.g. a numpy RuntimeWarning: more lines on stderr break the one-line contract
+                    warnings.simplefilter("ignore")
+                result = super().main(
+                    args=argv, prog_name=prog_name or "flopcast", complete_var=complete_var,
+                    standalone_mode=False, **extra,
+                )
             code = result if isinstance(result, int) else 0
             if code == EXIT_INTERRUPTED:  # typer turns KeyboardInterrupt into a silent Exit(130)
                 _say("interrupted")
@@ -61,27 +87,34 @@ class FlopcastGroup(TyperGroup):
             _say("interrupted")
             code = EXIT_INTERRUPTED
         except BrokenPipeError:
-            # the reader went away (e.g. `| head -1`): stop quietly, never a traceback
-            try:
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, sys.stdout.fileno())
-            except (OSError, ValueError):
-                pass
+            # the reader went away (e.g. `| head -1`): stop quietly, never a traceback; exit 1 like Python's own
+            _detach_stdout()
+            code = EXIT_RUNTIME
+        except OSError as exc:  # the system refused I/O (a full disk, a closed stream): a runtime failure, not a bug
+            if debug:
+                raise
+            where = f" ({exc.filename})" if exc.filename else ""
+            _say(f"error: input/output failed{where}: {exc.strerror or exc} (free space or choose another --output)")
+            _detach_stdout()
             code = EXIT_RUNTIME
         except Exception as exc:  # a bug: say so in one line unless debugging
             if debug:
                 raise
             _say(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug and report it)")
             code = EXIT_RUNTIME
+        if lost is not None and lost.getvalue():
+            _say("error: standard output is closed, so the result could not be printed (give --output FILE)")
+            code = code or EXIT_RUNTIME
         try:
             sys.stdout.flush()
-        except BrokenPipeError:
-            try:
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, sys.stdout.fileno())
-            except (OSError, ValueError):
-                pass
-        except (OSError, ValueError):
+        except BrokenPipeError:  # the same as a broken pipe while writing: quiet, exit 1
+            _detach_stdout()
+            code = code or EXIT_RUNTIME
+        except OSError as exc:  # e.g. `> /dev/full`: the data did not get out
+            _say(f"error: cannot write the output: {exc.strerror or exc} (free space or give --output FILE)")
+            _detach_stdout()
+            code = code or EXIT_RUNTIME
+        except ValueError:
             pass
         if standalone_mode:
             sys.exit(code)

@@ -228,7 +228,11 @@ def validate_hardware(
     from flopcast.yamlsafe import FILE_FIELD
 
     checked = _expand(files)
-    problems: list[str] = []
+    problems: list[str] = [
+        f"{folder}:1: {FILE_FIELD}: no .yaml or .yml profile in this folder"
+        for folder in files
+        if folder.is_dir() and not _expand([folder])
+    ]
     for path in checked:
         if not path.exists():
             problems.append(f"{path}:1: {FILE_FIELD}: file does not exist")
