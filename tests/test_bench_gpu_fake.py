@@ -56,7 +56,9 @@ def make_fake_torch(tf32_default=True):
     torch.sub = lambda a, b, *, out: np.subtract(a, b, out=out)
     torch.mul = lambda a, b, *, out: np.multiply(a, b, out=out)
     torch.linalg = types.SimpleNamespace(
-        vector_norm=lambda a, dtype=None: np.asarray(np.linalg.norm(np.ravel(a).astype(np.float64)), dtype=np.float32).view(FakeTensor)
+        vector_norm=lambda a, dtype=None: np.asarray(
+            np.linalg.norm(np.ravel(a).astype(np.float64)), dtype=np.float32
+        ).view(FakeTensor)
     )
 
     class Event:
