@@ -169,16 +169,8 @@ def _estimate(r):
     ax_t.set_xlim(0, max(values) * 1.35 if max(values) > 0 else 1)
     ax_t.grid(axis="y", visible=False)
 
-    m, b = r.memory, r.memory.breakdown
-    mparts = [
-        ("weights", b.weights_bytes),
-        ("gradients", b.gradients_bytes),
-        ("optimizer states", b.optimizer_bytes),
-        ("activations", b.activations_bytes),
-        ("logits", b.logits_bytes),
-        ("ZeRO-3 gather buffers", b.zero3_buffers_bytes),
-        ("framework allowance", b.framework_bytes),
-    ]
+    m = r.memory
+    mparts = m.breakdown.labelled()
     mnames = [n for n, _ in mparts][::-1]
     mvalues = [v / GB for _, v in mparts][::-1]
     colour = PALETTE[2] if m.fits else HIGHLIGHT

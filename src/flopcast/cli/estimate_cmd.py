@@ -259,16 +259,7 @@ def estimate_tables(r) -> list:
     memory.add_column("part")
     memory.add_column("bytes", justify="right")
     memory.add_column("share", justify="right")
-    b = m.breakdown
-    for name, value in (
-        ("weights", b.weights_bytes),
-        ("gradients", b.gradients_bytes),
-        ("optimizer states", b.optimizer_bytes),
-        ("activations", b.activations_bytes),
-        ("logits", b.logits_bytes),
-        ("ZeRO-3 gather buffers", b.zero3_buffers_bytes),
-        ("framework allowance", b.framework_bytes),
-    ):
+    for name, value in m.breakdown.labelled():
         memory.add_row(name, _gb(value), _pct(value, m.per_device_bytes))
     memory.add_row("total", _gb(m.per_device_bytes), f"capacity {_gb(m.capacity_bytes)}", style="bold")
 

@@ -108,6 +108,18 @@ class MemoryBreakdown(_Section):
     zero3_buffers_bytes: float
     framework_bytes: float
 
+    def labelled(self) -> list[tuple[str, float]]:
+        """(display label, bytes) per part, in report order: what the table and the plot show."""
+        return [
+            ("weights", self.weights_bytes),
+            ("gradients", self.gradients_bytes),
+            ("optimizer states", self.optimizer_bytes),
+            ("activations", self.activations_bytes),
+            ("logits", self.logits_bytes),
+            ("ZeRO-3 gather buffers", self.zero3_buffers_bytes),
+            ("framework allowance", self.framework_bytes),
+        ]
+
 
 class Memory(_Section):
     per_device_bytes: float = Field(description="the fullest device (first or last pipeline stage)")
