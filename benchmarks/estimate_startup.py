@@ -1,11 +1,22 @@
 """Whole-process time of `flopcast estimate --format json` vs `python -c "import numpy, pydantic, yaml"`.
 
-DESIGN §8 bar: the estimate takes at most 1.5× the bare import. Both commands run N times as fresh
-subprocesses, interleaved (so that load on the machine hits both alike); prints the medians and the ratio.
+DESIGN §8 bar: the estimate takes at most 1.5× the bare import. To show where the time goes, two more
+programs are timed alongside, both doing no work of flopcast's:
 
-Modules load from bytecode, as in an installed package: the subprocesses run without
-PYTHONDONTWRITEBYTECODE and with PYTHONPYCACHEPREFIX pointing at a temporary directory (so nothing is
-written into the source tree); the first, untimed run of each command fills that cache.
+* stack: ``import numpy, pydantic, yaml, typer; from pydantic import BaseModel`` — what any program on
+  flopcast's stack imports before it can define a single report or profile model (``import pydantic``
+  alone is lazy and loads almost nothing);
+* null app: a typer app with the same options as ``estimate`` (names, flags and annotations read from
+  flopcast's own command) whose command does nothing, run with the same arguments — what parsing the
+  command line costs. typer ≥ 0.29 builds a pydantic TypeAdapter per option while parsing.
+
+``flopcast's own share`` is estimate minus the null app: loading flopcast's modules and profiles, the
+estimate itself and writing the JSON.
+
+All commands run N times as fresh subprocesses, interleaved (so that load on the machine hits them alike);
+prints the medians and the ratios to the baseline. Modules load from bytecode, as in an installed package:
+the subprocesses run without PYTHONDONTWRITEBYTECODE and with PYTHONPYCACHEPREFIX pointing at a temporary
+directory (nothing is written into the source tree); a first, untimed run of each fills that cache.
 
     python benchmarks/estimate_startup.py [-n 15]
 """
@@ -13,18 +24,20 @@ written into the source tree); the first, untimed run of each command fills that
 from __future__ import annotations
 
 import argparse
+import enum
+import inspect
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
-BASELINE = [sys.executable, "-c", "import numpy, pydantic, yaml"]
-ESTIMATE = [
-    sys.executable,
-    "-m",
-    "flopcast",
+BAR = 1.5
+BASELINE = "import numpy, pydantic, yaml"
+STACK = "import numpy, pydantic, yaml, typer; from pydantic import BaseModel"
+ARGS = [
     "estimate",
     "--model",
     "llama-2-7b",
@@ -37,7 +50,52 @@ ESTIMATE = [
     "--format",
     "json",
 ]
-BAR = 1.5
+
+
+def null_app_source() -> str:
+    """A do-nothing typer app whose ``estimate`` command has flopcast's options, annotations and defaults."""
+    import typer.main
+
+    from flopcast.cli import app
+
+    command = typer.main.get_command(app).commands["estimate"]
+    params = {p.name: p for p in command.params}
+    enums: dict[str, type[enum.Enum]] = {}
+    lines = []
+    for name, sig in inspect.signature(command.callback).parameters.items():
+        option = params[name]
+        decls = ["/".join(option.opts + option.secondary_opts)] if option.secondary_opts else option.opts
+        default = sig.default.default  # the typer.Option(...) of flopcast's signature holds the default
+        if isinstance(default, enum.Enum):
+            enums[type(default).__name__] = type(default)
+            default_text = f"{type(default).__name__}.{default.name}"
+        else:
+            default_text = repr(default)
+        lines.append(f"    {name}: {sig.annotation} = typer.Option({default_text}, {', '.join(map(repr, decls))}),")
+    enum_defs = [
+        f"class {cls_name}(str, enum.Enum):\n" + "".join(f"    {m.name} = {m.value!r}\n" for m in cls)
+        for cls_name, cls in enums.items()
+    ]
+    return "\n".join(
+        [
+            "from __future__ import annotations",
+            "import enum",
+            "from pathlib import Path",
+            "import numpy, pydantic, yaml, typer",
+            *enum_defs,
+            "app = typer.Typer()",
+            "@app.command('estimate')",
+            "def estimate(",
+            *lines,
+            ") -> None:",
+            "    print('{}')",
+            "@app.command('other')",
+            "def other() -> None:",
+            "    pass",
+            "app()",
+            "",
+        ]
+    )
 
 
 def _time(cmd: list[str], env: dict[str, str]) -> float:
@@ -50,18 +108,33 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=15, help="runs of each command (default 15)")
     args = ap.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="flopcast-pycache-") as cache:
+    with tempfile.TemporaryDirectory(prefix="flopcast-startup-") as tmp:
+        stub = Path(tmp) / "null_app.py"
+        stub.write_text(null_app_source(), encoding="utf-8")
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-        env["PYTHONPYCACHEPREFIX"] = cache
-        _time(BASELINE, env), _time(ESTIMATE, env)  # warm the page cache and fill the bytecode cache
-        base, est = [], []
+        env["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")
+        commands = {
+            f'baseline  python -c "{BASELINE}"': [sys.executable, "-c", BASELINE],
+            "stack     + typer, from pydantic import BaseModel": [sys.executable, "-c", STACK],
+            "null app  typer, estimate's options, no work": [sys.executable, str(stub), *ARGS],
+            "flopcast  estimate --format json": [sys.executable, "-m", "flopcast", *ARGS],
+        }
+        for cmd in commands.values():  # warm the page cache and fill the bytecode cache
+            _time(cmd, env)
+        runs: dict[str, list[float]] = {label: [] for label in commands}
         for _ in range(args.n):
-            base.append(_time(BASELINE, env))
-            est.append(_time(ESTIMATE, env))
-    b, e = statistics.median(base), statistics.median(est)
-    print(f"import numpy, pydantic, yaml : median {b * 1e3:7.1f} ms over {args.n} runs")
-    print(f"flopcast estimate --format json: median {e * 1e3:7.1f} ms over {args.n} runs")
-    print(f"ratio {e / b:.2f} (bar ≤ {BAR})")
+            for label, cmd in commands.items():
+                runs[label].append(_time(cmd, env))
+    medians = {label: statistics.median(times) for label, times in runs.items()}
+    base = next(iter(medians.values()))
+    print(f"median of {args.n} interleaved runs each")
+    for label, median in medians.items():
+        print(f"{label:58s} {median * 1e3:7.1f} ms  {median / base:5.2f}x")
+    est, null = medians["flopcast  estimate --format json"], medians["null app  typer, estimate's options, no work"]
+    print(
+        f"ratio {est / base:.2f} (bar ≤ {BAR}); flopcast's own share (estimate − null app) "
+        f"{(est - null) * 1e3:.0f} ms = {(est - null) / base:.2f}x of the baseline"
+    )
     return 0
 
 

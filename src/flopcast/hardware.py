@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -164,20 +165,21 @@ class HardwareProfile(_Strict):
         return self.tdp_watts if self.tdp_watts is not None else self.typical_power_watts
 
 
-class CatalogEntry(BaseModel):
-    """A profile, the file it came from, and the files with the same id that it overrides."""
+@dataclass(frozen=True)
+class CatalogEntry:
+    """A profile, the file it came from, and the files with the same id that it overrides.
 
-    model_config = ConfigDict(frozen=True)
+    A plain dataclass, not a pydantic model: an internal record of already-validated profiles, built on
+    every ``flopcast estimate``, where a second pydantic schema would only cost start-up time.
+    """
 
     profile: HardwareProfile
     path: Path
     origin: str
-    rank: int = Field(default=0, description="position of its directory on the search path (later wins)")
-    overrides: list[Path] = Field(default_factory=list)
-    aliases: list[str] = Field(
-        default_factory=list,
-        description="the profile's aliases plus those of the profiles it overrides (an alias names the id)",
-    )
+    rank: int = 0  # position of its directory on the search path (later wins)
+    overrides: list[Path] = field(default_factory=list)
+    # the profile's aliases plus those of the profiles it overrides (an alias names the id)
+    aliases: list[str] = field(default_factory=list)
 
 
 # --- validation problems as `file:line: field: message` ------------------------------------------------
