@@ -275,20 +275,7 @@ def size_with_planner(
             hint="raise the budget",
         )
     n, spec, result = best
-    from flopcast.planner import plan_point
-
-    point = plan_point(result.points, result.best)
-    hw = result.points.hardware[int(result.points.hw_index[result.best])]
-    return SizeResult(
-        params=n,
-        spec=spec,
-        placement="planner",
-        profile=hw.profile,
-        devices=point.devices,
-        layout=point.layout.model_dump(),
-        tier=hw.tier,
-        steps=steps,
-    )
+    return _planner_result(n, spec, result, steps)
 
 
 def size_report(
@@ -431,7 +418,7 @@ def size_report(
 
 def _planner_placement(n, spec, profiles, precision, price_tier, max_devices, params) -> SizeResult:
     """The planner's cheapest plan for ``spec`` trained on 20·N tokens (a FLOP budget on named hardware)."""
-    from flopcast.planner import plan_point, raise_if_infeasible, search
+    from flopcast.planner import raise_if_infeasible, search
 
     result = search(
         spec,
@@ -444,6 +431,13 @@ def _planner_placement(n, spec, profiles, precision, price_tier, max_devices, pa
         params=params,
     )
     raise_if_infeasible(result)
+    return _planner_result(n, spec, result)
+
+
+def _planner_result(n, spec, result, steps: list[SizeStep] | None = None) -> SizeResult:
+    """A :class:`SizeResult` placed where the planner's ``result`` found its best plan."""
+    from flopcast.planner import plan_point
+
     point = plan_point(result.points, result.best)
     hw = result.points.hardware[int(result.points.hw_index[result.best])]
     return SizeResult(
@@ -454,4 +448,5 @@ def _planner_placement(n, spec, profiles, precision, price_tier, max_devices, pa
         devices=point.devices,
         layout=point.layout.model_dump(),
         tier=hw.tier,
+        steps=steps or [],
     )
