@@ -1,4 +1,4 @@
-"""`flopcast compare` (flopcast.planner.compare_report): one workload on several hardware profiles."""
+"""`flopcast compare` (flopcast.comparison.compare): one workload on several hardware profiles."""
 
 from __future__ import annotations
 
@@ -8,16 +8,17 @@ import math
 import pytest
 
 from flopcast.api import estimate
+from flopcast.comparison import compare
 from flopcast.hardware import load_catalog
-from flopcast.planner import WorkloadOptions, compare_report, device_counts
+from flopcast.planner import device_counts
 
-WORK_7B = WorkloadOptions(model="llama-2-7b", tokens="2T")
+WORK_7B = {"model": "llama-2-7b", "tokens": "2T"}
 VALUE_FIELD = {"cost": "cost_usd", "time": "wall_clock_seconds", "energy": "energy_kwh"}
 
 
 @pytest.mark.parametrize("objective", ["cost", "time", "energy"])
 def test_ordering_follows_the_objective(objective):
-    report = compare_report(WORK_7B, devices="64", objective=objective)
+    report = compare(**WORK_7B, devices="64", objective=objective)
     rows = report.rows
     assert [r.rank for r in rows] == list(range(1, len(rows) + 1))
     ok = [r for r in rows if r.ok]
@@ -32,7 +33,7 @@ def test_ordering_follows_the_objective(objective):
 
 
 def test_rows_are_what_estimate_predicts_for_that_hardware():
-    report = compare_report(WORK_7B, hardware="a100-80gb,h100-80gb", devices="128")
+    report = compare(**WORK_7B, hardware="a100-80gb,h100-80gb", devices="128")
     for row in report.rows:
         again = estimate(model="llama-2-7b", tokens="2T", hardware=row.hardware, devices=128)
         assert row.wall_clock_seconds == pytest.approx(again.time.wall_clock_seconds, rel=1e-12)
@@ -46,7 +47,7 @@ def test_rows_are_what_estimate_predicts_for_that_hardware():
 
 
 def test_cost_per_tier_is_device_hours_times_each_listed_price():
-    report = compare_report(WORK_7B, hardware="h100-80gb", devices="64")
+    report = compare(**WORK_7B, hardware="h100-80gb", devices="64")
     row = report.rows[0]
     prices = load_catalog().get("h100-80gb").prices_usd_per_device_hour
     assert set(row.cost_by_tier_usd) == set(prices)
@@ -56,8 +57,8 @@ def test_cost_per_tier_is_device_hours_times_each_listed_price():
 
 def test_device_that_cannot_fit_says_why_instead_of_disappearing():
     # Llama-2-70B holds 69e9 · 16 B ≈ 1.1 TB of model states: 8 V100-16GB (128 GB) cannot hold them.
-    report = compare_report(
-        WorkloadOptions(model="llama-2-70b", tokens="2T"), hardware="v100-16gb,h200-141gb", devices="8"
+    report = compare(
+        model="llama-2-70b", tokens="2T", hardware="v100-16gb,h200-141gb", devices="8"
     )
     v100 = next(r for r in report.rows if r.hardware == "v100-16gb")
     assert v100.fits is False and v100.ok is False
@@ -66,7 +67,7 @@ def test_device_that_cannot_fit_says_why_instead_of_disappearing():
 
 
 def test_missing_price_tier_is_a_reason_not_an_error():
-    report = compare_report(WORK_7B, hardware="a100-80gb,h100-80gb", devices="64", price_tier="spot")
+    report = compare(**WORK_7B, hardware="a100-80gb,h100-80gb", devices="64", price_tier="spot")
     by_id = {r.hardware: r for r in report.rows}
     assert by_id["a100-80gb"].cost_usd is None and "no spot price" in by_id["a100-80gb"].reason
     spot = load_catalog().get("h100-80gb").prices_usd_per_device_hour["spot"].usd_per_device_hour
@@ -77,14 +78,14 @@ def test_missing_price_tier_is_a_reason_not_an_error():
 
 
 def test_hardware_without_the_precision_is_listed_with_the_reason():
-    report = compare_report(WORK_7B, hardware="epyc-9654,a100-80gb", devices="8")
+    report = compare(**WORK_7B, hardware="epyc-9654,a100-80gb", devices="8")
     epyc = next(r for r in report.rows if r.hardware == "epyc-9654")
     assert not epyc.ok and "bf16" in epyc.reason and epyc.wall_clock_seconds is None
 
 
 def test_deadline_gives_the_fewest_devices_that_meet_it():
     deadline = 30 * 86400
-    report = compare_report(WORK_7B, hardware="a100-80gb,h100-80gb", deadline="30d")
+    report = compare(**WORK_7B, hardware="a100-80gb,h100-80gb", deadline="30d")
     for row in report.rows:
         assert row.ok and row.wall_clock_seconds <= deadline
         # the next smaller count of the grid misses the deadline (or does not fit)
@@ -95,7 +96,7 @@ def test_deadline_gives_the_fewest_devices_that_meet_it():
 
 
 def test_deadline_that_cannot_be_met_is_explained():
-    report = compare_report(WORK_7B, hardware="v100-16gb", deadline="1h", max_devices="64")
+    report = compare(**WORK_7B, hardware="v100-16gb", deadline="1h", max_devices="64")
     row = report.rows[0]
     assert not row.ok
     assert "misses the 60 min deadline on up to 64 devices" in row.reason  # 1 h is written 60 min

@@ -219,7 +219,7 @@ def test_narayanan_eq4_gpt3_on_1024_a100_takes_34_days(a100):
 
 def test_time_is_never_below_the_flops_bound(a100):
     """Roofline floor: no layout finishes faster than hardware FLOPs / (devices · peak)."""
-    from flopcast.layout import enumerate_layouts
+    from flopcast.search import enumerate_layouts
 
     cands = enumerate_layouts(GPT3, 1024, devices_per_node=8)
     est = evaluate(_one(GPT3), HardwareArrays.from_profiles([a100]), cands, Workload(tokens=300e9))
@@ -249,7 +249,7 @@ def test_llama_65b_energy_and_co2_match_touvron_table_15():
 
 def test_single_rows_equal_the_vectorised_sweep(a100):
     """One implementation: evaluating rows one at a time gives the same numbers as the sweep."""
-    from flopcast.layout import enumerate_layouts
+    from flopcast.search import enumerate_layouts
 
     model = ModelSpec(layers=32, d_model=4096, heads=32, ffn=11008, gated_ffn=True, vocab=32000, seq_len=4096)
     cands = enumerate_layouts(model, 64, devices_per_node=8)

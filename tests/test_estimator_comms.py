@@ -15,8 +15,9 @@ from flopcast.estimator.comms import ring_group, ring_latency_seconds, tree_late
 from flopcast.estimator.core import evaluate
 from flopcast.estimator.efficiency import EfficiencyParams
 from flopcast.hardware import load_catalog
-from flopcast.layout import LayoutQuery, default_global_batch, enumerate_layouts
+from flopcast.layout import LayoutQuery, default_global_batch
 from flopcast.models import ModelSpec
+from flopcast.search import enumerate_layouts
 
 US = 1e-6
 # DGX A100 (hardware_profiles/a100-80gb.yaml): 8 GPUs per node, NVLink 300 GB/s, one 25 GB/s HDR NIC per GPU.

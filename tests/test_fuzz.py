@@ -93,8 +93,8 @@ def test_a_printed_float_reads_back_exactly(x):
 @FUZZ
 @given(text=texts)
 def test_model_hardware_and_mfu_names_raise_only_flopcast_errors(text):
-    from flopcast.api import parse_mfu
     from flopcast.models import resolve_model
+    from flopcast.request import parse_mfu
 
     for call in (
         lambda: resolve_model(text),

@@ -10,17 +10,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flopcast.api import estimate
-from flopcast.layout import enumerate_layouts
 from flopcast.models import resolve_model
 from flopcast.planner import (
     DEFAULT_MAX_DEVICES,
-    WorkloadOptions,
     device_counts,
     pareto_front,
-    plan_report,
-    resolve_hardware_list,
+    plan,
     search,
 )
+from flopcast.request import resolve_hardware_list
+from flopcast.search import enumerate_layouts
 
 SMALL = ["--model", "llama-2-7b", "--tokens", "2T", "--hardware", "a100-80gb,h100-80gb", "--max-devices", "256"]
 
@@ -84,8 +83,11 @@ def test_device_counts_are_powers_of_two_and_node_multiples():
 
 @pytest.fixture(scope="module")
 def small_plan():
-    work = WorkloadOptions(model="llama-2-7b", tokens="2T")
-    return plan_report(work, hardware="a100-80gb,h100-80gb", max_devices="256", deadline="60d")
+    kwargs = {"hardware": "a100-80gb,h100-80gb", "max_devices": 256, "deadline": "60d"}
+    report = plan(model="llama-2-7b", tokens="2T", **kwargs)
+    spec = resolve_model("llama-2-7b")
+    profiles = resolve_hardware_list(kwargs["hardware"])
+    return report, search(spec, profiles, 2e12, max_devices=256, deadline_seconds=60 * 86400)
 
 
 def test_best_fed_back_to_estimate_gives_the_same_time_and_cost(small_plan):
@@ -96,13 +98,7 @@ def test_best_fed_back_to_estimate_gives_the_same_time_and_cost(small_plan):
         tokens="2T",
         hardware=b.hardware,
         devices=b.devices,
-        tp=b.layout.tp,
-        pp=b.layout.pp,
-        dp=b.layout.dp,
-        micro_batch=b.layout.micro_batch,
-        global_batch=b.layout.global_batch,
-        zero=b.layout.zero,
-        recompute=b.layout.recompute,
+        **b.layout.model_dump(),  # the whole layout record, interleave included
     )
     assert again.time.wall_clock_seconds == pytest.approx(b.wall_clock_seconds, rel=1e-9)
     assert again.cost.total_usd == pytest.approx(b.cost_usd, rel=1e-9)

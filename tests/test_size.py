@@ -9,7 +9,8 @@ import pytest
 
 from flopcast.api import estimate
 from flopcast.models import shape_for_size
-from flopcast.sizing import compute_optimal, size_report
+from flopcast.sizing import compute_optimal
+from flopcast.sizing import size as size_report
 
 
 def test_flop_budget_by_hand_matches_chinchilla():

@@ -6,6 +6,8 @@ The core raises only these; the CLI turns each into a single line on stderr and 
 
 from __future__ import annotations
 
+import re
+
 EXIT_OK = 0
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
@@ -13,21 +15,46 @@ EXIT_INFEASIBLE = 3
 EXIT_INTERRUPTED = 130
 
 
+_OPTION_MARK = "\x1f"
+_OPTION = re.compile(f"{_OPTION_MARK}([A-Za-z0-9_]+){_OPTION_MARK}")
+
+
+def opt(name: str) -> str:
+    """An option named inside a message or hint: the library shows its keyword (``micro_batch``), the CLI
+    its flag (``--micro-batch``). Library code never spells a CLI flag itself (DESIGN §1)."""
+    return f"{_OPTION_MARK}{name}{_OPTION_MARK}"
+
+
+def keyword_style(name: str) -> str:
+    return name
+
+
+def flag_style(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def render_options(text: str | None, style=keyword_style) -> str | None:
+    """``text`` with every :func:`opt` marker written in ``style``."""
+    return None if text is None else _OPTION.sub(lambda m: style(m.group(1)), text)
+
+
 class FlopcastError(Exception):
-    """Base class. ``message`` says what is wrong; ``hint`` says how to fix it (optional)."""
+    """Base class. ``message`` says what is wrong; ``hint`` says how to fix it (optional). Options named with
+    :func:`opt` read as keywords here and as flags in :meth:`one_line` with ``flag_style``."""
 
     exit_code: int = EXIT_RUNTIME
 
     def __init__(self, message: str, hint: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
+        self.raw_message, self.raw_hint = message, hint
+        self.message = render_options(message)
+        self.hint = render_options(hint)
+        super().__init__(self.message)
 
-    def one_line(self) -> str:
-        """The single line the CLI prints: the problem, then the fix."""
-        text = self.message.replace("\n", " ").strip()
+    def one_line(self, style=keyword_style) -> str:
+        """The single line to print: the problem, then the fix (the CLI passes ``flag_style``)."""
+        text = render_options(self.raw_message, style).replace("\n", " ").strip()
         if self.hint:
-            text = f"{text} ({self.hint.replace(chr(10), ' ').strip()})"
+            text = f"{text} ({render_options(self.raw_hint, style).replace(chr(10), ' ').strip()})"
         return text
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from flopcast.errors import ConflictingOptions, Infeasible, InvalidValue
+from flopcast.errors import ConflictingOptions, Infeasible, InvalidValue, opt
 from flopcast.units import format_duration, format_si, format_usd, parse_count, parse_int
 
 # Hoffmann et al. 2022, Table 3 and §3 ("for every doubling of model size the number of training tokens should
@@ -142,7 +142,7 @@ def _usage_on_grid(ns, budget: Budget, hw, devices: int, *, precision: str, seq_
     """
     from flopcast.estimator.arrays import LayoutArrays, ModelArrays, Workload
     from flopcast.estimator.core import evaluate
-    from flopcast.layout import enumerate_layouts, pick_best_grouped
+    from flopcast.search import enumerate_layouts, winners_of
 
     kept, specs, parts = [], [], []
     for n in ns:
@@ -159,13 +159,11 @@ def _usage_on_grid(ns, budget: Budget, hw, devices: int, *, precision: str, seq_
         return np.zeros(0), [], np.zeros(0)
     sizes = [len(p.tp) for p in parts]
     groups = np.repeat(np.arange(len(specs)), sizes)
-    layouts = LayoutArrays(
-        **{f: np.concatenate([np.atleast_1d(getattr(p, f)) for p in parts]) for f in LayoutArrays._fields}
-    )
+    layouts = LayoutArrays.concatenate(parts)
     model = ModelArrays.from_specs(specs, index=groups)
     tokens = optimal_tokens(np.asarray(kept))[groups]
     est = evaluate(model, hw.arrays, layouts, Workload(tokens=tokens, precision=precision), params)
-    rows = pick_best_grouped(est, groups, len(specs))
+    rows = winners_of(est, layouts, groups, len(specs))
     key = {"usd": "cost_usd", "device_hours": "device_hours", "deadline": "wall_clock_seconds"}[budget.kind]
     return np.asarray(kept), specs, np.asarray(getattr(est, key))[rows]
 
@@ -207,7 +205,13 @@ def size_on_hardware(
             break
         ns = np.geomspace(kept[i], kept[i + 1], SIZE_REFINE_POINTS)
     return SizeResult(
-        params=best[0], spec=best[1], placement="given", profile=hw.profile, devices=devices, tier=hw.tier, steps=steps
+        params=best[0],
+        spec=best[1],
+        placement="given",
+        profile=hw.profile,
+        devices=devices,
+        tier=hw.price.tier,
+        steps=steps,
     )
 
 
@@ -278,7 +282,7 @@ def size_with_planner(
     return _planner_result(n, spec, result, steps)
 
 
-def size_report(
+def size(
     *,
     flops=None,
     budget=None,
@@ -296,17 +300,16 @@ def size_report(
 ):
     """Parse the options, size the model, and build the :class:`~flopcast.reports.plan.SizeReport`."""
     from flopcast.api import estimate
-    from flopcast.estimator.arrays import PRECISIONS
     from flopcast.estimator.efficiency import EfficiencyParams
-    from flopcast.planner import model_summary, parse_max_devices, priced_hardware, resolve_hardware_list
+    from flopcast.reports.build import model_summary
     from flopcast.reports.plan import ComputeOptimal, SizeInputs, SizeReport, SizeRule
     from flopcast.reports.plan import SizeStep as SizeStepInfo
+    from flopcast.request import parse_precision, priced_hardware, resolve_hardware_list
 
     b = parse_budget(flops, budget, device_hours, deadline)
-    if precision not in PRECISIONS:
-        raise InvalidValue(f"--precision: unknown precision {precision!r}", hint=f"use one of {', '.join(PRECISIONS)}")
-    n_devices = None if devices is None else parse_int(devices, what="--devices")
-    limit = parse_max_devices(max_devices)
+    precision = parse_precision(precision)
+    n_devices = None if devices is None else parse_int(devices, what=opt("devices"))
+    limit = None if max_devices is None else parse_int(max_devices, what=opt("max_devices"))
     seq = None if seq_len is None else parse_int(seq_len, what="--seq-len")
     voc = None if vocab is None else parse_int(vocab, what="--vocab")
     chosen = None if hardware is None else resolve_hardware_list(hardware, profiles)
@@ -341,10 +344,8 @@ def size_report(
         else:
             warnings.append("no --hardware: give --hardware (and --devices) for a training estimate")
     elif n_devices is not None:
-        hw, why = priced_hardware(chosen[0], precision=precision, price_tier=price_tier, params=params)
-        if hw is None:
-            raise InvalidValue(f"--hardware {chosen[0].id}: {why}", hint="choose another --hardware or --price-tier")
-        if b.kind == "usd" and hw.price is None:
+        hw = priced_hardware(chosen[0], precision=precision, params=params, tier=price_tier)
+        if b.kind == "usd" and hw.price.usd_per_device_hour is None:
             raise InvalidValue(f"--budget: {hw.profile.id} lists no price", hint="choose hardware with a price")
         result = size_on_hardware(b, hw, n_devices, precision=precision, seq_len=seq, vocab=voc, params=params)
     else:
@@ -418,7 +419,7 @@ def size_report(
 
 def _planner_placement(n, spec, profiles, precision, price_tier, max_devices, params) -> SizeResult:
     """The planner's cheapest plan for ``spec`` trained on 20·N tokens (a FLOP budget on named hardware)."""
-    from flopcast.planner import raise_if_infeasible, search
+    from flopcast.planner import search
 
     result = search(
         spec,
@@ -430,23 +431,24 @@ def _planner_placement(n, spec, profiles, precision, price_tier, max_devices, pa
         max_devices=max_devices,
         params=params,
     )
-    raise_if_infeasible(result)
+    if result.best is None:
+        raise Infeasible(result.message, hint="loosen the budget, raise the device limit or add hardware")
     return _planner_result(n, spec, result)
 
 
 def _planner_result(n, spec, result, steps: list[SizeStep] | None = None) -> SizeResult:
     """A :class:`SizeResult` placed where the planner's ``result`` found its best plan."""
-    from flopcast.planner import plan_point
+    from flopcast.layout import Layout
 
-    point = plan_point(result.points, result.best)
-    hw = result.points.hardware[int(result.points.hw_index[result.best])]
+    i = result.best
+    hw = result.points.hardware[int(result.points.hw_index[i])]
     return SizeResult(
         params=n,
         spec=spec,
         placement="planner",
         profile=hw.profile,
-        devices=point.devices,
-        layout=point.layout.model_dump(),
-        tier=hw.tier,
+        devices=int(result.points.devices[i]),
+        layout=Layout.from_arrays(result.points.layouts, i).as_dict(),
+        tier=hw.price.tier,
         steps=steps or [],
     )

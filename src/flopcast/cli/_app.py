@@ -12,7 +12,7 @@ from typer.core import TyperGroup
 
 from flopcast._version import __version__
 from flopcast.cli._clickcompat import click
-from flopcast.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, EXIT_USAGE, FlopcastError
+from flopcast.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, EXIT_USAGE, FlopcastError, flag_style
 
 DEBUG_FLAG = "--debug"
 ENV_DEBUG = "FLOPCAST_DEBUG"
@@ -69,7 +69,7 @@ class FlopcastGroup(TyperGroup):
         except FlopcastError as exc:
             if debug:
                 raise
-            _say(f"error: {exc.one_line()}")
+            _say(f"error: {exc.one_line(flag_style)}")
             code = exc.exit_code
         except click.exceptions.NoArgsIsHelpError as exc:
             click.echo(exc.ctx.get_help() if exc.ctx else "", err=True)

@@ -75,16 +75,8 @@ def _interruptible():
 
 
 def _workload(model, tokens, seq_len, precision, global_batch, **architecture):
-    from flopcast.planner import WorkloadOptions
-
-    return WorkloadOptions(
-        model=model,
-        tokens=tokens,
-        seq_len=seq_len,
-        architecture=architecture,
-        precision=precision,
-        global_batch=global_batch,
-    )
+    workload = {"model": model, "tokens": tokens, "seq_len": seq_len, "precision": precision}
+    return {**workload, "global_batch": global_batch, **architecture}
 
 
 def _days(seconds: float | None) -> str:
@@ -98,8 +90,9 @@ def _range(lo: float | None, hi: float | None, fmt) -> str:
 def _layout_text(layout) -> str:
     if layout is None:
         return "—"
-    recompute = {"none": "", "selective": " sel", "full": " full"}[layout.recompute]
-    return f"{layout.tp}·{layout.pp}·{layout.dp} mb{layout.micro_batch} z{layout.zero}{recompute}"
+    from flopcast.layout import Layout
+
+    return Layout(**layout.model_dump()).short()
 
 
 def _usd(x: float | None) -> str:
@@ -304,7 +297,7 @@ def compare_command(
     plot: Path | None = PLOT_OPTION,
 ) -> None:
     """One workload on every (or the named) hardware: time, device-hours, cost, energy, fits — ranked."""
-    from flopcast.planner import compare_report
+    from flopcast.api import compare
 
     preflight_output(output, force)
     preflight_plot(plot, force)
@@ -327,8 +320,8 @@ def compare_command(
         active_experts=active_experts,
     )
     with _interruptible():
-        report = compare_report(
-            work,
+        report = compare(
+            **work,
             hardware=hardware,
             devices=devices,
             deadline=deadline,
@@ -566,7 +559,8 @@ def plan_command(
 
     Exits 3 (after writing the report with the closest near-misses) when nothing meets the constraints.
     """
-    from flopcast.planner import plan_report, raise_if_infeasible
+    from flopcast.api import plan
+    from flopcast.planner import raise_if_infeasible
 
     preflight_output(output, force)
     preflight_plot(plot, force)
@@ -589,8 +583,8 @@ def plan_command(
         active_experts=active_experts,
     )
     with _interruptible():
-        report, result = plan_report(
-            work,
+        report = plan(
+            **work,
             hardware=hardware,
             objective=objective,
             deadline=deadline,
@@ -604,7 +598,7 @@ def plan_command(
         emit_plot(report, plot, force, quiet)
     elif plot is not None:
         note(f"no plot written to {plot}: no feasible plan", quiet)
-    raise_if_infeasible(result)
+    raise_if_infeasible(report)
 
 
 def _emit_plan(report, fmt, output, force, quiet) -> None:
@@ -770,11 +764,11 @@ def size_command(
     quiet: bool = QUIET_OPTION,
 ) -> None:
     """Compute-optimal parameters and tokens for a budget (Chinchilla: D ≈ 20·N, C = 6·N·D), then its estimate."""
-    from flopcast.sizing import size_report
+    from flopcast.api import size
 
     preflight_output(output, force)
     with _interruptible():
-        report = size_report(
+        report = size(
             flops=flops,
             budget=budget,
             device_hours=device_hours,

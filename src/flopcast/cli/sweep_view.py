@@ -47,7 +47,7 @@ def sweep_rows(report) -> list[list[str]]:
         out.append(
             [
                 str(r.devices),
-                f"{lay.tp}·{lay.pp}·{lay.dp}" + (f" v{r.interleave}" if r.interleave > 1 else ""),
+                f"{lay.tp}·{lay.pp}·{lay.dp}" + (f" v{r.layout.interleave}" if r.layout.interleave > 1 else ""),
                 "yes" if r.fits else "NO",
                 f"{r.memory_per_device_bytes / 1e9:.1f} GB",
                 format_duration(r.wall_clock_seconds),
@@ -65,7 +65,8 @@ def sweep_csv_rows(report) -> list[list[str]]:
     return [
         [
             str(r.devices), str(r.layout.tp), str(r.layout.pp), str(r.layout.dp), str(r.layout.micro_batch),
-            str(r.layout.global_batch), str(r.layout.zero), r.layout.recompute, str(r.interleave), str(r.fits).lower(),
+            str(r.layout.global_batch), str(r.layout.zero), r.layout.recompute, str(r.layout.interleave),
+            str(r.fits).lower(),
             _raw(r.memory_per_device_bytes), _raw(r.step_seconds), _raw(r.wall_clock_seconds),
             _raw(r.wall_clock_seconds_p10), _raw(r.wall_clock_seconds_p90), _raw(r.device_hours),
             _raw(r.device_hours_p10), _raw(r.device_hours_p90), _raw(r.cost_usd), _raw(r.cost_usd_p10),

@@ -201,11 +201,14 @@ def activation_bytes_per_element(precision: str) -> float:
 
 
 class LayoutArrays(NamedTuple):
-    """The parallel layout per row. ``recompute`` holds RECOMPUTE_* codes; ``global_batch`` is in sequences."""
+    """The parallel layout per row (fields: LAYOUT_FIELDS). ``recompute`` holds RECOMPUTE_* codes;
+    ``global_batch`` is in sequences; devices = tp · cp · pp · dp."""
 
     tp: np.ndarray
     pp: np.ndarray
     dp: np.ndarray
+    cp: np.ndarray
+    ep: np.ndarray
     micro_batch: np.ndarray
     global_batch: np.ndarray
     zero: np.ndarray
@@ -213,17 +216,17 @@ class LayoutArrays(NamedTuple):
     interleave: np.ndarray  # virtual pipeline stages per device (1 = plain 1F1B)
 
     @classmethod
-    def of(cls, *, tp=1, pp=1, dp=1, micro_batch=1, global_batch=1, zero=0, recompute=0, interleave=1):
-        return cls(
-            tp=_arr(tp),
-            pp=_arr(pp),
-            dp=_arr(dp),
-            micro_batch=_arr(micro_batch),
-            global_batch=_arr(global_batch),
-            zero=_arr(zero),
-            recompute=_arr(recompute),
-            interleave=_arr(interleave),
-        )
+    def of(cls, **values) -> LayoutArrays:
+        """Arrays from keyword values (scalars or sequences); a field not given takes the record's default."""
+        defaults = {"recompute": 0, "zero": 0}
+        unknown = set(values) - set(cls._fields)
+        if unknown:
+            raise TypeError(f"unknown layout field(s): {', '.join(sorted(unknown))}")
+        return cls(**{f: _arr(values.get(f, defaults.get(f, 1))) for f in cls._fields})
+
+    @classmethod
+    def empty(cls) -> LayoutArrays:
+        return cls(*(np.zeros(0) for _ in cls._fields))
 
     @property
     def size(self) -> int:
@@ -236,6 +239,8 @@ class LayoutArrays(NamedTuple):
 
     @classmethod
     def concatenate(cls, parts: list[LayoutArrays]) -> LayoutArrays:
+        if not parts:
+            return cls.empty()
         shapes = [np.broadcast(*p).shape or (1,) for p in parts]
         return cls(
             *(
@@ -248,7 +253,13 @@ class LayoutArrays(NamedTuple):
 
     @property
     def devices(self) -> np.ndarray:
-        return self.tp * self.pp * self.dp
+        return self.tp * self.cp * self.pp * self.dp
+
+
+# The parallel layout's fields, in one order: the layout record (flopcast.layout.Layout) is checked against
+# it, and its report form, flags and CSV columns follow it. cp (context parallel) and ep (expert parallel) are
+# slots for the modern-parallelism issue: the core treats them as 1 until it models them.
+LAYOUT_FIELDS = LayoutArrays._fields
 
 
 class Workload(NamedTuple):

@@ -301,7 +301,8 @@ class StackedRuns:
 def stack_runs(runs: list[Run], catalog) -> StackedRuns:
     """Enumerate each run's candidate layouts (its published options fixed) and stack them."""
     from flopcast.estimator.arrays import LayoutArrays
-    from flopcast.layout import LayoutQuery, default_global_batch, enumerate_layouts
+    from flopcast.layout import LayoutQuery, default_global_batch
+    from flopcast.search import enumerate_layouts
 
     profiles, pindex = [], {}
     parts, m_idx, h_idx, groups, tokens = [], [], [], [], []
@@ -328,7 +329,7 @@ def stack_runs(runs: list[Run], catalog) -> StackedRuns:
         if len(cands.tp) == 0 and run.global_batch:
             # Published figures are rounded ("10,000 V100s"): when no layout divides the published global
             # batch exactly, use the nearest multiple of dp × micro-batch instead.
-            loose = query._replace(global_batch=None)
+            loose = query.replace(global_batch=None)
             cands = enumerate_layouts(
                 run.model,
                 run.devices,
@@ -384,7 +385,7 @@ def _evaluate_stacked(stacked: StackedRuns, params):
     """(estimates of every row, hardware arrays, the chosen row of each run)."""
     from flopcast.estimator.arrays import HardwareArrays, Workload
     from flopcast.estimator.core import evaluate
-    from flopcast.layout import pick_best_grouped
+    from flopcast.search import winners_of
 
     hw = HardwareArrays.from_profiles(
         stacked.profiles, stacked.hardware_index, precision=stacked.precision, tier=None, params=params
@@ -394,7 +395,7 @@ def _evaluate_stacked(stacked: StackedRuns, params):
     fused = fused[stacked.groups]
     hw = hw._replace(fused_attention=np.where(np.isnan(fused), hw.fused_attention, fused))
     est = evaluate(stacked.model_arrays(), hw, stacked.layouts, workload, params)
-    return est, hw, pick_best_grouped(est, stacked.groups, len(stacked.runs))
+    return est, hw, winners_of(est, stacked.layouts, stacked.groups, len(stacked.runs))
 
 
 def log_time_ratios(stacked: StackedRuns, params) -> np.ndarray:

@@ -39,7 +39,7 @@ def evaluate(
     params = params or EfficiencyParams.load()
     element = activation_bytes_per_element(workload.precision)
     lay = layout
-    devices = lay.tp * lay.pp * lay.dp
+    devices = lay.devices
     micro_batches = lay.global_batch / (lay.dp * lay.micro_batch)
 
     mf_token = model_flops_per_token(model)

@@ -18,27 +18,20 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from flopcast.reports.base import ReportBase
+from flopcast.reports.layout import LayoutInfo, LayoutQueryInfo
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
-class EstimateInputs(_Section):
+class EstimateInputs(LayoutQueryInfo):
     """What was asked, after parsing (numbers in base units; None = not given)."""
 
     model: str
     tokens: float
     hardware: str
     devices: int
-    tp: int | None = None
-    pp: int | None = None
-    dp: int | None = None
-    micro_batch: int | None = None
-    global_batch: int | None = None
-    zero: int | None = None
-    recompute: str | None = None
-    interleave: int | None = None
     precision: str = "bf16"
     mfu: float | None = None
     price_tier: str | None = None
@@ -77,17 +70,11 @@ class HardwareInfo(_Section):
     calibrated: bool = Field(description="the efficiency model has published runs of this hardware family")
 
 
-class Parallelism(_Section):
-    tp: int
-    pp: int
-    dp: int
-    zero: int
-    recompute: Literal["none", "selective", "full"]
-    micro_batch: int = Field(description="sequences per micro-batch per data-parallel replica")
-    global_batch: int = Field(description="sequences per optimizer step")
+class Parallelism(LayoutInfo):
+    """The layout estimated (the layout record's fields), and how it was chosen."""
+
     global_batch_tokens: int
     micro_batches_per_step: float
-    interleave: int = Field(1, description="virtual pipeline stages per device (interleaved 1F1B; 1 = plain 1F1B)")
     layout_chosen_automatically: bool
     candidates_evaluated: int
 

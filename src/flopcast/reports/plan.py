@@ -13,24 +13,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flopcast.reports.base import ReportBase
 from flopcast.reports.estimate import EstimateReport
+from flopcast.reports.layout import LayoutInfo
 
 Objective = Literal["cost", "time", "energy"]
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class LayoutInfo(_Section):
-    """A parallel layout (the flags ``estimate`` takes to reproduce it)."""
-
-    tp: int
-    pp: int
-    dp: int
-    micro_batch: int
-    global_batch: int
-    zero: int
-    recompute: Literal["none", "selective", "full"]
 
 
 class PlanPoint(_Section):
@@ -106,6 +95,7 @@ class PlanReport(ReportBase):
     inputs: PlanInputs
     model: ModelSummary
     feasible: bool
+    infeasible_reason: str | None = Field(None, description="why no plan is feasible (null when one is)")
     best: EstimateReport | None = Field(description="the estimate report of the best plan (null when none)")
     best_point: PlanPoint | None
     pareto: list[PlanPoint] = Field(description="plans no other plan beats on both time and cost, fastest first")

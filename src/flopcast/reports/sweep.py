@@ -12,14 +12,15 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from flopcast.reports.base import ReportBase
-from flopcast.reports.plan import LayoutInfo, ModelSummary
+from flopcast.reports.layout import LayoutInfo, LayoutQueryInfo
+from flopcast.reports.plan import ModelSummary
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class SweepInputs(_Section):
+class SweepInputs(LayoutQueryInfo):
     """What was asked, after parsing (None = not given, searched per device count)."""
 
     model: str
@@ -28,13 +29,6 @@ class SweepInputs(_Section):
     parameter: Literal["devices"] = Field(description="what was swept")
     devices_min: int
     devices_max: int
-    tp: int | None = None
-    pp: int | None = None
-    micro_batch: int | None = None
-    global_batch: int | None = None
-    zero: int | None = None
-    recompute: str | None = None
-    interleave: int | None = None
     precision: str = "bf16"
     mfu: float | None = None
     price_tier: str | None = None
@@ -46,7 +40,6 @@ class SweepRow(_Section):
 
     devices: int
     layout: LayoutInfo
-    interleave: int = Field(1, description="virtual pipeline stages per device (interleaved 1F1B; 1 = plain 1F1B)")
     fits: bool
     memory_per_device_bytes: float
     capacity_bytes: float

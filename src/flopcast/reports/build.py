@@ -1,0 +1,216 @@
+"""The report builder: a row of the core's estimate (plus the request it answers) → a validated report.
+
+Every report that shows an estimate is built here from the same row, so ``estimate``, ``plan.best``,
+``compare``, ``size`` and ``--sweep`` cannot disagree on a number for the same layout. Reports are built
+with their constructors (pydantic validates every field); nothing uses ``model_construct``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from flopcast.reports.layout import layout_info
+
+TERA = 1e12
+
+
+def _num(x) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+def model_info(spec):
+    from flopcast.estimator.arrays import ModelArrays
+    from flopcast.reports.estimate import ModelInfo
+
+    return ModelInfo(
+        name=spec.name,
+        params=spec.params,
+        active_params=spec.active_params,
+        matmul_params=int(ModelArrays.from_specs([spec]).matmul_params[0]),
+        layers=spec.layers,
+        d_model=spec.d_model,
+        heads=spec.heads,
+        kv_heads=spec.n_kv_heads,
+        head_dim=spec.dim_head,
+        ffn=spec.ffn_size,
+        gated_ffn=spec.gated_ffn,
+        vocab=spec.vocab,
+        seq_len=spec.seq_len,
+        tied_embeddings=spec.tied_embeddings,
+        experts=spec.experts,
+        active_experts=spec.active_experts,
+    )
+
+
+def model_summary(spec):
+    from flopcast.reports.plan import ModelSummary
+
+    return ModelSummary(
+        name=spec.name, params=spec.params, layers=spec.layers, d_model=spec.d_model, heads=spec.heads,
+        seq_len=spec.seq_len,
+    )  # fmt: skip
+
+
+def fitted_parameters(params) -> dict:
+    from flopcast.estimator.efficiency import FITTED_NAMES
+
+    out: dict = {name: float(getattr(params, name)) for name in FITTED_NAMES}
+    out["family_ceiling_factor"] = {k: float(v) for k, v in params.family_ceiling_factor.items()}
+    return out
+
+
+def estimate_report(work, hw, devices: int, query, result, params, *, suggestions=(), warnings=()):
+    """The :class:`~flopcast.reports.estimate.EstimateReport` of ``result`` (a search.SearchResult) for the
+    workload ``work`` (request.TrainingWorkload) on ``devices`` of ``hw`` (request.PricedHardware)."""
+    from flopcast.estimator import costs
+    from flopcast.reports import estimate as r
+
+    row = result.estimates.row(0)
+    layout, spec, profile, price = result.layout, work.spec, hw.profile, hw.price
+    dh = row["device_hours"]
+    by_tier = {name: dh * p.usd_per_device_hour for name, p in sorted(profile.prices_usd_per_device_hour.items())}
+    if price.custom:
+        by_tier["custom"] = dh * price.usd_per_device_hour
+    has_price = price.usd_per_device_hour is not None
+    has_power = profile.power_watts is not None
+    return r.EstimateReport(
+        inputs=r.EstimateInputs(
+            model=work.label,
+            tokens=work.tokens,
+            hardware=profile.id,
+            devices=devices,
+            precision=work.precision,
+            mfu=work.mfu,
+            price_tier=None if price.custom else price.tier,
+            price_per_hour=price.usd_per_device_hour if price.custom else None,
+            seq_len=spec.seq_len,
+            **query.given(),
+        ),
+        model=model_info(spec),
+        hardware=r.HardwareInfo(
+            id=profile.id,
+            name=profile.name,
+            precision=hw.precision_used,
+            peak_flops_per_s=float(hw.arrays.peak_flops_per_s[0]),
+            memory_bytes=profile.memory_bytes,
+            memory_bandwidth_bytes_per_s=profile.memory_bandwidth_bytes_per_s,
+            devices_per_node=profile.devices_per_node,
+            fused_attention=bool(hw.arrays.fused_attention[0] > 0.5),
+            calibrated=hw.calibrated,
+        ),
+        parallelism=r.Parallelism(
+            **layout.as_dict(),
+            global_batch_tokens=layout.global_batch * spec.seq_len,
+            micro_batches_per_step=row["micro_batches"],
+            layout_chosen_automatically=result.automatic,
+            candidates_evaluated=result.candidates_evaluated,
+        ),
+        flops=r.Flops(
+            per_token=row["model_flops_per_token"],
+            hardware_per_token=row["hardware_flops_per_token"],
+            total=row["model_flops_total"],
+            hardware_total=row["hardware_flops_total"],
+        ),
+        memory=r.Memory(
+            per_device_bytes=row["memory_bytes"],
+            capacity_bytes=profile.memory_bytes,
+            fits=row["fits"],
+            headroom_bytes=profile.memory_bytes - row["memory_bytes"],
+            breakdown=r.MemoryBreakdown(
+                weights_bytes=row["weights_bytes"],
+                gradients_bytes=row["gradients_bytes"],
+                optimizer_bytes=row["optimizer_bytes"],
+                activations_bytes=row["activations_bytes"],
+                logits_bytes=row["logits_bytes"],
+                zero3_buffers_bytes=row["zero3_buffer_bytes"],
+                framework_bytes=row["framework_bytes"],
+            ),
+        ),
+        time=r.Time(
+            step_seconds=row["step_seconds"],
+            steps=row["steps"],
+            step_breakdown=r.StepBreakdown(
+                compute_seconds=row["compute_seconds"],
+                tp_comm_seconds=row["tp_comm_seconds"],
+                pp_comm_seconds=row["pp_comm_seconds"],
+                dp_comm_exposed_seconds=row["dp_comm_exposed_seconds"],
+                bubble_seconds=row["bubble_seconds"],
+                optimizer_seconds=row["optimizer_seconds"],
+            ),
+            training_seconds=row["training_seconds"],
+            reliability_seconds=row["reliability_seconds"],
+            reliability_share=row["reliability_seconds"] / row["wall_clock_seconds"],
+            wall_clock_seconds=row["wall_clock_seconds"],
+            wall_clock_seconds_p10=row["wall_clock_seconds_p10"],
+            wall_clock_seconds_p90=row["wall_clock_seconds_p90"],
+            device_hours=dh,
+            device_hours_p10=row["device_hours_p10"],
+            device_hours_p90=row["device_hours_p90"],
+        ),
+        efficiency=r.Efficiency(
+            mfu=row["mfu"],
+            hfu=row["hfu"],
+            gemm_efficiency=row["gemm_efficiency"],
+            mfu_forced=work.mfu is not None,
+            fitted_parameters=fitted_parameters(params),
+            fitted_on=params.fitted_on,
+            fitted_date=params.fitted_date,
+        ),
+        throughput=r.Throughput(
+            tokens_per_second=row["tokens_per_second"],
+            tokens_per_second_per_device=row["tokens_per_second"] / devices,
+            model_tflops_per_device=row["model_tflops_per_device"],
+            hardware_tflops_per_device=row["hardware_flops_per_token"] * row["tokens_per_second"] / devices / TERA,
+        ),
+        cost=r.Cost(
+            total_usd=row["cost_usd"] if has_price else None,
+            total_usd_p10=row["cost_usd_p10"] if has_price else None,
+            total_usd_p90=row["cost_usd_p90"] if has_price else None,
+            usd_per_device_hour=price.usd_per_device_hour,
+            tier=price.tier,
+            price_date=price.date,
+            by_tier_usd=by_tier,
+        ),
+        energy=r.Energy(
+            kwh=row["energy_kwh"] if has_power else None,
+            co2_kg=row["co2_kg"] if has_power else None,
+            power_watts=profile.power_watts,
+            power_fraction=costs.POWER_FRACTION_OF_TDP,
+            pue=costs.PUE_DEFAULT,
+            grid_kg_co2_per_kwh=costs.GRID_KG_CO2_PER_KWH_DEFAULT,
+        ),
+        fit_suggestions=[
+            r.FitSuggestionInfo(
+                change=s.change, flags=s.flags, per_device_bytes=s.memory_bytes, wall_clock_seconds=s.wall_clock_seconds
+            )
+            for s in suggestions
+        ],
+        warnings=list(warnings),
+    )
+
+
+def plan_point(hw, devices: int, layout, values: dict):
+    """A :class:`~flopcast.reports.plan.PlanPoint` from one winner's estimate values (a dict of floats)."""
+    from flopcast.reports.plan import PlanPoint
+
+    price = hw.price
+    return PlanPoint(
+        hardware=hw.profile.id,
+        devices=int(devices),
+        layout=layout_info(layout),
+        fits=bool(values["fits"]),
+        memory_per_device_bytes=float(values["memory_bytes"]),
+        capacity_bytes=float(hw.profile.memory_bytes),
+        wall_clock_seconds=float(values["wall_clock_seconds"]),
+        wall_clock_seconds_p10=float(values["wall_clock_seconds_p10"]),
+        wall_clock_seconds_p90=float(values["wall_clock_seconds_p90"]),
+        device_hours=float(values["device_hours"]),
+        cost_usd=_num(values["cost_usd"]),
+        cost_usd_p10=_num(values["cost_usd_p10"]),
+        cost_usd_p90=_num(values["cost_usd_p90"]),
+        price_tier=price.tier,
+        usd_per_device_hour=price.usd_per_device_hour,
+        energy_kwh=_num(values["energy_kwh"]) if hw.profile.power_watts is not None else None,
+        mfu=float(values["mfu"]),
+        tokens_per_second=float(values["tokens_per_second"]),
+    )

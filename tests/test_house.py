@@ -1,0 +1,196 @@
+"""The house: one layout record, one validity check, one search and winner rule, one request layer.
+
+What these tests pin down is agreement between front doors that used to disagree, with expected values that
+come from a second path (a direct estimate, an independent enumeration) rather than from the code under test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import flopcast
+from flopcast.errors import InvalidLayout, InvalidValue, flag_style
+from flopcast.estimator.arrays import LAYOUT_FIELDS, LayoutArrays
+from flopcast.layout import LAYOUT_SPECS, Layout, LayoutQuery, check_layout
+from flopcast.models import resolve_model
+from flopcast.planner import search
+from flopcast.reports.layout import LayoutInfo, LayoutQueryInfo
+from flopcast.request import price_for, resolve_hardware, resolve_hardware_list
+
+# --- one layout record ------------------------------------------------------------------------------------------
+
+
+def test_every_form_of_the_layout_has_the_same_fields_in_the_same_order():
+    record = tuple(f.name for f in dataclasses.fields(Layout))
+    assert record == LAYOUT_FIELDS == tuple(s.name for s in LAYOUT_SPECS) == LayoutArrays._fields
+    assert tuple(LayoutInfo.model_fields) == record
+    assert tuple(LayoutQueryInfo.model_fields) == record
+    assert set(record) <= {f.name for f in dataclasses.fields(LayoutQuery)}
+
+
+def test_layout_round_trips_through_arrays_and_flags(cli):
+    layout = Layout(tp=2, pp=4, dp=8, micro_batch=2, global_batch=512, zero=1, recompute="selective", interleave=2)
+    assert Layout.from_arrays(layout.arrays()) == layout
+    assert "--interleave 2" in layout.flags() and "--cp" not in layout.flags()  # slots at 1 stay out of the flags
+    # the flags reproduce the layout through the CLI
+    result = cli("estimate", "--model", "llama-2-7b", "--tokens", "1T", "--hardware", "a100-80gb", "--devices", "64",
+                 *layout.flags().split(), "--format", "json")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    import json
+
+    p = json.loads(result.stdout)["parallelism"]
+    assert Layout(**{k: p[k] for k in LAYOUT_FIELDS}) == layout
+
+
+# --- one validity check -----------------------------------------------------------------------------------------
+
+SPEC = resolve_model("llama-2-7b")  # 32 layers, 32 heads
+
+
+@pytest.mark.parametrize(
+    ("query", "devices", "fragment"),
+    [
+        (LayoutQuery(tp=3), 64, "does not divide the 32 attention heads"),
+        (LayoutQuery(pp=3), 64, "layers are not divisible"),
+        (LayoutQuery(tp=8, pp=4, dp=3), 64, "= 96 but"),
+        (LayoutQuery(tp=8, pp=16), 64, "does not divide"),
+        (LayoutQuery(dp=8, micro_batch=4, global_batch=100), 64, "not divisible by dp × micro-batch"),
+        (LayoutQuery(interleave=2, pp=1), 64, "needs pipeline parallelism"),
+        (LayoutQuery(interleave=3, pp=4), 64, "does not divide the 8 layers per pipeline stage"),
+        (LayoutQuery(tp=8, pp=4, dp=2, micro_batch=1, global_batch=6, interleave=2), 64, "micro-batches per step"),
+        (LayoutQuery(zero=4), 64, "not a ZeRO stage"),
+        (LayoutQuery(recompute="most"), 64, "not a recompute mode"),
+        (LayoutQuery(cp=2), 64, "not modelled yet"),
+    ],
+)
+def test_check_layout_refuses_with_one_reason(query, devices, fragment):
+    with pytest.raises(InvalidLayout, match=fragment):
+        check_layout(SPEC, devices, query)
+
+
+def test_library_messages_name_keywords_and_the_cli_names_flags():
+    with pytest.raises(InvalidLayout) as info:
+        flopcast.estimate(model="llama-2-7b", tokens="1T", devices=64, tp=3)
+    assert "--" not in str(info.value) and "tp 3" in str(info.value)
+    assert info.value.one_line(flag_style).startswith("--tp 3 does not divide")
+    with pytest.raises(InvalidValue) as info:
+        flopcast.estimate(model="llama-2-7b", tokens="1T", devices=64, micro_batch="x")
+    assert str(info.value).startswith("micro_batch: ") and info.value.one_line(flag_style).startswith("--micro-batch: ")
+
+
+# --- one search, one winner rule -------------------------------------------------------------------------------
+
+
+def _plan_winner(spec, hardware: str, devices: int):
+    result = search(spec, resolve_hardware_list(hardware), 2e12, max_devices=devices, objective="time")
+    pts = result.points
+    (i,) = np.flatnonzero(pts.devices == devices)
+    return Layout.from_arrays(pts.layouts, int(i)), float(pts.values["wall_clock_seconds"][i])
+
+
+@pytest.mark.parametrize(
+    ("model", "hardware", "devices"),
+    [("llama-2-7b", "a100-80gb", 64), ("llama-2-13b", "h100-80gb", 128), ("llama-2-70b", "a100-40gb", 256)],
+)
+def test_estimate_and_plan_choose_the_same_layout_at_the_same_device_count(model, hardware, devices):
+    spec = resolve_model(model)
+    layout, wall = _plan_winner(spec, hardware, devices)
+    r = flopcast.estimate(model=model, tokens="2T", hardware=hardware, devices=devices)
+    assert Layout(**{k: getattr(r.parallelism, k) for k in LAYOUT_FIELDS}) == layout
+    assert r.time.wall_clock_seconds == pytest.approx(wall, rel=1e-12)
+
+
+@pytest.fixture(scope="module")
+def gpt3_time_plan():
+    """The case the plan bug showed (the best block lost its interleave: +64% wall-clock on re-estimate)."""
+    return flopcast.plan(model="gpt3-175b", tokens="300B", hardware="a100-80gb", objective="time", max_devices=4096)
+
+
+def test_plan_best_re_estimates_to_the_same_wall_clock_for_an_interleaved_pipeline(gpt3_time_plan):
+    best = gpt3_time_plan.best_point
+    assert best.layout.pp > 1 and best.layout.interleave > 1  # the case that broke: a pipelined, interleaved winner
+    again = flopcast.estimate(
+        model="gpt3-175b", tokens="300B", hardware="a100-80gb", devices=best.devices, **best.layout.model_dump()
+    )
+    assert again.time.wall_clock_seconds == pytest.approx(best.wall_clock_seconds, rel=1e-3)
+    assert gpt3_time_plan.best.time.wall_clock_seconds == pytest.approx(best.wall_clock_seconds, rel=1e-3)
+    assert gpt3_time_plan.best.parallelism.interleave == best.layout.interleave
+
+
+def test_plan_best_re_estimates_for_a_pipelined_winner_without_interleave():
+    report = flopcast.plan(model="gpt3-175b", tokens="300B", hardware="a100-80gb", objective="time", max_devices=512)
+    best = report.best_point
+    fixed = {**best.layout.model_dump(), "interleave": 1}
+    again = flopcast.estimate(model="gpt3-175b", tokens="300B", hardware="a100-80gb", devices=best.devices, **fixed)
+    if best.layout.interleave == 1:
+        assert again.time.wall_clock_seconds == pytest.approx(best.wall_clock_seconds, rel=1e-3)
+    else:  # interleaving was chosen because it is faster: dropping it cannot be faster
+        assert again.time.wall_clock_seconds >= best.wall_clock_seconds * (1 - 1e-3)
+
+
+def test_sweep_rows_are_the_plan_winners():
+    from flopcast.sweep import sweep_estimate
+
+    spec = resolve_model("llama-2-7b")
+    sweep = sweep_estimate(sweep="devices=8..64", model="llama-2-7b", tokens="2T", hardware="h100-80gb")
+    for row in sweep.rows:
+        layout, wall = _plan_winner(spec, "h100-80gb", row.devices)
+        assert Layout(**row.layout.model_dump()) == layout
+        assert row.wall_clock_seconds == pytest.approx(wall, rel=1e-12)
+
+
+# --- one price rule -------------------------------------------------------------------------------------------
+
+
+def test_one_price_rule_for_every_front_door():
+    """estimate, plan, compare and the rule itself cost the same hardware at the same price."""
+    a100 = resolve_hardware("a100-80gb")
+    on_demand = a100.prices_usd_per_device_hour["on-demand"].usd_per_device_hour  # the profile's own figure
+    assert price_for(a100).usd_per_device_hour == on_demand
+    est = flopcast.estimate(model="llama-2-7b", tokens="1T", hardware="a100-80gb", devices=64)
+    cmp = flopcast.compare(model="llama-2-7b", tokens="1T", hardware="a100-80gb", devices=64)
+    plan = flopcast.plan(model="llama-2-7b", tokens="1T", hardware="a100-80gb", max_devices=64, objective="time")
+    assert est.cost.usd_per_device_hour == cmp.rows[0].usd_per_device_hour == on_demand
+    assert plan.best.cost.usd_per_device_hour == on_demand
+    assert est.cost.total_usd == pytest.approx(est.time.device_hours * on_demand, rel=1e-12)
+
+
+def test_a_profile_without_on_demand_is_costed_at_its_cheapest_tier_with_a_warning():
+    a100 = resolve_hardware("a100-80gb")
+    listed = a100.prices_usd_per_device_hour["on-demand"]
+    tiers = {"spot": listed.model_copy(update={"usd_per_device_hour": 1.25}), "reserved": listed}
+    profile = a100.model_copy(update={"prices_usd_per_device_hour": tiers})
+    price = price_for(profile)
+    assert (price.usd_per_device_hour, price.tier) == (1.25, "spot")
+    assert "lists no on-demand price; costed at its spot tier" in price.warnings[0]
+    assert price_for(profile.model_copy(update={"prices_usd_per_device_hour": {}})).usd_per_device_hour is None
+
+
+def test_an_unlisted_tier_is_an_error_naming_the_listed_ones():
+    with pytest.raises(InvalidValue, match="tiers listed: on-demand"):
+        price_for(resolve_hardware("a100-80gb"), "reserved")
+
+
+# --- monotonicity ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("field", ["peak_flops_per_s", "memory_bandwidth_bytes_per_s",
+                                   "intra_node_bandwidth_bytes_per_s", "inter_node_bandwidth_bytes_per_s"])  # fmt: skip
+def test_more_peak_or_bandwidth_is_never_slower(field):
+    """Every layout of a 13B model on 256 A100s, with one hardware figure raised 1.5× and 4×."""
+    from flopcast.estimator.arrays import HardwareArrays, ModelArrays, Workload
+    from flopcast.estimator.core import evaluate
+    from flopcast.search import enumerate_layouts
+
+    spec = resolve_model("llama-2-13b")
+    cands = enumerate_layouts(spec, 256, devices_per_node=8)
+    hw = HardwareArrays.from_profiles([resolve_hardware("a100-80gb")])
+    marr, work = ModelArrays.from_specs([spec]), Workload(tokens=1e12)
+    base = evaluate(marr, hw, cands, work).step_seconds
+    for scale in (1.5, 4.0):
+        faster = evaluate(marr, hw._replace(**{field: getattr(hw, field) * scale}), cands, work).step_seconds
+        assert np.all(faster <= base * (1 + 1e-12))
+    assert np.any(faster < base * (1 - 1e-6))  # the figure matters for some layout (the test can fail)
