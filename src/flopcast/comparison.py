@@ -12,12 +12,12 @@ import numpy as np
 from flopcast.errors import ConflictingOptions, InvalidLayout, InvalidValue, opt
 from flopcast.planner import (
     DEFAULT_MAX_DEVICES,
-    Points,
     _deadline_extension,
     device_counts,
     parse_constraints,
     parse_objective,
 )
+from flopcast.points import Points
 from flopcast.units import format_duration, parse_int
 
 

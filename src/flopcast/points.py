@@ -1,0 +1,161 @@
+"""The plan's points: the winner of every (hardware, device count) flattened into arrays, the Pareto front of
+time vs cost, and the points closest to meeting the constraints when none does."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from flopcast.estimator.arrays import LayoutArrays
+from flopcast.units import format_duration, format_usd
+
+NEAR_MISS_COUNT = 3
+
+
+def pareto_front(time_values, cost_values) -> np.ndarray:
+    """Indices of the points no other point beats on both time and cost (both minimised), fastest first.
+
+    A point is dropped when another is at least as good on both and better on one; of identical points the
+    first is kept. Points with a NaN coordinate are ignored.
+    """
+    t = np.asarray(time_values, dtype=float)
+    c = np.asarray(cost_values, dtype=float)
+    valid = np.flatnonzero(~(np.isnan(t) | np.isnan(c)))
+    if len(valid) == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = valid[np.lexsort((valid, c[valid], t[valid]))]
+    cs = c[order]
+    before = np.empty(len(cs))
+    before[0] = np.inf
+    before[1:] = np.minimum.accumulate(cs)[:-1]
+    return order[cs < before]
+
+
+_FIELDS = (
+    "wall_clock_seconds",
+    "wall_clock_seconds_p10",
+    "wall_clock_seconds_p90",
+    "device_hours",
+    "device_hours_p10",
+    "device_hours_p90",
+    "cost_usd",
+    "cost_usd_p10",
+    "cost_usd_p90",
+    "energy_kwh",
+    "co2_kg",
+    "memory_bytes",
+    "fits",
+    "mfu",
+    "tokens_per_second",
+)
+
+
+@dataclass
+class Points:
+    """The winners of every (hardware, device count), flattened into arrays (one element per point)."""
+
+    hardware: list  # request.PricedHardware
+    hw_index: np.ndarray
+    devices: np.ndarray
+    layouts: LayoutArrays
+    values: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.devices)
+
+    @classmethod
+    def join(cls, hardware: list, sweeps: list) -> Points:
+        index = {id(h): i for i, h in enumerate(hardware)}
+        used = [w for w in sweeps if w.estimates is not None and len(w.devices)]
+        if not used:
+            empty = np.zeros(0)
+            return cls(
+                hardware,
+                np.zeros(0, dtype=np.int64),
+                np.zeros(0, dtype=np.int64),
+                LayoutArrays.empty(),
+                {f: empty for f in _FIELDS},
+            )
+        hw_index = np.concatenate([np.full(len(w.devices), index[id(w.hardware)]) for w in used])
+        devices = np.concatenate([w.devices for w in used])
+        layouts = LayoutArrays.concatenate([w.layouts for w in used])
+        values = {f: np.concatenate([np.asarray(getattr(w.estimates, f)) for w in used]) for f in _FIELDS}
+        return cls(hardware, hw_index, devices, layouts, values)
+
+    def capacity(self) -> np.ndarray:
+        caps = np.asarray([h.profile.memory_bytes for h in self.hardware], dtype=float)
+        return caps[self.hw_index] if len(self.hw_index) else np.zeros(0)
+
+
+def objective_values(points: Points, objective: str) -> np.ndarray:
+    key = {"cost": "cost_usd", "time": "wall_clock_seconds", "energy": "energy_kwh"}[objective]
+    return points.values[key]
+
+
+def near_misses(
+    points: Points, deadline_seconds: float | None, budget_usd: float | None, count: int = NEAR_MISS_COUNT
+) -> list[tuple[int, dict[str, float]]]:
+    """The points closest to meeting every constraint (at most one per hardware), with their relative
+    excess per constraint: ``memory`` (needs / capacity − 1), ``deadline``, ``budget``."""
+    if not len(points):
+        return []
+    v = points.values
+    fits = v["fits"].astype(bool)
+    miss_memory = np.where(fits, 0.0, v["memory_bytes"] / points.capacity() - 1.0)
+    miss_deadline = (
+        np.zeros(len(points))
+        if deadline_seconds is None
+        else np.maximum(v["wall_clock_seconds"] / deadline_seconds - 1.0, 0.0)
+    )
+    miss_budget = (
+        np.zeros(len(points))
+        if budget_usd is None
+        else np.maximum(np.nan_to_num(v["cost_usd"], nan=np.inf) / budget_usd - 1.0, 0.0)
+    )
+    # A plan that does not fit is farther than any that fits.
+    total = np.where(fits, np.maximum(miss_deadline, miss_budget), np.inf)
+    if not fits.any():
+        total = miss_memory
+    out: list[tuple[int, dict[str, float]]] = []
+    per_hw = {}
+    for i in np.lexsort((points.devices, total)):
+        if not np.isfinite(total[i]):
+            continue
+        h = int(points.hw_index[i])
+        if h not in per_hw:
+            per_hw[h] = int(i)
+    for i in sorted(per_hw.values(), key=lambda j: (total[j], points.devices[j]))[:count]:
+        misses = {}
+        if miss_memory[i] > 0:
+            misses["memory"] = float(miss_memory[i])
+        if deadline_seconds is not None and miss_deadline[i] > 0:
+            misses["deadline"] = float(miss_deadline[i])
+        if budget_usd is not None and miss_budget[i] > 0:
+            misses["budget"] = float(miss_budget[i]) if np.isfinite(miss_budget[i]) else float("inf")
+        out.append((i, misses))
+    return out
+
+
+def describe_miss(points: Points, i: int, misses: dict[str, float], deadline_seconds, budget_usd) -> str:
+    """``h100-80gb × 2048: takes 41.2 d (+37% over the 30 d deadline)``."""
+    v = points.values
+    hw = points.hardware[int(points.hw_index[i])]
+    parts = []
+    if "memory" in misses:
+        parts.append(f"needs {v['memory_bytes'][i] / 1e9:.1f} GB per device of {hw.profile.memory_bytes / 1e9:.0f} GB")
+    if "deadline" in misses:
+        parts.append(
+            f"takes {format_duration(v['wall_clock_seconds'][i])} "
+            f"(+{misses['deadline']:.0%} over the {format_duration(deadline_seconds)} deadline)"
+        )
+    if "budget" in misses:
+        cost = v["cost_usd"][i]
+        parts.append(
+            "has no price"
+            if not np.isfinite(cost)
+            else f"costs {format_usd(cost)} (+{misses['budget']:.0%} over the {format_usd(budget_usd)} budget)"
+        )
+    if not parts:
+        parts.append("meets the constraints but lacks the objective's figure")
+    return f"{hw.profile.id} × {int(points.devices[i])}: " + " and ".join(parts)
