@@ -48,6 +48,23 @@ class ServeModel(_Part):
     active_experts: int
     context_tokens: int = Field(description="the model's trained context length")
 
+    @classmethod
+    def of(cls, model) -> ServeModel:
+        """From a ModelSpec."""
+        return cls(
+            name=model.name,
+            params=model.params,
+            active_params=model.active_params,
+            layers=model.layers,
+            d_model=model.d_model,
+            heads=model.heads,
+            kv_heads=model.n_kv_heads,
+            head_dim=model.dim_head,
+            experts=model.experts,
+            active_experts=model.active_experts,
+            context_tokens=model.seq_len,
+        )
+
 
 class ServeHardware(_Part):
     id: str
@@ -58,6 +75,20 @@ class ServeHardware(_Part):
     compute_dtype: str = Field(description="dtype of the matmuls (weight-only quantization computes in 16-bit)")
     peak_flops_per_s: float
     devices_per_node: int
+
+    @classmethod
+    def of(cls, profile, compute_dtype: str, peak_flops_per_s: float) -> ServeHardware:
+        """From a HardwareProfile and the dtype whose peak the matmuls run at."""
+        return cls(
+            id=profile.id,
+            name=profile.name,
+            kind=profile.kind,
+            memory_bytes=profile.memory_bytes,
+            memory_bandwidth_bytes_per_s=profile.memory_bandwidth_bytes_per_s,
+            compute_dtype=compute_dtype,
+            peak_flops_per_s=peak_flops_per_s,
+            devices_per_node=profile.devices_per_node,
+        )
 
 
 class ServeMemory(_Part):
