@@ -186,8 +186,11 @@ def decode_ridge_batch(
     Per device, F FLOPs and K bytes of KV cache per sequence, W bytes of weights, peak P, bandwidth B·η_b.
     With the GEMM curve η(b) = c / (1 + w½·t/d + w½/b) the compute time is linear in b:
     b·F/(P·η(b)) = α·b + β, α = F·(1 + w½·t/d)/(P·c), β = F·w½/(P·c); memory time is W/(B·η_b) + b·K/(B·η_b).
-    They meet at b* = (W/(B·η_b) − β) / (α − K/(B·η_b)); never when α ≤ K/(B·η_b). A fixed η: β = 0,
-    α = F/(P·η). b* < 0 (β > the weights' time) means compute bound at any batch: reported as 0."""
+    They meet at b* = (W/(B·η_b) − β) / (α − K/(B·η_b)). A fixed η: β = 0, α = F/(P·η).
+    α ≤ K/(B·η_b): more batch never makes the step compute bound (inf) — though with the curve a step can be
+    compute bound at a small batch, where η ∝ b, and turn memory bound as b grows (``ForwardPass.compute_bound``
+    says which roof binds at the batch asked). b* < 0 (β above the weights' time): compute bound at any batch,
+    reported as 0."""
     tp = np.asarray(tp, dtype=float)
     f = forward_flops_per_token(m, context_tokens) / tp
     peak = hw.peak_flops_per_s
