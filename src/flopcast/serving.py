@@ -373,7 +373,8 @@ def _assumptions(model, profile, request, chosen: ServeVariant) -> list[str]:
         eta_c_src = (
             f"fitted GEMM curve as in training: ceiling {ceiling:.3g}"
             f"{'' if calibrated else ' (not calibrated on this hardware family)'}, half-efficiency width "
-            f"{params.gemm_half_width:.3g} for d/t and for the tokens per pass ({params.fitted_on})"
+            f"{params.gemm_half_width:.3g} for d/t and for the tokens per pass; fitted {params.fitted_date} on "
+            "training runs, flopcast/data/efficiency_fit.json"
         )
     eta_b_src = (
         "given"

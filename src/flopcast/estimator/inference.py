@@ -132,7 +132,7 @@ def prefill(
         params,
         tp=tp,
         batch=batch,
-        new_tokens=1.0 * np.asarray(prompt_tokens, dtype=float),
+        new_tokens=prompt_tokens,
         context_tokens=prompt_tokens,
         bytes_moved=np.asarray(weight_bytes, dtype=float) + written,
         bandwidth_efficiency=bandwidth_efficiency,
