@@ -13,7 +13,7 @@ import numpy as np
 
 from flopcast.models import ModelSpec
 
-UNQUANTIZED_BITS = 16
+UNQUANTIZED_BITS = 16  # bf16/fp16: how checkpoints ship weights (and what weight-only kernels compute in)
 BITS_PER_BYTE = 8
 
 # Group-wise weight quantization, GPTQ (Frantar et al. 2022) and AWQ (Lin et al. 2023) as AutoGPTQ/AutoAWQ
