@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flopcast.estimator.arrays import HardwareArrays, LayoutArrays, ModelArrays, Workload
-from flopcast.estimator.comms import ring_group, ring_latency_seconds, tree_latency_seconds
+from flopcast.estimator.comms import point_to_point_seconds, ring_bandwidth_bytes_per_s, ring_group
 from flopcast.estimator.core import evaluate
 from flopcast.estimator.efficiency import EfficiencyParams
 from flopcast.hardware import load_catalog
@@ -42,15 +42,33 @@ def test_ring_all_gather_latency_over_1536_ranks_by_hand():
     g = _group(1536)
     assert float(g.nodes[0]) == 192 and float(g.bandwidth_bytes_per_s[0]) == 200e9  # 8 NICs × 25 GB/s
     assert float(g.gather_latency_s[0]) == pytest.approx(7252.0 * US, rel=1e-12)
-    assert float(ring_latency_seconds(1536, 192)) == pytest.approx(7252.0 * US, rel=1e-12)
+    # the bandwidth term: (n − 1)/n · 1e8 B / 200 GB/s on top of the latency
+    assert float(g.gather_seconds(1e8)[0]) == pytest.approx(1535 / 1536 * 1e8 / 200e9 + 7252.0 * US, rel=1e-12)
 
 
 def test_all_reduce_inside_a_node_is_a_ring_by_hand():
     """8 ranks on NVLink, 100 MB: ring latency 8.4 + 2·7·3.4 = 56.0 µs; bandwidth 2·7/8·1e8 B / 300 GB/s
-    = 583.33 µs; total 639.33 µs (a tree would pay 2·7·28 = 392 µs of latency alone)."""
+    = 583.33 µs; total 639.33 µs (a tree would pay 2·7·28 = 392 µs of latency alone). One rank: nothing."""
     t = float(_group(8).all_reduce_seconds(1e8)[0])
     assert t == pytest.approx(56.0 * US + 2 * 7 / 8 * 1e8 / 300e9, rel=1e-12)
-    assert float(tree_latency_seconds(8, 1)) == pytest.approx(392.0 * US)
+    assert float(_group(1).all_reduce_seconds(1e8)[0]) == 0.0
+
+
+def test_group_bandwidth_follows_the_nodes_it_spans_by_hand():
+    """DGX A100: 8 ranks adjacent stay on NVLink (300 GB/s, one node); 16 adjacent ranks span 2 nodes with
+    8 members each, so 8 NICs × 25 GB/s = 200 GB/s; 2 ranks 8 apart (pipeline neighbours over tp 8) have one
+    member per node: 25 GB/s on 2 nodes."""
+    assert float(_group(8).bandwidth_bytes_per_s[0]) == 300e9 and float(_group(8).nodes[0]) == 1
+    assert float(_group(16).bandwidth_bytes_per_s[0]) == 200e9 and float(_group(16).nodes[0]) == 2
+    assert float(_group(2, stride=8).bandwidth_bytes_per_s[0]) == 25e9 and float(_group(2, stride=8).nodes[0]) == 2
+    assert float(ring_bandwidth_bytes_per_s(2.0, 8.0, 8, 300e9, 25e9)) == 25e9
+
+
+def test_point_to_point_adds_one_ring_step_of_latency_by_hand():
+    """1 MB over 25 GB/s = 40 µs; across nodes + 8.4 µs base + 14 µs network hop; inside a node + 8.4 + 3.4."""
+    assert float(point_to_point_seconds(1e6, 25e9)) == pytest.approx(40.0 * US)
+    assert float(point_to_point_seconds(1e6, 25e9, True)) == pytest.approx((40.0 + 8.4 + 14.0) * US)
+    assert float(point_to_point_seconds(1e6, 25e9, False)) == pytest.approx((40.0 + 8.4 + 3.4) * US)
 
 
 def test_all_reduce_at_scale_takes_the_tree_by_hand():

@@ -77,7 +77,7 @@ def test_ctrl_c_in_the_estimator_core(monkeypatch, out, args):
 def test_ctrl_c_in_serve(monkeypatch, out):
     import flopcast.serving
 
-    monkeypatch.setattr(flopcast.serving, "roofline_seconds", _raise)
+    monkeypatch.setattr(flopcast.serving, "serving_grid", _raise)
     assert_interrupted(invoke("serve", "-m", "llama-2-7b", "--hardware", "a100-80gb", "-o", out), out)
 
 

@@ -13,8 +13,8 @@ Measured on one NVIDIA H200 (700 W, torch 2.11, bf16; Llama-2-7B shape) vs flopc
     decode step, batch 16, context 512    6.74 ms   flopcast 5.79 ms   (+16%)
     decode step, batch 64, context 512    9.79 ms   flopcast 10.05 ms  (-3%)
     same, batch 1, no CUDA graph (eager)  13.9 ms   (launch bound: flopcast does not model it)
-    prefill, batch 1, 512 tokens          13.9 ms   flopcast 14.0 ms   (+0.5%)
-    prefill, batch 1, 2048 tokens         45.4 ms   flopcast 59.2 ms   (causal attention does half the work)
+    prefill, batch 1, 512 tokens          13.9 ms   flopcast 11.1 ms   (fitted GEMM curve, η 0.63; was 14.0 at 0.5)
+    prefill, batch 1, 2048 tokens         45.4 ms   flopcast 43.3 ms   (η 0.68; was 59.2 at 0.5)
     device-to-device copy                 4.31 TB/s (read + written) = 90% of the 4.8 TB/s datasheet
 """
 

@@ -169,9 +169,18 @@ class ModelSpec(BaseModel):
 
     @property
     def matmul_params(self) -> int:
-        """Active parameters that take part in a matmul per token: the layers plus the output head
-        (V·d, used as a matmul even when tied). The input embedding is a lookup, not a matmul."""
-        return self.active_non_embedding_params + self.vocab * self.d_model
+        """PaLM's N (Chowdhery et al. 2022, App. B: 6·N + 12·L·H·Q·T FLOPs per training token): the weights that
+        take part in a matmul per token, i.e. every layer's active matmuls (attention projections with their
+        biases, the active experts' FFN, the router) plus the output head (V·d, a matmul even when tied).
+        Not counted: the input embedding and positions (lookups), norms (elementwise) and BERT's pooler (first
+        token only). ``ModelArrays.matmul_params`` (estimator/arrays.py) is the same sum:
+        layers × layer_matmul_params_active + head_params."""
+        active_layer = (
+            self.attention_params_per_layer
+            + self.active_experts * self.ffn_params_per_expert
+            + self.router_params_per_layer
+        )
+        return self.layers * active_layer + self.vocab * self.d_model
 
     def param_breakdown(self, active: bool = False) -> dict[str, int]:
         """Parameters by part; the values sum to :attr:`params` (or :attr:`active_params` when ``active``).

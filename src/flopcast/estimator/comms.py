@@ -6,7 +6,8 @@ Bandwidth, ring algorithms (Patarasuk & Yuan 2009; NCCL's nccl-tests doc/PERFORM
   all-gather          (n−1)/n · bytes / bw
   point-to-point      bytes / bw
 ``bytes`` is the size of the full buffer on each rank; ``bw`` the per-device, per-direction link bandwidth.
-A group of size 1 communicates nothing.
+A group of size 1 communicates nothing. Training (timing.py) and inference (inference.py) place their groups
+with the same :func:`ring_group`, so one rule decides a group's link, bandwidth and latency everywhere.
 
 Latency, NCCL's own cost model (NVIDIA/nccl src/graph/tuning.cc, ``ncclTopoTuneModel``; the Simple protocol
 that carries large messages). A ring collective takes ``nsteps`` steps, ``n − 1`` for all-gather and
@@ -30,12 +31,6 @@ from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
-
-
-def _ring_factor(n: ArrayLike) -> np.ndarray:
-    n = np.asarray(n, dtype=float)
-    return np.where(n > 1, (n - 1) / np.maximum(n, 1), 0.0)
-
 
 # NCCL src/graph/tuning.cc (NVIDIA/nccl, 2.18-2.21 era), Simple protocol, microseconds → seconds.
 NCCL_RING_BASE_LATENCY_S = 8.4e-6  # baseLat[Ring][Simple]
@@ -122,61 +117,6 @@ def ring_group(
     return RingGroup(n, bandwidth, nodes)
 
 
-def ring_latency_seconds(group_size: ArrayLike, nodes: ArrayLike, collective: str = "all_gather") -> np.ndarray:
-    """Latency of one ring collective over ``group_size`` ranks on ``nodes`` nodes (NCCL's model, above).
-
-    ``collective``: "all_gather" / "reduce_scatter" (n − 1 steps) or "all_reduce" (2·(n − 1) steps)."""
-    n = np.asarray(group_size, dtype=float)
-    nodes = np.maximum(np.asarray(nodes, dtype=float), 1.0)
-    if collective == "all_reduce":
-        steps = 2.0 * (n - 1)
-        inter = np.minimum(np.where(nodes > 1, 2.0 * nodes, 0.0), steps)
-    else:
-        steps, inter = n - 1, nodes - 1
-    latency = (
-        NCCL_RING_BASE_LATENCY_S
-        + (steps - inter) * NCCL_RING_NVLINK_HOP_LATENCY_S
-        + inter * NCCL_RING_NET_HOP_LATENCY_S
-    )
-    return np.where(n > 1, latency, 0.0)
-
-
-def tree_latency_seconds(group_size: ArrayLike, nodes: ArrayLike) -> np.ndarray:
-    """Latency of one tree all-reduce: a chain inside each node, a double binary tree across nodes."""
-    n = np.asarray(group_size, dtype=float)
-    nodes = np.maximum(np.asarray(nodes, dtype=float), 1.0)
-    hops = (np.maximum(n / nodes, 1.0) - 1) + np.floor(np.log2(nodes))
-    return np.where(n > 1, 2.0 * hops * NCCL_TREE_HOP_LATENCY_S, 0.0)
-
-
-def all_reduce_seconds(
-    bytes_per_rank: ArrayLike, group_size: ArrayLike, bandwidth_bytes_per_s: ArrayLike, nodes: ArrayLike | None = None
-) -> np.ndarray:
-    """Ring all-reduce, bandwidth only; with ``nodes`` (how many nodes the group spans) NCCL's choice of
-    the faster of ring and tree, each with its latency."""
-    size = np.asarray(bytes_per_rank, dtype=float)
-    ring = 2.0 * _ring_factor(group_size) * size / bandwidth_bytes_per_s
-    if nodes is None:
-        return ring
-    ring = ring + ring_latency_seconds(group_size, nodes, "all_reduce")
-    tree = tree_latency_seconds(group_size, nodes) + TREE_BYTES_FACTOR * size / (
-        NCCL_TREE_BUS_BANDWIDTH_FRACTION * np.asarray(bandwidth_bytes_per_s, dtype=float)
-    )
-    return np.where(np.asarray(group_size) > 1, np.minimum(ring, tree), 0.0)
-
-
-def reduce_scatter_seconds(
-    bytes_per_rank: ArrayLike, group_size: ArrayLike, bandwidth_bytes_per_s: ArrayLike
-) -> np.ndarray:
-    return _ring_factor(group_size) * np.asarray(bytes_per_rank, dtype=float) / bandwidth_bytes_per_s
-
-
-def all_gather_seconds(
-    bytes_per_rank: ArrayLike, group_size: ArrayLike, bandwidth_bytes_per_s: ArrayLike
-) -> np.ndarray:
-    return _ring_factor(group_size) * np.asarray(bytes_per_rank, dtype=float) / bandwidth_bytes_per_s
-
-
 def point_to_point_seconds(
     bytes_moved: ArrayLike, bandwidth_bytes_per_s: ArrayLike, across_nodes: ArrayLike | None = None
 ) -> np.ndarray:
@@ -186,28 +126,6 @@ def point_to_point_seconds(
         return seconds
     hop = np.where(across_nodes, NCCL_RING_NET_HOP_LATENCY_S, NCCL_RING_NVLINK_HOP_LATENCY_S)
     return seconds + NCCL_RING_BASE_LATENCY_S + hop
-
-
-def nodes_spanned(group_size: ArrayLike, rank_stride: ArrayLike, devices_per_node: ArrayLike) -> np.ndarray:
-    """How many nodes a group of ``group_size`` ranks placed ``rank_stride`` apart touches (≥ 1)."""
-    n = np.asarray(group_size, dtype=float)
-    members = np.minimum(np.clip(np.floor(np.asarray(devices_per_node, dtype=float) / rank_stride), 1.0, None), n)
-    return np.maximum(np.ceil(n / np.maximum(members, 1.0)), 1.0)
-
-
-def group_bandwidth_bytes_per_s(
-    group_span_devices: ArrayLike,
-    devices_per_node: ArrayLike,
-    intra_node_bandwidth_bytes_per_s: ArrayLike,
-    inter_node_bandwidth_bytes_per_s: ArrayLike,
-) -> np.ndarray:
-    """A group whose members all sit in one node uses the intra-node link; one that spans nodes runs at
-    the inter-node bandwidth per device (the slowest hop of the ring)."""
-    return np.where(
-        np.asarray(group_span_devices) <= np.asarray(devices_per_node),
-        intra_node_bandwidth_bytes_per_s,
-        inter_node_bandwidth_bytes_per_s,
-    )
 
 
 def ring_bandwidth_bytes_per_s(

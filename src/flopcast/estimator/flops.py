@@ -30,14 +30,31 @@ def forward_linear_flops_per_token_per_layer(m: ModelArrays) -> np.ndarray:
     return FLOPS_PER_MULTIPLY_ADD * m.layer_matmul_params_active
 
 
-def forward_attention_flops_per_token_per_layer(m: ModelArrays) -> np.ndarray:
-    """Forward FLOPs of the attention core per token: QKᵀ and A·V, 2·T·(H·Q) each."""
-    return 2 * FLOPS_PER_MULTIPLY_ADD * m.attn_width * m.seq_len
+def forward_attention_flops_per_token_per_layer(m: ModelArrays, context_tokens=None) -> np.ndarray:
+    """Forward FLOPs of the attention core per token: QKᵀ and A·V, 2·T·(H·Q) each, T the context the
+    token attends to (``context_tokens``; the training sequence length ``m.seq_len`` when None)."""
+    context = m.seq_len if context_tokens is None else context_tokens
+    return 2 * FLOPS_PER_MULTIPLY_ADD * m.attn_width * context
+
+
+def forward_head_flops_per_token(m: ModelArrays) -> np.ndarray:
+    """Output head (logits) forward per token: 2·V·d."""
+    return FLOPS_PER_MULTIPLY_ADD * m.head_params
 
 
 def head_flops_per_token(m: ModelArrays) -> np.ndarray:
     """Output head (logits) forward + backward per token: 6·V·d."""
-    return TRAINING_PASSES * FLOPS_PER_MULTIPLY_ADD * m.head_params
+    return TRAINING_PASSES * forward_head_flops_per_token(m)
+
+
+def forward_flops_per_token(m: ModelArrays, context_tokens=None) -> np.ndarray:
+    """One forward pass per token, ``2·N + 4·L·H·Q·T`` (PaLM App. B: the training count ``6·N + 12·L·H·Q·T``
+    is three forward passes), T the context attended to (``m.seq_len`` when None). What inference
+    (estimator/inference.py) executes per prompt or generated token."""
+    per_layer = forward_linear_flops_per_token_per_layer(m) + forward_attention_flops_per_token_per_layer(
+        m, context_tokens
+    )
+    return m.layers * per_layer + forward_head_flops_per_token(m)
 
 
 def model_flops_per_token(m: ModelArrays) -> np.ndarray:

@@ -8,10 +8,14 @@ variant the user chose (``inputs.weights_bits``). :func:`table_rows` turns a rep
 
 from __future__ import annotations
 
+import math
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from flopcast.reports.base import ReportBase
-from flopcast.units import format_si
+from flopcast.units import SECONDS_PER_HOUR, format_si
+
+TOKENS_PER_MILLION = 1e6
 
 
 class _Part(BaseModel):
@@ -44,6 +48,23 @@ class ServeModel(_Part):
     active_experts: int
     context_tokens: int = Field(description="the model's trained context length")
 
+    @classmethod
+    def of(cls, model) -> ServeModel:
+        """From a ModelSpec."""
+        return cls(
+            name=model.name,
+            params=model.params,
+            active_params=model.active_params,
+            layers=model.layers,
+            d_model=model.d_model,
+            heads=model.heads,
+            kv_heads=model.n_kv_heads,
+            head_dim=model.dim_head,
+            experts=model.experts,
+            active_experts=model.active_experts,
+            context_tokens=model.seq_len,
+        )
+
 
 class ServeHardware(_Part):
     id: str
@@ -54,6 +75,20 @@ class ServeHardware(_Part):
     compute_dtype: str = Field(description="dtype of the matmuls (weight-only quantization computes in 16-bit)")
     peak_flops_per_s: float
     devices_per_node: int
+
+    @classmethod
+    def of(cls, profile, compute_dtype: str, peak_flops_per_s: float) -> ServeHardware:
+        """From a HardwareProfile and the dtype whose peak the matmuls run at."""
+        return cls(
+            id=profile.id,
+            name=profile.name,
+            kind=profile.kind,
+            memory_bytes=profile.memory_bytes,
+            memory_bandwidth_bytes_per_s=profile.memory_bandwidth_bytes_per_s,
+            compute_dtype=compute_dtype,
+            peak_flops_per_s=peak_flops_per_s,
+            devices_per_node=profile.devices_per_node,
+        )
 
 
 class ServeMemory(_Part):
@@ -74,6 +109,7 @@ class ServePrefill(_Part):
     time_to_first_token_seconds: float
     bound: str = Field(description="compute or memory")
     communication_seconds: float
+    matmul_efficiency: float = Field(description="fraction of peak the prompt's matmuls reach (fitted GEMM curve)")
 
 
 class ServeDecode(_Part):
@@ -86,6 +122,7 @@ class ServeDecode(_Part):
     bound: str = Field(description="compute or memory")
     ridge_batch: float | None = Field(description="batch at which decode turns compute bound; None = never")
     communication_seconds_per_token: float
+    matmul_efficiency: float = Field(description="fraction of peak a step's matmuls reach (fitted GEMM curve)")
 
 
 class ServeCost(_Part):
@@ -100,6 +137,9 @@ class ServeVariant(_Part):
     weights_bits: int
     devices: int
     link: str = Field(description="none, intra-node or inter-node: the link the tensor-parallel all-reduces use")
+    link_bandwidth_bytes_per_s: float | None = Field(
+        description="per-device bus bandwidth of the tensor-parallel group (as training's); None on one device"
+    )
     memory: ServeMemory
     prefill: ServePrefill
     decode: ServeDecode
@@ -127,6 +167,75 @@ class ServeReport(ReportBase):
     @property
     def chosen(self) -> ServeVariant:
         return next(v for v in self.variants if v.weights_bits == self.weights_bits)
+
+
+# --- the builder ----------------------------------------------------------------------------------------
+def build_variant(
+    g: dict[str, float],
+    *,
+    weights_bits: int,
+    devices: int,
+    devices_needed: int | None,
+    devices_per_node: int,
+    capacity_bytes: float,
+    batch: int,
+    tiers: dict[str, float],
+    tier: str | None,
+    cost_note: str | None,
+) -> ServeVariant:
+    """One column of the report from one (bit width, device count) row of serving.serving_grid."""
+    ridge = g["ridge_batch"]
+    step = g["step_seconds"]
+    usd_per_million = {
+        name: devices * price / SECONDS_PER_HOUR / g["output_tokens_per_second"] * TOKENS_PER_MILLION
+        for name, price in tiers.items()
+    }
+    return ServeVariant(
+        weights_bits=weights_bits,
+        devices=devices,
+        link="none" if devices == 1 else ("intra-node" if devices <= devices_per_node else "inter-node"),
+        link_bandwidth_bytes_per_s=None if devices == 1 else g["link_bandwidth"],
+        memory=ServeMemory(
+            weights_bytes=g["weights_bytes"],
+            quantization_overhead_bytes=g["quantization_overhead_bytes"],
+            kv_cache_bytes=g["kv_cache_bytes"],
+            runtime_allowance_bytes=g["runtime_allowance_bytes"],
+            per_device_bytes=g["per_device_bytes"],
+            capacity_bytes=capacity_bytes,
+            fits=bool(g["fits"]),
+            devices_needed=devices_needed,
+            max_batch_that_fits=int(g["max_batch_that_fits"]),
+        ),
+        prefill=ServePrefill(
+            flops=g["prefill_flops"],
+            seconds=g["prefill_seconds"],
+            time_to_first_token_seconds=g["prefill_seconds"],
+            bound="compute" if g["prefill_compute_bound"] else "memory",
+            communication_seconds=g["prefill_comm_seconds"],
+            matmul_efficiency=g["prefill_matmul_efficiency"],
+        ),
+        decode=ServeDecode(
+            seconds_per_token=step,
+            tokens_per_second=1.0 / step,
+            total_tokens_per_second=batch / step,
+            mean_context_tokens=g["context"],
+            flops_per_step=g["step_flops"],
+            bytes_read_per_step=g["step_bytes"],
+            bound="compute" if g["decode_compute_bound"] else "memory",
+            ridge_batch=None if math.isinf(ridge) else ridge,
+            communication_seconds_per_token=g["step_comm_seconds"],
+            matmul_efficiency=g["decode_matmul_efficiency"],
+        ),
+        request_seconds=g["request_seconds"],
+        output_tokens_per_second=g["output_tokens_per_second"],
+        cost=ServeCost(
+            tier=tier,
+            usd_per_device_hour=tiers.get(tier) if tier else None,
+            usd_per_million_tokens=usd_per_million.get(tier) if tier else None,
+            by_tier=usd_per_million,
+            note=cost_note,
+        ),
+    )
 
 
 # --- plain rows for table / markdown / csv --------------------------------------------------------------

@@ -1,0 +1,69 @@
+"""Serving memory: weights at a quantized bit width and the KV cache, in bytes (DESIGN §6 `serve`).
+
+weights  = quantized layer matmuls · (bits/8 + group-scale overhead) + the rest at 16 bit
+           (embeddings, LM head, norms: GPTQ/AWQ checkpoints keep them in fp16)
+KV cache = 2·L·kv_heads·head_dim·s·b·kv_bits/8
+These bytes feed the estimator core's inference functions (estimator/inference.py); every function
+broadcasts over numpy arrays of bit widths.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from flopcast.models import ModelSpec
+
+UNQUANTIZED_BITS = 16  # bf16/fp16: how checkpoints ship weights (and what weight-only kernels compute in)
+BITS_PER_BYTE = 8
+
+# Group-wise weight quantization, GPTQ (Frantar et al. 2022) and AWQ (Lin et al. 2023) as AutoGPTQ/AutoAWQ
+# ship them: one fp16 scale and one zero point (packed at the weight's own width, `qzeros`) per group of
+# 128 input weights. Check: TheBloke/Llama-2-7B-GPTQ gptq_model-4bit-128g.safetensors is 3.9 GB
+# (huggingface.co/TheBloke/Llama-2-7B-GPTQ), our formula gives 3.89 GB.
+QUANT_GROUP_SIZE = 128
+QUANT_SCALE_BITS = 16
+
+# Runtime allowance per device: vLLM's default gpu_memory_utilization=0.9 leaves 10% of device memory for
+# the CUDA context, activations, sampling and non-torch allocations (vLLM EngineArgs). Applied to every
+# device kind (on a CPU the same headroom stands for the OS and the runtime: a rationale, not a measurement).
+RUNTIME_RESERVE_FRACTION = 0.10
+
+
+def bytes_per_quantized_weight(bits: np.ndarray | int) -> np.ndarray:
+    """Bytes per weight of a quantized matmul: bits/8, plus (scale + zero point) / group for bits < 16."""
+    bits = np.asarray(bits, dtype=float)
+    overhead_bits = np.where(bits < UNQUANTIZED_BITS, (QUANT_SCALE_BITS + bits) / QUANT_GROUP_SIZE, 0.0)
+    return (bits + overhead_bits) / BITS_PER_BYTE
+
+
+def quantized_params(model: ModelSpec, *, active: bool = False) -> int:
+    """Weights of the transformer blocks' matmuls (attention + MLP experts): the ones GPTQ/AWQ quantize."""
+    experts = model.active_experts if active else model.experts
+    return model.layers * (model.attention_params_per_layer + experts * model.ffn_params_per_expert)
+
+
+def weight_bytes(model: ModelSpec, bits: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
+    """(all weights in bytes, of which quantization scales/zeros) at ``bits``-bit matmul weights."""
+    q = float(quantized_params(model))
+    kept = float(model.params) - q
+    per_weight = bytes_per_quantized_weight(bits)
+    total = q * per_weight + kept * UNQUANTIZED_BITS / BITS_PER_BYTE
+    overhead = q * (per_weight - np.asarray(bits, dtype=float) / BITS_PER_BYTE)
+    return total, overhead
+
+
+def kv_cache_bytes_per_token(model: ModelSpec, kv_bits: int) -> float:
+    """K and V of every layer for one token of one sequence: 2·L·kv_heads·head_dim·kv_bits/8 bytes."""
+    return 2.0 * model.layers * model.n_kv_heads * model.dim_head * kv_bits / BITS_PER_BYTE
+
+
+def kv_cache_bytes(model: ModelSpec, tokens: int, batch: int, kv_bits: int) -> float:
+    """The KV cache of ``batch`` sequences of ``tokens`` tokens: 2·L·kv_heads·head_dim·s·b·bytes."""
+    return kv_cache_bytes_per_token(model, kv_bits) * tokens * batch
+
+
+def weights_read_bytes(model: ModelSpec, bits: np.ndarray | int, *, active: bool = True) -> np.ndarray:
+    """Weight bytes one forward pass reads: the quantized block matmuls (the active experts' when ``active``)
+    + the 16-bit LM head (V·d). Norms are too small to count; the input embedding is a lookup of b rows."""
+    head = float(model.vocab * model.d_model) * UNQUANTIZED_BITS / BITS_PER_BYTE
+    return float(quantized_params(model, active=active)) * bytes_per_quantized_weight(bits) + head
