@@ -233,7 +233,7 @@ def price_for(profile, tier: str | None = None, price_per_hour=None) -> Price:
             price.date,
             (f"{profile.id} lists no on-demand price; costed at its {name} tier",),
         )
-    return Price(None, None, None, (f"{profile.id} lists no price; give a price per device-hour to get a cost",))
+    return Price(None, None, None, (f"{profile.id} lists no price: cost omitted (give a price per device-hour)",))
 
 
 def check_price_tier(price_tier: str | None, profiles: list) -> None:

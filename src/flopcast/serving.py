@@ -224,24 +224,61 @@ def _check_request(model: ModelSpec, request: ServeRequest) -> None:
 
 
 def _prices(profile: HardwareProfile, request: ServeRequest) -> tuple[dict[str, float], str | None, str | None]:
-    """(price per device-hour by tier, the chosen tier, a note when cost is omitted)."""
-    tiers = {tier: price.usd_per_device_hour for tier, price in profile.prices_usd_per_device_hour.items()}
-    if request.price_per_hour_usd is not None:
-        tiers[CUSTOM_PRICE_TIER] = request.price_per_hour_usd
-        if request.price_tier is None:
-            return tiers, CUSTOM_PRICE_TIER, None
-    if request.price_tier is not None:
-        if request.price_tier not in tiers:
-            known = ", ".join(sorted(tiers)) or "none"
-            raise InvalidValue(
-                f"--price-tier {request.price_tier!r}: {profile.id} has no such price (tiers: {known})",
-                hint="pick one of its tiers or give --price-per-hour USD",
-            )
-        return tiers, request.price_tier, None
-    if not tiers:
-        return tiers, None, f"{profile.id} has no price per device-hour: cost omitted (give --price-per-hour USD)"
-    chosen = DEFAULT_PRICE_TIER if DEFAULT_PRICE_TIER in tiers else sorted(tiers)[0]
-    return tiers, chosen, None
+    """(price per device-hour by tier, the chosen tier, a note on how it was chosen or why cost is omitted):
+    the one price rule of every front door (:func:`flopcast.request.price_for`)."""
+    from flopcast.request import price_for
+
+    price = price_for(profile, request.price_tier, request.price_per_hour_usd)
+    tiers = {tier: p.usd_per_device_hour for tier, p in profile.prices_usd_per_device_hour.items()}
+    if price.custom:
+        tiers[price.tier] = price.usd_per_device_hour
+    return tiers, price.tier, "; ".join(price.warnings) or None
+
+
+def serve(
+    model=None,
+    hardware=None,
+    *,
+    devices=None,
+    weights=16,
+    kv_bits=16,
+    batch=1,
+    prompt_tokens=512,
+    output_tokens=256,
+    price_tier: str | None = None,
+    price_per_hour=None,
+    matmul_efficiency=None,
+    bandwidth_efficiency=None,
+    seq_len=None,
+    profiles=None,
+    **architecture,
+) -> ServeReport:
+    """Serve ``model`` on ``hardware`` (library entry point, the same calling convention as
+    ``flopcast.estimate``: numbers or strings with units); returns the :class:`ServeReport`."""
+    from flopcast.errors import opt
+    from flopcast.request import required, resolve_hardware, resolve_model
+    from flopcast.units import parse_count, parse_int, parse_usd
+
+    def count(value, name):
+        return None if value is None else parse_int(value, what=opt(name))
+
+    def fraction(value, name):
+        return None if value is None else parse_count(value, what=opt(name))
+
+    request = ServeRequest(
+        weights_bits=count(weights, "weights"),
+        kv_bits=count(kv_bits, "kv_bits"),
+        batch=count(batch, "batch"),
+        prompt_tokens=count(prompt_tokens, "prompt_tokens"),
+        output_tokens=count(output_tokens, "output_tokens"),
+        devices=count(devices, "devices"),
+        price_tier=None if price_tier is None else str(price_tier).strip().lower(),
+        price_per_hour_usd=None if price_per_hour is None else parse_usd(price_per_hour, what=opt("price_per_hour")),
+        matmul_efficiency=fraction(matmul_efficiency, "matmul_efficiency"),
+        bandwidth_efficiency=fraction(bandwidth_efficiency, "bandwidth_efficiency"),
+    )
+    spec = resolve_model(model, seq_len, architecture)
+    return estimate_serving(spec, resolve_hardware(required(hardware, "hardware", "a100-80gb"), profiles), request)
 
 
 # --- the report --------------------------------------------------------------------------------------

@@ -99,6 +99,7 @@ class HardwareArrays(NamedTuple):
     """Per-device hardware figures per row, for one training precision and one price tier."""
 
     peak_flops_per_s: np.ndarray
+    vector_flops_per_s: np.ndarray  # fp32 peak of the vector units (CUDA cores, SIMD): GEMV kernels; 0 if none
     memory_bytes: np.ndarray
     memory_bandwidth_bytes_per_s: np.ndarray
     devices_per_node: np.ndarray
@@ -143,6 +144,7 @@ class HardwareArrays(NamedTuple):
             ceiling, calibrated = params.gemm_ceiling_for(p)
             row = {
                 "peak_flops_per_s": peak,
+                "vector_flops_per_s": float(p.peak_flops_per_s.get("fp32") or 0.0),
                 "memory_bytes": p.memory_bytes,
                 "memory_bandwidth_bytes_per_s": p.memory_bandwidth_bytes_per_s,
                 "devices_per_node": p.devices_per_node,

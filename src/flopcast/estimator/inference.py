@@ -6,10 +6,15 @@ tensor-parallel group of ``t`` devices (every figure per device):
   FLOPs       b · tokens · (2·N + 4·L·H·Q·context) / t      flops.forward_flops_per_token (PaLM App. B)
   bytes       the weights read once + the KV cache moved    (given by the caller: quantisation and the KV
                                                             cache are serving's, serving.py)
-  compute     roofline: max(FLOPs / (peak·η), bytes / (bandwidth·η_b))          roofline.roofline_seconds
-              η = efficiency.gemm_efficiency(ceiling, d/t, b·tokens, w½): the fitted GEMM ceiling of the
-              profile, falling for small per-device shapes — the training core's curve (timing.py); a
-              caller's fixed η replaces the curve
+  compute     roofline: max(FLOPs / rate, bytes / (bandwidth·η_b))                roofline.roofline_seconds
+              rate = max(peak·η, vector peak·ceiling): the faster of two kernel paths. η =
+              efficiency.gemm_efficiency(ceiling, d/t, b·tokens, w½) is the matrix units' fitted GEMM
+              curve (the training core's, timing.py), which falls as 1/(1 + w½/tokens) when the tokens
+              per pass leave most of a tile empty. Kernel libraries run such skinny products (decode at a
+              small batch) as GEMV on the vector units instead (cuBLAS gemv, llama.cpp's mat-vec kernels:
+              fp32 FMA on CUDA cores / SIMD), whose roof is the fp32 peak the profile publishes (A100:
+              19.5 TFLOP/s, NVIDIA A100 datasheet), at the same fitted ceiling. On a CPU the two roofs are
+              the same units, so its η is the ceiling at any batch. A caller's fixed η replaces both.
   tensor      2 all-reduces of the b·tokens·d 16-bit activations per layer (Megatron-LM forward, Shoeybi
   parallel    et al. 2019 §3) on comms.ring_group(t, stride 1): the group, link, bandwidth and NCCL latency
               timing.py uses for training tensor parallelism
@@ -101,6 +106,8 @@ def forward_pass(
     flops = tokens * forward_flops_per_token(m, context_tokens) / tp
     eta = matmul_efficiency(m, hw, params, tp, tokens, fixed_matmul_efficiency)
     peak, bw = hw.peak_flops_per_s, hw.memory_bandwidth_bytes_per_s
+    if fixed_matmul_efficiency is None:  # the vector (GEMV) path when it beats the padded tiles
+        eta = np.maximum(eta, hw.gemm_ceiling * hw.vector_flops_per_s / peak)
     compute = roofline_seconds(flops, bytes_moved, peak, bw, eta, bandwidth_efficiency)
     compute_only = roofline_seconds(flops, 0.0, peak, bw, eta, bandwidth_efficiency)
     group = tensor_parallel_group(hw, tp)
@@ -203,6 +210,18 @@ def decode_ridge_batch(
     bw = hw.memory_bandwidth_bytes_per_s * bandwidth_efficiency
     w = np.asarray(weight_bytes, dtype=float) / bw
     k = np.asarray(kv_bytes_per_token, dtype=float) * context_tokens / bw
+    ridge = _crossing(alpha, beta, w, k)
+    if fixed_matmul_efficiency is None:
+        # compute time is the faster path's, min(α·b + β, b·F/V): it binds only once both lines pass memory
+        with np.errstate(divide="ignore"):
+            vector = hw.vector_flops_per_s * hw.gemm_ceiling
+            vector_alpha = np.where(vector > 0, f / vector, np.inf)
+        ridge = np.maximum(ridge, _crossing(vector_alpha, 0.0 * f, w, k))
+    return ridge
+
+
+def _crossing(alpha, beta, w, k) -> np.ndarray:
+    """Where α·b + β reaches w + k·b (0 when it is above at any batch, inf when never)."""
     slope = alpha - k
     with np.errstate(divide="ignore", invalid="ignore"):
         ridge = np.maximum((w - beta) / np.where(slope > 0, slope, 1.0), 0.0)
