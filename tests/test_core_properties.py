@@ -29,7 +29,7 @@ from flopcast.models import ModelSpec
 from flopcast.search import enumerate_layouts
 
 SECONDS_PER_HOUR = 3600.0
-MAX_PARAMS = 1e15  # the sanity bound flopcast accepts (models.SIZE_RULE_MAX_PARAMS), stated independently here
+MAX_PARAMS = 1e15  # the sanity bound flopcast accepts (models.MAX_MODEL_PARAMS), stated independently here
 MAX_TOKENS = 1e16
 
 CATALOG = load_catalog()

@@ -14,17 +14,9 @@ from typer.testing import CliRunner
 
 from flopcast.cli import app
 from flopcast.errors import ConflictingOptions, InvalidValue, RuntimeFailure, UnknownModel
-from flopcast.models import (
-    ModelSpec,
-    PresetDetails,
-    _Registry,
-    _registry,
-    get_preset,
-    list_presets,
-    preset_details,
-    resolve_model,
-    shape_for_size,
-)
+from flopcast.model_sizes import shape_for_size
+from flopcast.models import ModelSpec, resolve_model
+from flopcast.presets import PresetDetails, _Registry, _registry, get_preset, list_presets, preset_details
 
 PRESET_TOLERANCE = 0.01  # DESIGN §3: presets reproduce published counts within 1%
 SIZE_TOLERANCE = 0.02  # the size rule promises 2%
@@ -334,7 +326,7 @@ def test_tensor_parallel_divisibility_is_not_checked_here():
 
 
 def test_a_broken_presets_file_is_a_runtime_failure(tmp_path, monkeypatch):
-    import flopcast.models as models
+    import flopcast.presets as models
 
     bad = tmp_path / "model_presets.yaml"
     bad.write_text("presets:\n  - id: x\n    layers: 0\n    d_model: 64\n    heads: 1\n")

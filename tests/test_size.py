@@ -8,7 +8,7 @@ import math
 import pytest
 
 from flopcast.api import estimate
-from flopcast.models import shape_for_size
+from flopcast.model_sizes import shape_for_size
 from flopcast.sizing import compute_optimal
 from flopcast.sizing import size as size_report
 

@@ -9,7 +9,7 @@ al. 2020, §2.1, which Hoffmann et al. use throughout). So for a FLOP budget C:
 
 A budget in dollars, device-hours or wall-clock time becomes FLOPs only through the achievable throughput,
 which the estimator core predicts: for a grid of sizes N (each shaped by the size rule,
-:func:`flopcast.models.shape_for_size`, trained on D = 20·N tokens) one vectorised evaluation gives what each
+:func:`flopcast.model_sizes.shape_for_size`, trained on D = 20·N tokens) one vectorised evaluation gives what each
 compute-optimal run would use on the given hardware and device count; the largest N within the budget is
 bracketed and the grid refined around it. Without a device count, the planner picks the cheapest plan for a
 guessed N and the guess is adjusted (N ∝ sqrt(budget / cost)) until the plan uses nearly all of the budget.
@@ -127,7 +127,8 @@ class SizeResult:
 
 
 def _shape(n: float, seq_len, vocab):
-    from flopcast.models import SIZE_RULE_VOCAB, ModelSpec, shape_for_size
+    from flopcast.model_sizes import SIZE_RULE_VOCAB, shape_for_size
+    from flopcast.models import ModelSpec
 
     return shape_for_size(
         n, vocab=vocab or SIZE_RULE_VOCAB, seq_len=seq_len or ModelSpec.model_fields["seq_len"].default

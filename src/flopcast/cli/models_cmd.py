@@ -90,7 +90,7 @@ def list_models(
     force: bool = FORCE_OPTION,
 ) -> None:
     """List every model preset with its shape and parameter count."""
-    from flopcast.models import list_presets, preset_details
+    from flopcast.presets import list_presets, preset_details
 
     preflight_output(output, force)
     specs = list_presets()
@@ -130,7 +130,8 @@ def list_models(
 
 def _resolve(model: str):
     """(spec, title, aliases, notes) for a preset id/alias or a size such as 7B."""
-    from flopcast.models import looks_like_size, parse_model_size, preset_details, resolve_model
+    from flopcast.models import looks_like_size, parse_model_size, resolve_model
+    from flopcast.presets import preset_details
 
     text = model.strip()
     if looks_like_size(text):

@@ -67,8 +67,7 @@ class ModelArrays(NamedTuple):
         for m in specs:
             d, v = m.d_model, m.vocab
             norm = m.d_model * (2 if m.layernorm_bias else 1)
-            layer_active = m.attention_params_per_layer + m.active_experts * m.ffn_params_per_expert
-            layer_active += m.router_params_per_layer
+            layer_active = (m.matmul_params - v * d) / m.layers  # ModelSpec.matmul_params: one definition
             row = {
                 "layers": m.layers,
                 "d_model": d,
@@ -88,7 +87,7 @@ class ModelArrays(NamedTuple):
                 "head_params": v * d,
                 "tied": 1.0 if m.tied_embeddings else 0.0,
                 "final_params": norm,
-                "matmul_params": m.layers * layer_active + v * d,
+                "matmul_params": m.matmul_params,
             }
             for k, val in row.items():
                 cols[k].append(val)
