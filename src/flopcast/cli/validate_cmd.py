@@ -15,12 +15,6 @@ import typer
 
 from flopcast.cli._app import app
 from flopcast.cli.common import (
-    FORCE_OPTION,
-    FORMAT_OPTION,
-    OUTPUT_OPTION,
-    PLOT_OPTION,
-    PROFILES_OPTION,
-    QUIET_OPTION,
     OutputFormat,
     emit_plot,
     emit_text,
@@ -28,6 +22,7 @@ from flopcast.cli.common import (
     preflight_output,
     preflight_plot,
 )
+from flopcast.cli.options import Force, Format, Output, Plot, Profiles, Quiet
 
 HEADERS = [
     "run",
@@ -114,12 +109,12 @@ def validate_command(
     csv_file: Path | None = typer.Argument(
         None, metavar="[CSV]", help="Published runs to backtest (default: the calibration runs shipped with flopcast)."
     ),
-    fmt: OutputFormat = FORMAT_OPTION,
-    output: Path | None = OUTPUT_OPTION,
-    force: bool = FORCE_OPTION,
-    profiles: list[Path] | None = PROFILES_OPTION,
-    quiet: bool = QUIET_OPTION,
-    plot: Path | None = PLOT_OPTION,
+    fmt: Format = OutputFormat.table,
+    output: Output = None,
+    force: Force = False,
+    profiles: Profiles = None,
+    quiet: Quiet = False,
+    plot: Plot = None,
     all_runs: bool = typer.Option(
         False, "--all", help="Every shipped run: the calibration set and the 44-run second set (default: the first)."
     ),
