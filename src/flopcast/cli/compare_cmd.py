@@ -39,7 +39,7 @@ from flopcast.cli.options import (
     TiedEmbeddings,
     Tokens,
     Vocab,
-)  # fmt: skip
+)
 from flopcast.units import format_duration, format_si
 
 

@@ -47,7 +47,7 @@ from flopcast.cli.options import (
     Tp,
     Vocab,
     Zero,
-)  # fmt: skip
+)
 from flopcast.units import format_duration, format_si, format_usd
 
 DEFAULT_HARDWARE = "a100-80gb"  # the most common training GPU in published runs (shared/data/calibration_runs.csv)

@@ -77,6 +77,11 @@ DevicesPerHardware = Annotated[
     str | None, _value("--devices", "-n", help="Devices per hardware, e.g. 256 (or give --deadline).")
 ]
 SizedDevices = Annotated[str | None, _value("--devices", "-n", help="Device count the budget is spent on.")]
+# serve: tensor-parallel devices, found when not given
+DevicesToFit = Annotated[
+    str | None,
+    _value("--devices", "-n", help="Devices to split the model over (tensor parallel). Default: the fewest that fit."),
+]
 MaxDevices = Annotated[
     str | None,
     _value("--max-devices", help="Largest device count to search (default 4096, or what --deadline implies)."),
@@ -111,6 +116,12 @@ PricePerHour = Annotated[
     str | None,
     _value("--price-per-hour", help="Your own price per device-hour, e.g. 2.10 (overrides the tier).", metavar="USD"),
 ]
+# serve: a --price-tier given as well wins (estimate: --price-per-hour wins)
+PricePerHourUnlessTier = Annotated[
+    str | None,
+    _value("--price-per-hour", help="Your price per device-hour in USD (used when no --price-tier is given).",
+           metavar="USD"),
+]  # fmt: skip
 
 # --- the question: objective and limits --------------------------------------------------------------------
 Objective = Annotated[str | None, _value("--objective", help="What to minimise: cost, time or energy (default cost).")]
@@ -136,6 +147,11 @@ Output = Annotated[
     typer.Option("--output", "-o", help="Write the result to FILE (atomically) instead of stdout.", dir_okay=False),
 ]
 Force = Annotated[bool, typer.Option("--force", help="Overwrite --output FILE if it exists.")]
+# bench: --force also overwrites a saved profile
+ForceOutputOrProfile = Annotated[
+    bool,
+    typer.Option("--force", help="Overwrite --output FILE or an existing profile NAME; allow shadowing a shipped id."),
+]
 Profiles = Annotated[
     list[Path] | None,
     typer.Option("--profiles", help="Extra directory of hardware profiles (repeatable; overrides shipped ones)."),
@@ -146,17 +162,3 @@ Plot = Annotated[
     typer.Option("--plot", metavar="FILE.png|svg", dir_okay=False,
                  help='Also draw the result to FILE (.png or .svg; needs matplotlib: pip install "flopcast[plot]").'),
 ]  # fmt: skip
-# `serve` and `bench` read two of them a little differently
-DevicesToFit = Annotated[
-    str | None,
-    _value("--devices", "-n", help="Devices to split the model over (tensor parallel). Default: the fewest that fit."),
-]
-PricePerHourUnlessTier = Annotated[
-    str | None,
-    _value("--price-per-hour", help="Your price per device-hour in USD (used when no --price-tier is given).",
-           metavar="USD"),
-]  # fmt: skip
-ForceOutputOrProfile = Annotated[
-    bool,
-    typer.Option("--force", help="Overwrite --output FILE or an existing profile NAME; allow shadowing a shipped id."),
-]

@@ -41,7 +41,7 @@ from flopcast.cli.options import (
     TiedEmbeddings,
     Tokens,
     Vocab,
-)  # fmt: skip
+)
 from flopcast.units import format_duration, format_si, format_usd
 
 PARETO_TABLE_ROWS = 20  # the table and Markdown show at most this many Pareto points (JSON and CSV: all)

@@ -29,7 +29,7 @@ from flopcast.cli.options import (
     SeqLen,
     TiedEmbeddings,
     Vocab,
-)  # fmt: skip
+)
 
 
 @app.command("serve")

@@ -29,7 +29,7 @@ from flopcast.cli.options import (
     SizedHardware,
     SizedSeqLen,
     SizedVocab,
-)  # fmt: skip
+)
 from flopcast.units import format_duration, format_si
 
 # size's own options (every shared one is in flopcast.cli.options)
