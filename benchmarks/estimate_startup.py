@@ -30,11 +30,13 @@ import argparse
 import enum
 import inspect
 import os
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import typing
 from pathlib import Path
 
 BAR = 1.5
@@ -56,6 +58,12 @@ ARGS = [
 ]
 
 
+def _type_text(hint) -> str:
+    """A type as source text for the null app: ``str | None``, ``list[Path] | None``, ``OutputFormat``."""
+    text = hint.__name__ if isinstance(hint, type) else str(hint)
+    return re.sub(r"\b(?:[A-Za-z_]\w*\.)+([A-Za-z_]\w*)", r"\1", text)  # pathlib.Path -> Path
+
+
 def null_app_source() -> str:
     """A do-nothing typer app whose ``estimate`` command has flopcast's options, annotations and defaults."""
     import typer.main
@@ -64,18 +72,22 @@ def null_app_source() -> str:
 
     command = typer.main.get_command(app).commands["estimate"]
     params = {p.name: p for p in command.params}
+    hints = typing.get_type_hints(command.callback)  # Annotated[T, typer.Option(...)] -> T
     enums: dict[str, type[enum.Enum]] = {}
     lines = []
     for name, sig in inspect.signature(command.callback).parameters.items():
         option = params[name]
         decls = ["/".join(option.opts + option.secondary_opts)] if option.secondary_opts else option.opts
-        default = sig.default.default  # the typer.Option(...) of flopcast's signature holds the default
+        default = sig.default  # Annotated style: the signature holds the default itself ...
+        if isinstance(default, typer.models.ParameterInfo):  # ... older style: `= typer.Option(default, ...)`
+            default = default.default
         if isinstance(default, enum.Enum):
             enums[type(default).__name__] = type(default)
             default_text = f"{type(default).__name__}.{default.name}"
         else:
             default_text = repr(default)
-        lines.append(f"    {name}: {sig.annotation} = typer.Option({default_text}, {', '.join(map(repr, decls))}),")
+        flags = ", ".join(map(repr, decls))
+        lines.append(f"    {name}: {_type_text(hints[name])} = typer.Option({default_text}, {flags}),")
     enum_defs = [
         f"class {cls_name}(str, enum.Enum):\n" + "".join(f"    {m.name} = {m.value!r}\n" for m in cls)
         for cls_name, cls in enums.items()

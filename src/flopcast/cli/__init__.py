@@ -16,7 +16,7 @@ import os
 import sys
 from importlib import import_module
 
-# Top-level command -> the module that registers it. Several commands may share a module.
+# Top-level command -> the module that registers it (one module per command; the order is --help's).
 COMMAND_MODULES: dict[str, str] = {
     "estimate": "flopcast.cli.estimate_cmd",
     "validate": "flopcast.cli.validate_cmd",
@@ -24,9 +24,9 @@ COMMAND_MODULES: dict[str, str] = {
     "models": "flopcast.cli.models_cmd",
     "serve": "flopcast.cli.serve_cmd",
     "bench": "flopcast.cli.bench_cmd",
-    "compare": "flopcast.cli.plan_cmd",
+    "compare": "flopcast.cli.compare_cmd",
     "plan": "flopcast.cli.plan_cmd",
-    "size": "flopcast.cli.plan_cmd",
+    "size": "flopcast.cli.size_cmd",
     "report": "flopcast.cli.report_cmd",
     "schema": "flopcast.cli.schema_cmd",
 }

@@ -9,10 +9,6 @@ import typer
 
 from flopcast.cli._app import app
 from flopcast.cli.common import (
-    FORMAT_OPTION,
-    OUTPUT_OPTION,
-    PLOT_OPTION,
-    QUIET_OPTION,
     OutputFormat,
     emit_plot,
     emit_text,
@@ -21,6 +17,7 @@ from flopcast.cli.common import (
     preflight_plot,
     render_to_text,
 )
+from flopcast.cli.options import ForceOutputOrProfile, Format, Output, Plot, Quiet
 
 
 @app.command("bench")
@@ -50,13 +47,11 @@ def bench(
     save_profile: str | None = typer.Option(
         None, "--save-profile", metavar="NAME", help="Save this machine as hardware profile NAME (user dir)."
     ),
-    fmt: OutputFormat = FORMAT_OPTION,
-    output: Path | None = OUTPUT_OPTION,
-    force: bool = typer.Option(
-        False, "--force", help="Overwrite --output FILE or an existing profile NAME; allow shadowing a shipped id."
-    ),
-    quiet: bool = QUIET_OPTION,
-    plot: Path | None = PLOT_OPTION,
+    fmt: Format = OutputFormat.table,
+    output: Output = None,
+    force: ForceOutputOrProfile = False,
+    quiet: Quiet = False,
+    plot: Plot = None,
     size_scale: str = typer.Option("1", "--size-scale", hidden=True, help="Tests only: shrink every size."),
 ) -> None:
     """Measure this machine: roofline (peak FLOP/s per dtype, bandwidth), GEMM check, predicted vs real training."""

@@ -1,4 +1,4 @@
-"""Options and output plumbing shared by every command (the only place output is written)."""
+"""Output plumbing shared by every command (the only place output is written; the options: cli/options.py)."""
 
 from __future__ import annotations
 
@@ -8,25 +8,12 @@ import sys
 from enum import Enum
 from pathlib import Path
 
-import typer
-
 
 class OutputFormat(str, Enum):
     table = "table"
     json = "json"
     markdown = "markdown"
     csv = "csv"
-
-
-FORMAT_OPTION = typer.Option(OutputFormat.table, "--format", "-f", help="Output format: table, json, markdown or csv.")
-OUTPUT_OPTION = typer.Option(
-    None, "--output", "-o", help="Write the result to FILE (atomically) instead of stdout.", dir_okay=False
-)
-FORCE_OPTION = typer.Option(False, "--force", help="Overwrite --output FILE if it exists.")
-PROFILES_OPTION = typer.Option(
-    None, "--profiles", help="Extra directory of hardware profiles (repeatable; overrides shipped ones)."
-)
-QUIET_OPTION = typer.Option(False, "--quiet", "-q", help="Print no progress or notes on stderr.")
 
 
 # Terminal output rules (README "Reports you can share"):
@@ -128,14 +115,6 @@ def note(message: str, quiet: bool = False) -> None:
 
 
 # --- plots (matplotlib is an optional extra, imported only when --plot is given) ---------------------------
-
-PLOT_OPTION = typer.Option(
-    None,
-    "--plot",
-    metavar="FILE.png|svg",
-    dir_okay=False,
-    help='Also draw the result to FILE (.png or .svg; needs matplotlib: pip install "flopcast[plot]").',
-)
 
 
 def preflight_plot(plot: Path | None, force: bool) -> None:

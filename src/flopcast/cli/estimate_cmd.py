@@ -7,98 +7,101 @@ done by :func:`flopcast.api.estimate`; this module only parses flags and renders
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from flopcast.cli._app import app
-from flopcast.cli.common import (
-    FORCE_OPTION,
-    FORMAT_OPTION,
-    OUTPUT_OPTION,
-    PLOT_OPTION,
-    PROFILES_OPTION,
-    QUIET_OPTION,
-    OutputFormat,
-    emit_plot,
-    emit_text,
-    note,
-    preflight_output,
-    preflight_plot,
+from flopcast.cli.common import OutputFormat, emit_plot, emit_text, note, preflight_output, preflight_plot
+from flopcast.cli.options import (
+    ActiveExperts,
+    Devices,
+    DModel,
+    Dp,
+    Experts,
+    Ffn,
+    Force,
+    Format,
+    GatedFfn,
+    GlobalBatch,
+    Hardware,
+    HeadDim,
+    Heads,
+    Interleave,
+    KvHeads,
+    Layers,
+    MicroBatch,
+    Model,
+    Output,
+    Plot,
+    Pp,
+    Precision,
+    PricePerHour,
+    PriceTier,
+    Profiles,
+    Quiet,
+    Recompute,
+    SeqLen,
+    TiedEmbeddings,
+    Tokens,
+    Tp,
+    Vocab,
+    Zero,
 )
 from flopcast.units import format_duration, format_si, format_usd
 
 DEFAULT_HARDWARE = "a100-80gb"  # the most common training GPU in published runs (shared/data/calibration_runs.csv)
 
-
-def _opt(help_text: str, *names: str, metavar: str = "N"):
-    return typer.Option(None, *names, help=help_text, show_default=False, metavar=metavar)
+# estimate's own options (every shared one is in flopcast.cli.options)
+Mfu = Annotated[
+    str | None,
+    typer.Option("--mfu", metavar="FRACTION", show_default=False,
+                 help="Force the model-FLOPs utilisation (e.g. 0.45) instead of modelling it."),
+]  # fmt: skip
+Sweep = Annotated[
+    str | None,
+    typer.Option("--sweep", metavar="devices=LOW..HIGH", show_default=False,
+                 help="Estimate at every power of two in a range instead of one --devices: devices=8..4096."),
+]  # fmt: skip
 
 
 @app.command("estimate")
 def estimate_command(
-    model: str | None = _opt(
-        "Preset id (llama-2-7b, gpt3-175b, ...) or a size (7B, 350M).", "--model", "-m", metavar="ID|SIZE"
-    ),
-    tokens: str | None = _opt("Training tokens, e.g. 2T, 300B (required).", "--tokens", "-t", metavar="COUNT"),
-    hardware: str = typer.Option(
-        DEFAULT_HARDWARE, "--hardware", "-H", help="Hardware profile id or alias.", metavar="ID"
-    ),
-    devices: str | None = _opt("Number of devices, e.g. 256 (required).", "--devices", "-n"),
-    layers: str | None = _opt("Transformer layers (explicit architecture).", "--layers"),
-    d_model: str | None = _opt("Model width.", "--d-model"),
-    heads: str | None = _opt("Attention heads.", "--heads"),
-    kv_heads: str | None = _opt("Key/value heads (GQA/MQA; default: heads).", "--kv-heads"),
-    head_dim: str | None = _opt("Width of one head (default d_model/heads).", "--head-dim"),
-    ffn: str | None = _opt("FFN hidden size (default 4·d_model).", "--ffn"),
-    gated_ffn: bool | None = typer.Option(
-        None,
-        "--gated-ffn/--plain-ffn",
-        help="SwiGLU (three FFN matrices) or a plain two-matrix FFN.",
-        show_default=False,
-    ),
-    vocab: str | None = _opt("Vocabulary size.", "--vocab"),
-    seq_len: str | None = _opt("Sequence length (also overrides a preset's).", "--seq-len"),
-    tied_embeddings: bool | None = typer.Option(
-        None, "--tied-embeddings/--untied-embeddings", help="Share input embedding and output head.", show_default=False
-    ),
-    experts: str | None = _opt("MoE: experts per layer.", "--experts"),
-    active_experts: str | None = _opt("MoE: experts each token uses.", "--active-experts"),
-    tp: str | None = _opt("Tensor-parallel degree (default: searched).", "--tp"),
-    pp: str | None = _opt("Pipeline stages (default: searched).", "--pp"),
-    dp: str | None = _opt("Data-parallel degree (default: devices/(tp·pp)).", "--dp"),
-    micro_batch: str | None = _opt("Sequences per micro-batch (default: searched).", "--micro-batch"),
-    global_batch: str | None = _opt(
-        "Sequences per optimizer step (default: ~0.5M–4M tokens by size).", "--global-batch"
-    ),
-    zero: str | None = _opt("ZeRO stage 0–3 (default: searched).", "--zero"),
-    recompute: str | None = _opt(
-        "Activation recomputation: none, selective or full (default: searched).", "--recompute", metavar="MODE"
-    ),
-    interleave: str | None = _opt(
-        "Interleaved pipeline: virtual stages per device (default: searched when pp > 1).", "--interleave"
-    ),
-    precision: str = typer.Option(
-        "bf16", "--precision", metavar="DTYPE", help="Training precision: bf16, fp16, fp8, tf32, fp32, fp64."
-    ),
-    mfu: str | None = _opt(
-        "Force the model-FLOPs utilisation (e.g. 0.45) instead of modelling it.", "--mfu", metavar="FRACTION"
-    ),
-    price_tier: str | None = _opt("Price tier of the profile (default: on-demand).", "--price-tier", metavar="TIER"),
-    price_per_hour: str | None = _opt(
-        "Your own price per device-hour, e.g. 2.10 (overrides the tier).", "--price-per-hour", metavar="USD"
-    ),
-    fmt: OutputFormat = FORMAT_OPTION,
-    output: Path | None = OUTPUT_OPTION,
-    force: bool = FORCE_OPTION,
-    profiles: list[Path] | None = PROFILES_OPTION,
-    quiet: bool = QUIET_OPTION,
-    sweep: str | None = _opt(
-        "Estimate at every power of two in a range instead of one --devices: devices=8..4096.",
-        "--sweep",
-        metavar="devices=LOW..HIGH",
-    ),
-    plot: Path | None = PLOT_OPTION,
+    model: Model = None,
+    tokens: Tokens = None,
+    hardware: Hardware = DEFAULT_HARDWARE,
+    devices: Devices = None,
+    layers: Layers = None,
+    d_model: DModel = None,
+    heads: Heads = None,
+    kv_heads: KvHeads = None,
+    head_dim: HeadDim = None,
+    ffn: Ffn = None,
+    gated_ffn: GatedFfn = None,
+    vocab: Vocab = None,
+    seq_len: SeqLen = None,
+    tied_embeddings: TiedEmbeddings = None,
+    experts: Experts = None,
+    active_experts: ActiveExperts = None,
+    tp: Tp = None,
+    pp: Pp = None,
+    dp: Dp = None,
+    micro_batch: MicroBatch = None,
+    global_batch: GlobalBatch = None,
+    zero: Zero = None,
+    recompute: Recompute = None,
+    interleave: Interleave = None,
+    precision: Precision = "bf16",
+    mfu: Mfu = None,
+    price_tier: PriceTier = None,
+    price_per_hour: PricePerHour = None,
+    fmt: Format = OutputFormat.table,
+    output: Output = None,
+    force: Force = False,
+    profiles: Profiles = None,
+    quiet: Quiet = False,
+    sweep: Sweep = None,
+    plot: Plot = None,
 ) -> None:
     """Estimate FLOPs, memory per device, step time, wall-clock, device-hours, cost and energy."""
     options = {k: v for k, v in locals().items() if k not in ("fmt", "output", "force", "quiet", "sweep", "plot")}

@@ -9,15 +9,12 @@ import typer
 
 from flopcast.cli._app import app
 from flopcast.cli.common import (
-    FORCE_OPTION,
-    FORMAT_OPTION,
-    OUTPUT_OPTION,
-    PROFILES_OPTION,
     OutputFormat,
     emit_text,
     preflight_output,
     render_to_text,
 )
+from flopcast.cli.options import Force, Format, Output, Profiles
 
 hardware_app = typer.Typer(help="List, show and validate hardware profiles.", no_args_is_help=True)
 app.add_typer(hardware_app, name="hardware")
@@ -104,10 +101,10 @@ def _plain_table(title: str | None, headers: list[str] | None, rows: list[list[s
 
 @hardware_app.command("list")
 def list_hardware(
-    fmt: OutputFormat = FORMAT_OPTION,
-    output: Path | None = OUTPUT_OPTION,
-    force: bool = FORCE_OPTION,
-    profiles: list[Path] | None = PROFILES_OPTION,
+    fmt: Format = OutputFormat.table,
+    output: Output = None,
+    force: Force = False,
+    profiles: Profiles = None,
 ) -> None:
     """List every hardware profile on the search path (dense peaks; `hardware show ID` for the details)."""
     from flopcast.hardware import load_catalog
@@ -137,10 +134,10 @@ def list_hardware(
 @hardware_app.command("show")
 def show_hardware(
     hardware_id: str = typer.Argument(..., metavar="ID", help="Profile id or alias, e.g. a100-80gb or h100."),
-    fmt: OutputFormat = FORMAT_OPTION,
-    output: Path | None = OUTPUT_OPTION,
-    force: bool = FORCE_OPTION,
-    profiles: list[Path] | None = PROFILES_OPTION,
+    fmt: Format = OutputFormat.table,
+    output: Output = None,
+    force: Force = False,
+    profiles: Profiles = None,
 ) -> None:
     """Show one profile, its sources, which file won and which files it overrode."""
     from flopcast.hardware import load_catalog

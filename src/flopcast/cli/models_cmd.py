@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import typer
 
 from flopcast.cli._app import app
 from flopcast.cli.common import (
-    FORCE_OPTION,
-    FORMAT_OPTION,
-    OUTPUT_OPTION,
     OutputFormat,
     emit_text,
     preflight_output,
     render_to_text,
 )
+from flopcast.cli.options import Force, Format, Output
 
 models_app = typer.Typer(help="List and show model presets (and what a size such as 7B becomes).", no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -85,9 +82,9 @@ def _summary(spec) -> dict:
 
 @models_app.command("list")
 def list_models(
-    fmt: OutputFormat = FORMAT_OPTION,
-    output: Path | None = OUTPUT_OPTION,
-    force: bool = FORCE_OPTION,
+    fmt: Format = OutputFormat.table,
+    output: Output = None,
+    force: Force = False,
 ) -> None:
     """List every model preset with its shape and parameter count."""
     from flopcast.presets import list_presets, preset_details
@@ -191,9 +188,9 @@ def _show_rows(spec, title: str, aliases, notes) -> list[list[str]]:
 @models_app.command("show")
 def show_model(
     model: str = typer.Argument(..., metavar="ID", help="Preset id or alias (e.g. llama-2-7b), or a size such as 7B."),
-    fmt: OutputFormat = FORMAT_OPTION,
-    output: Path | None = OUTPUT_OPTION,
-    force: bool = FORCE_OPTION,
+    fmt: Format = OutputFormat.table,
+    output: Output = None,
+    force: Force = False,
 ) -> None:
     """Show one model: its fields, parameters by part, and the published count."""
     preflight_output(output, force)

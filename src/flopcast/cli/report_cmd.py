@@ -14,24 +14,20 @@ import typer
 
 from flopcast.cli._app import app
 from flopcast.cli.common import (
-    FORCE_OPTION,
-    FORMAT_OPTION,
-    OUTPUT_OPTION,
-    PLOT_OPTION,
-    QUIET_OPTION,
     OutputFormat,
     emit_text,
     preflight_output,
     preflight_plot,
 )
+from flopcast.cli.options import Force, Format, Output, Plot, Quiet
 
 # report kind -> (module, function(report, fmt) -> str): each command's own renderer
 RENDERERS: dict[str, tuple[str, str]] = {
     "estimate": ("flopcast.cli.estimate_cmd", "render_estimate"),
     "sweep": ("flopcast.cli.sweep_view", "render_sweep"),
-    "compare": ("flopcast.cli.plan_cmd", "render_compare"),
+    "compare": ("flopcast.cli.compare_cmd", "render_compare"),
     "plan": ("flopcast.cli.plan_cmd", "render_plan"),
-    "size": ("flopcast.cli.plan_cmd", "render_size"),
+    "size": ("flopcast.cli.size_cmd", "render_size"),
     "serve": ("flopcast.cli.serve_cmd", "render_serve"),
     "validate": ("flopcast.cli.validate_cmd", "render_validate"),
     "bench": ("flopcast.cli.bench_cmd", "render_bench"),
@@ -50,11 +46,11 @@ def report_command(
     file: Path = typer.Argument(
         ..., metavar="FILE.json", help="A report saved with --format json (--output FILE.json).", dir_okay=False
     ),
-    fmt: OutputFormat = FORMAT_OPTION,
-    output: Path | None = OUTPUT_OPTION,
-    force: bool = FORCE_OPTION,
-    plot: Path | None = PLOT_OPTION,
-    quiet: bool = QUIET_OPTION,
+    fmt: Format = OutputFormat.table,
+    output: Output = None,
+    force: Force = False,
+    plot: Plot = None,
+    quiet: Quiet = False,
 ) -> None:
     """Re-render a saved JSON report (any kind) as a table, Markdown, CSV or JSON, or plot it.
 

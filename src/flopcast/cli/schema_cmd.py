@@ -7,19 +7,16 @@ JSON object keyed by kind. With KIND: that kind's JSON Schema (JSON only).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import typer
 
 from flopcast.cli._app import app
 from flopcast.cli.common import (
-    FORCE_OPTION,
-    FORMAT_OPTION,
-    OUTPUT_OPTION,
     OutputFormat,
     emit_text,
     preflight_output,
 )
+from flopcast.cli.options import Force, Format, Output
 
 LIST_HEADERS = ["kind", "type", "what"]
 
@@ -29,9 +26,9 @@ def schema_command(
     kind: str | None = typer.Argument(
         None, metavar="[KIND]", help="Report kind (estimate, sweep, compare, plan, size, serve, validate, bench, ...)."
     ),
-    fmt: OutputFormat = FORMAT_OPTION,
-    output: Path | None = OUTPUT_OPTION,
-    force: bool = FORCE_OPTION,
+    fmt: Format = OutputFormat.table,
+    output: Output = None,
+    force: Force = False,
 ) -> None:
     """Print the JSON Schema of a report kind; without KIND, list the kinds (--format json: all schemas)."""
     from flopcast.reports.registry import DOCUMENTS, REPORTS, json_schema, kinds

@@ -2,76 +2,71 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 from flopcast.cli._app import app
-from flopcast.cli.common import (
-    FORCE_OPTION,
-    FORMAT_OPTION,
-    OUTPUT_OPTION,
-    PROFILES_OPTION,
-    QUIET_OPTION,
-    OutputFormat,
-    emit_text,
-    note,
-    preflight_output,
-    render_to_text,
+from flopcast.cli.common import OutputFormat, emit_text, note, preflight_output, render_to_text
+from flopcast.cli.options import (
+    ActiveExperts,
+    DevicesToFit,
+    DModel,
+    Experts,
+    Ffn,
+    Force,
+    Format,
+    GatedFfn,
+    Hardware,
+    HeadDim,
+    Heads,
+    KvHeads,
+    Layers,
+    Model,
+    Output,
+    PricePerHour,
+    PriceTier,
+    Profiles,
+    Quiet,
+    SeqLen,
+    TiedEmbeddings,
+    Vocab,
 )
-
-_ARCH = "Architecture (override a preset or describe a custom model)"
-
-
-def _arch_option(flag: str, help_text: str):
-    return typer.Option(None, flag, help=help_text, rich_help_panel=_ARCH)
 
 
 @app.command("serve")
 def serve(
-    model: str | None = typer.Option(None, "--model", "-m", help="Model preset id (e.g. llama-2-7b) or a size."),
-    hardware: str = typer.Option(..., "--hardware", help="Hardware profile id or alias (e.g. a100-80gb)."),
-    devices: str | None = typer.Option(
-        None, "--devices", help="Devices to split the model over (tensor parallel). Default: the fewest that fit."
-    ),
+    model: Model = None,
+    hardware: Hardware = ...,
+    devices: DevicesToFit = None,
     weights: str = typer.Option("16", "--weights", help="Weight bits: 16, 8 or 4 (weight-only quantization)."),
     kv_bits: str = typer.Option("16", "--kv-bits", help="KV-cache bits: 16 or 8."),
     batch: str = typer.Option("1", "--batch", help="Concurrent sequences decoded together."),
     prompt_tokens: str = typer.Option("512", "--prompt-tokens", help="Prompt (input) tokens per request."),
     output_tokens: str = typer.Option("256", "--output-tokens", help="Generated (output) tokens per request."),
-    price_tier: str | None = typer.Option(
-        None, "--price-tier", help="Price tier of the profile (default on-demand where it has one)."
-    ),
-    price_per_hour: str | None = typer.Option(
-        None, "--price-per-hour", help="Your price per device-hour in USD (used when no --price-tier is given)."
-    ),
+    price_tier: PriceTier = None,
+    price_per_hour: PricePerHour = None,
     matmul_efficiency: str | None = typer.Option(
-        None, "--matmul-efficiency", help="Fraction of peak FLOP/s matmuls reach (default: profile or 0.5)."
+        None, "--matmul-efficiency", help="Fraction of peak FLOP/s matmuls reach (default: the fitted GEMM curve)."
     ),
     bandwidth_efficiency: str | None = typer.Option(
         None, "--bandwidth-efficiency", help="Share of datasheet bandwidth reached (default 0.63; 1 for bench)."
     ),
-    layers: str | None = _arch_option("--layers", "Transformer layers."),
-    d_model: str | None = _arch_option("--d-model", "Model width."),
-    heads: str | None = _arch_option("--heads", "Attention heads."),
-    kv_heads: str | None = _arch_option("--kv-heads", "Key/value heads (GQA/MQA)."),
-    head_dim: str | None = _arch_option("--head-dim", "Width of one head (default d_model / heads)."),
-    ffn: str | None = _arch_option("--ffn", "MLP hidden size."),
-    gated_ffn: bool | None = typer.Option(
-        None, "--gated-ffn/--plain-ffn", help="SwiGLU MLP (three matrices) or plain.", rich_help_panel=_ARCH
-    ),
-    vocab: str | None = _arch_option("--vocab", "Vocabulary size."),
-    seq_len: str | None = _arch_option("--seq-len", "Trained context length."),
-    tied_embeddings: bool | None = typer.Option(
-        None, "--tied-embeddings/--untied-embeddings", help="Share input and output embeddings.", rich_help_panel=_ARCH
-    ),
-    experts: str | None = _arch_option("--experts", "MoE experts per layer."),
-    active_experts: str | None = _arch_option("--active-experts", "MoE experts used per token."),
-    fmt: OutputFormat = FORMAT_OPTION,
-    output: Path | None = OUTPUT_OPTION,
-    force: bool = FORCE_OPTION,
-    profiles: list[Path] | None = PROFILES_OPTION,
-    quiet: bool = QUIET_OPTION,
+    layers: Layers = None,
+    d_model: DModel = None,
+    heads: Heads = None,
+    kv_heads: KvHeads = None,
+    head_dim: HeadDim = None,
+    ffn: Ffn = None,
+    gated_ffn: GatedFfn = None,
+    vocab: Vocab = None,
+    seq_len: SeqLen = None,
+    tied_embeddings: TiedEmbeddings = None,
+    experts: Experts = None,
+    active_experts: ActiveExperts = None,
+    fmt: Format = OutputFormat.table,
+    output: Output = None,
+    force: Force = False,
+    profiles: Profiles = None,
+    quiet: Quiet = False,
 ) -> None:
     """Deployment estimate: memory and fit, time to first token, decode tokens/s, cost per 1M output tokens.
 
@@ -79,55 +74,20 @@ def serve(
     the report says so and how many devices would fit (exit 0); a model that fits on no number of devices is
     an error (exit 2).
     """
-    from flopcast.hardware import load_catalog
-    from flopcast.models import resolve_model
-    from flopcast.serving import ServeRequest, estimate_serving
-    from flopcast.units import parse_int, parse_usd
+    from flopcast.api import serve as serve_model
 
     preflight_output(output, force)
-    request = ServeRequest(
-        weights_bits=parse_int(weights, what="--weights"),
-        kv_bits=parse_int(kv_bits, what="--kv-bits"),
-        batch=parse_int(batch, what="--batch"),
-        prompt_tokens=parse_int(prompt_tokens, what="--prompt-tokens"),
-        output_tokens=parse_int(output_tokens, what="--output-tokens"),
-        devices=None if devices is None else parse_int(devices, what="--devices"),
-        price_tier=None if price_tier is None else price_tier.strip().lower(),
-        price_per_hour_usd=None if price_per_hour is None else parse_usd(price_per_hour, what="--price-per-hour"),
-        matmul_efficiency=_fraction(matmul_efficiency, "--matmul-efficiency"),
-        bandwidth_efficiency=_fraction(bandwidth_efficiency, "--bandwidth-efficiency"),
-    )
-    arch = {
-        "layers": layers,
-        "d_model": d_model,
-        "heads": heads,
-        "kv_heads": kv_heads,
-        "head_dim": head_dim,
-        "ffn": ffn,
-        "vocab": vocab,
-        "seq_len": seq_len,
-        "experts": experts,
-        "active_experts": active_experts,
-    }
-    flags = {k: parse_int(v, what="--" + k.replace("_", "-")) for k, v in arch.items() if v is not None}
-    if gated_ffn is not None:
-        flags["gated_ffn"] = gated_ffn
-    if tied_embeddings is not None:
-        flags["tied_embeddings"] = tied_embeddings
-    spec = resolve_model(model, **flags)
-    profile = load_catalog(profiles).get(hardware)
-    report = estimate_serving(spec, profile, request)
+    report = serve_model(
+        model=model, hardware=hardware, devices=devices, weights=weights, kv_bits=kv_bits, batch=batch,
+        prompt_tokens=prompt_tokens, output_tokens=output_tokens, price_tier=price_tier, price_per_hour=price_per_hour,
+        matmul_efficiency=matmul_efficiency, bandwidth_efficiency=bandwidth_efficiency, seq_len=seq_len,
+        profiles=profiles, layers=layers, d_model=d_model, heads=heads, kv_heads=kv_heads, head_dim=head_dim,
+        ffn=ffn, gated_ffn=gated_ffn, vocab=vocab, tied_embeddings=tied_embeddings, experts=experts,
+        active_experts=active_experts,
+    )  # fmt: skip
     for line in report.warnings:
         note(f"warning: {line}", quiet or fmt is OutputFormat.json)
     emit_text(_render(report, fmt), output, force, quiet)
-
-
-def _fraction(text: str | None, what: str) -> float | None:
-    if text is None:
-        return None
-    from flopcast.units import parse_count
-
-    return parse_count(text, what=what)
 
 
 def _render(report, fmt: OutputFormat) -> str:

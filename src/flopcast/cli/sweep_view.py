@@ -4,19 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from flopcast.cli import columns as col
 from flopcast.cli.common import OutputFormat, emit_plot, emit_text, note
-from flopcast.units import format_duration, format_si, format_usd
-
-SWEEP_HEADERS = [
-    "devices", "tp·pp·dp", "fits", "mem/device", "wall-clock", "P10–P90", "cost", "cost P10–P90", "MFU", "scaling",
-]  # fmt: skip
-# device-hours, step time, tokens/s and the full layout: --format csv or json
-SWEEP_CSV_HEADERS = [
-    "devices", "tp", "pp", "dp", "micro_batch", "global_batch", "zero", "recompute", "interleave", "fits",
-    "memory_per_device_bytes", "step_seconds", "wall_clock_seconds", "wall_clock_seconds_p10",
-    "wall_clock_seconds_p90", "device_hours", "device_hours_p10", "device_hours_p90", "cost_usd", "cost_usd_p10",
-    "cost_usd_p90", "energy_kwh", "mfu", "tokens_per_second", "scaling_efficiency",
-]  # fmt: skip
+from flopcast.units import format_duration, format_si
 
 
 def run_sweep(sweep: str, options: dict, *, fmt: OutputFormat, output: Path | None, force: bool, plot, quiet: bool):
@@ -31,50 +21,41 @@ def run_sweep(sweep: str, options: dict, *, fmt: OutputFormat, output: Path | No
             note(f"warning: {warning}", quiet)
 
 
-def _usd(x: float | None) -> str:
-    return "—" if x is None else format_usd(x)
+def _layout_cell(r) -> str:
+    lay = r.layout
+    return f"{lay.tp}·{lay.pp}·{lay.dp}" + (f" v{r.layout.interleave}" if r.layout.interleave > 1 else "")
 
 
-def _raw(x) -> str:
-    return "" if x is None else (repr(float(x)) if isinstance(x, float) else str(x))
+def _cost_range(r) -> str:
+    return "—" if r.cost_usd_p10 is None else f"{col.usd(r.cost_usd_p10)}–{col.usd(r.cost_usd_p90)}"
 
 
-def sweep_rows(report) -> list[list[str]]:
-    out = []
-    for r in report.rows:
-        lay = r.layout
-        cost_range = "—" if r.cost_usd_p10 is None else f"{_usd(r.cost_usd_p10)}–{_usd(r.cost_usd_p90)}"
-        out.append(
-            [
-                str(r.devices),
-                f"{lay.tp}·{lay.pp}·{lay.dp}" + (f" v{r.layout.interleave}" if r.layout.interleave > 1 else ""),
-                "yes" if r.fits else "NO",
-                f"{r.memory_per_device_bytes / 1e9:.1f} GB",
-                format_duration(r.wall_clock_seconds),
-                f"{format_duration(r.wall_clock_seconds_p10)}–{format_duration(r.wall_clock_seconds_p90)}",
-                _usd(r.cost_usd),
-                cost_range,
-                f"{r.mfu:.1%}",
-                f"{r.scaling_efficiency:.0%}",
-            ]
-        )
-    return out
-
-
-def sweep_csv_rows(report) -> list[list[str]]:
-    return [
-        [
-            str(r.devices), str(r.layout.tp), str(r.layout.pp), str(r.layout.dp), str(r.layout.micro_batch),
-            str(r.layout.global_batch), str(r.layout.zero), r.layout.recompute, str(r.layout.interleave),
-            str(r.fits).lower(),
-            _raw(r.memory_per_device_bytes), _raw(r.step_seconds), _raw(r.wall_clock_seconds),
-            _raw(r.wall_clock_seconds_p10), _raw(r.wall_clock_seconds_p90), _raw(r.device_hours),
-            _raw(r.device_hours_p10), _raw(r.device_hours_p90), _raw(r.cost_usd), _raw(r.cost_usd_p10),
-            _raw(r.cost_usd_p90), _raw(r.energy_kwh), _raw(r.mfu), _raw(r.tokens_per_second),
-            _raw(r.scaling_efficiency),
-        ]
-        for r in report.rows
-    ]  # fmt: skip
+# one SweepRow per device count
+SWEEP_COLUMNS: col.Columns = (
+    ("devices", lambda r: str(r.devices)),
+    ("tp·pp·dp", _layout_cell),
+    ("fits", lambda r: "yes" if r.fits else "NO"),
+    ("mem/device", lambda r: f"{r.memory_per_device_bytes / 1e9:.1f} GB"),
+    ("wall-clock", lambda r: format_duration(r.wall_clock_seconds)),
+    ("P10–P90", lambda r: f"{format_duration(r.wall_clock_seconds_p10)}–{format_duration(r.wall_clock_seconds_p90)}"),
+    ("cost", lambda r: col.usd(r.cost_usd)),
+    ("cost P10–P90", _cost_range),
+    ("MFU", lambda r: f"{r.mfu:.1%}"),
+    ("scaling", lambda r: f"{r.scaling_efficiency:.0%}"),
+)
+# device-hours, step time, tokens/s and the full layout: --format csv or json
+SWEEP_CSV_COLUMNS: col.Columns = (
+    ("devices", lambda r: str(r.devices)),
+    *col.layout_csv_columns(lambda r: r.layout),
+    ("fits", lambda r: col.flag(r.fits)),
+    *col.raw_columns(
+        "memory_per_device_bytes", "step_seconds", "wall_clock_seconds", "wall_clock_seconds_p10",
+        "wall_clock_seconds_p90", "device_hours", "device_hours_p10", "device_hours_p90", "cost_usd", "cost_usd_p10",
+        "cost_usd_p90", "energy_kwh", "mfu", "tokens_per_second", "scaling_efficiency",
+    ),
+)  # fmt: skip
+SWEEP_HEADERS = col.headers(SWEEP_COLUMNS)
+SWEEP_CSV_HEADERS = col.headers(SWEEP_CSV_COLUMNS)
 
 
 def sweep_title(report) -> str:
@@ -102,14 +83,10 @@ def render_sweep(report, fmt: OutputFormat) -> str:
     if fmt is OutputFormat.json:
         return report.to_json()
     if fmt is OutputFormat.csv:
-        from flopcast.tabular import to_csv
-
-        return to_csv(SWEEP_CSV_HEADERS, sweep_csv_rows(report))
+        return col.to_csv(SWEEP_CSV_COLUMNS, report.rows)
     if fmt is OutputFormat.markdown:
-        from flopcast.tabular import to_markdown
-
         notes = _footer(report) + [f"warning: {w}" for w in report.warnings]
-        return to_markdown(SWEEP_HEADERS, sweep_rows(report), title=sweep_title(report)) + "".join(
+        return col.to_markdown(SWEEP_COLUMNS, report.rows, title=sweep_title(report)) + "".join(
             f"\n- {n}" for n in notes
         )
     from rich import box
@@ -121,7 +98,7 @@ def render_sweep(report, fmt: OutputFormat) -> str:
     table = Table(title=sweep_title(report), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for h in SWEEP_HEADERS:
         table.add_column(h, justify="left" if h in ("tp·pp·dp", "fits") else "right", no_wrap=True)
-    for row in sweep_rows(report):
+    for row in col.cells(SWEEP_COLUMNS, report.rows):
         table.add_row(*row)
     parts = [table, *(Text(line) for line in _footer(report))]
     parts += [Text(f"warning: {w}") for w in report.warnings]

@@ -13,14 +13,9 @@ from pathlib import Path
 
 import typer
 
+from flopcast.cli import columns as col
 from flopcast.cli._app import app
 from flopcast.cli.common import (
-    FORCE_OPTION,
-    FORMAT_OPTION,
-    OUTPUT_OPTION,
-    PLOT_OPTION,
-    PROFILES_OPTION,
-    QUIET_OPTION,
     OutputFormat,
     emit_plot,
     emit_text,
@@ -28,62 +23,43 @@ from flopcast.cli.common import (
     preflight_output,
     preflight_plot,
 )
-
-HEADERS = [
-    "run",
-    "target",
-    "hardware",
-    "reported",
-    "predicted",
-    "error",
-    "P10",
-    "P90",
-    "in range",
-    "trust",
-    "layout used",
-]
-TABLE_HEADERS = ["run", "target", "hardware", "reported", "predicted", "error", "P10–P90", "in range", "trust"]
-SHORT_TARGET = {"device_hours": "device-h", "tflops_per_device": "TFLOP/s/dev", "mfu": "MFU", "step_seconds": "step s"}
+from flopcast.cli.options import Force, Format, Output, Plot, Profiles, Quiet
 
 
 def _num(x: float) -> str:
     return f"{x:,.0f}" if abs(x) >= 1e4 else f"{x:.4g}"
 
 
-def _rows(report) -> list[list[str]]:
-    return [
-        [
-            r.run_id,
-            r.target,
-            r.hardware,
-            f"{r.reported:.6g}",
-            f"{r.predicted:.6g}",
-            f"{r.error:+.1%}",
-            f"{r.p10:.6g}",
-            f"{r.p90:.6g}",
-            "yes" if r.covered else "no",
-            r.trust,
-            r.layout,
-        ]
-        for r in report.rows
-    ]
+SHORT_TARGET = {"device_hours": "device-h", "tflops_per_device": "TFLOP/s/dev", "mfu": "MFU", "step_seconds": "step s"}
 
-
-def _table_rows(report) -> list[list[str]]:
-    return [
-        [
-            r.run_id,
-            SHORT_TARGET.get(r.target, r.target),
-            r.hardware,
-            _num(r.reported),
-            _num(r.predicted),
-            f"{r.error:+.1%}",
-            f"{_num(r.p10)}–{_num(r.p90)}",
-            "yes" if r.covered else "NO",
-            r.trust,
-        ]
-        for r in report.rows
-    ]
+# one BacktestRow per published run: full precision and the layout used (CSV, Markdown) ...
+COLUMNS: col.Columns = (
+    ("run", lambda r: r.run_id),
+    ("target", lambda r: r.target),
+    ("hardware", lambda r: r.hardware),
+    ("reported", lambda r: f"{r.reported:.6g}"),
+    ("predicted", lambda r: f"{r.predicted:.6g}"),
+    ("error", lambda r: f"{r.error:+.1%}"),
+    ("P10", lambda r: f"{r.p10:.6g}"),
+    ("P90", lambda r: f"{r.p90:.6g}"),
+    ("in range", lambda r: "yes" if r.covered else "no"),
+    ("trust", lambda r: r.trust),
+    ("layout used", lambda r: r.layout),
+)
+# ... and short, for a 120-column terminal (the table)
+TABLE_COLUMNS: col.Columns = (
+    ("run", lambda r: r.run_id),
+    ("target", lambda r: SHORT_TARGET.get(r.target, r.target)),
+    ("hardware", lambda r: r.hardware),
+    ("reported", lambda r: _num(r.reported)),
+    ("predicted", lambda r: _num(r.predicted)),
+    ("error", lambda r: f"{r.error:+.1%}"),
+    ("P10–P90", lambda r: f"{_num(r.p10)}–{_num(r.p90)}"),
+    ("in range", lambda r: "yes" if r.covered else "NO"),
+    ("trust", lambda r: r.trust),
+)
+HEADERS = col.headers(COLUMNS)
+TABLE_HEADERS = col.headers(TABLE_COLUMNS)
 
 
 def _summary_lines(report) -> list[str]:
@@ -114,12 +90,12 @@ def validate_command(
     csv_file: Path | None = typer.Argument(
         None, metavar="[CSV]", help="Published runs to backtest (default: the calibration runs shipped with flopcast)."
     ),
-    fmt: OutputFormat = FORMAT_OPTION,
-    output: Path | None = OUTPUT_OPTION,
-    force: bool = FORCE_OPTION,
-    profiles: list[Path] | None = PROFILES_OPTION,
-    quiet: bool = QUIET_OPTION,
-    plot: Path | None = PLOT_OPTION,
+    fmt: Format = OutputFormat.table,
+    output: Output = None,
+    force: Force = False,
+    profiles: Profiles = None,
+    quiet: Quiet = False,
+    plot: Plot = None,
     all_runs: bool = typer.Option(
         False, "--all", help="Every shipped run: the calibration set and the 44-run second set (default: the first)."
     ),
@@ -149,13 +125,9 @@ def render_validate(report, fmt: OutputFormat) -> str:
     if fmt is OutputFormat.json:
         return report.to_json()
     if fmt is OutputFormat.csv:
-        from flopcast.tabular import to_csv
-
-        return to_csv(HEADERS, _rows(report))
+        return col.to_csv(COLUMNS, report.rows)
     if fmt is OutputFormat.markdown:
-        from flopcast.tabular import to_markdown
-
-        return to_markdown(HEADERS, _rows(report)) + "\n" + "\n".join(f"- {line}" for line in _summary_lines(report))
+        return col.to_markdown(COLUMNS, report.rows) + "\n" + "\n".join(f"- {line}" for line in _summary_lines(report))
     from rich.table import Table
 
     from flopcast.cli.common import render_to_text
@@ -164,7 +136,7 @@ def render_validate(report, fmt: OutputFormat) -> str:
     for h in TABLE_HEADERS:
         left = h in ("run", "target", "hardware", "trust")
         table.add_column(h, justify="left" if left else "right", no_wrap=True)
-    for row in _table_rows(report):
+    for row in col.cells(TABLE_COLUMNS, report.rows):
         table.add_row(*row)
     text = render_to_text([table]) + "\n".join(_summary_lines(report))
     return text + "\n(the layout used for each run: --format csv or json)"

@@ -1,0 +1,158 @@
+"""Every option that two or more commands share, declared once: flags, metavar and one help text.
+
+A command takes them as typed parameters and gives the default in its own signature::
+
+    def plan(model: Model = None, tokens: Tokens = None, fmt: Format = OutputFormat.table, ...)
+
+Numbers are taken as strings (``7B``, ``2T``, ``$2M``, ``30d``) and parsed by :mod:`flopcast.units` in the
+library. Where one flag means something different to different commands (``--hardware`` is one profile to
+`estimate`, a list to `plan`), each meaning is its own option here, named for it (``HardwareList``); a flag
+that two commands share is never declared in a command module (tests/test_cli_options.py checks both).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from flopcast.cli.common import OutputFormat
+
+
+def _value(*flags: str, help: str, metavar: str = "N"):  # noqa: A002 - typer's own keyword
+    """An option that takes one value (a string the library parses) and shows no default."""
+    return typer.Option(*flags, help=help, metavar=metavar, show_default=False)
+
+
+def _switch(flags: str, help: str):  # noqa: A002
+    """An on/off pair (``--gated-ffn/--plain-ffn``) whose unset state (None) keeps the preset's value."""
+    return typer.Option(flags, help=help, show_default=False)
+
+
+# --- the workload -----------------------------------------------------------------------------------------
+Model = Annotated[
+    str | None, _value("--model", "-m", help="Preset id (llama-2-7b, gpt3-175b, ...) or a size (7B, 350M).",
+                       metavar="ID|SIZE")
+]  # fmt: skip
+Tokens = Annotated[
+    str | None, _value("--tokens", "-t", help="Training tokens, e.g. 2T, 300B (required).", metavar="COUNT")
+]
+Precision = Annotated[
+    str, typer.Option("--precision", metavar="DTYPE", help="Training precision: bf16, fp16, fp8, tf32, fp32, fp64.")
+]
+
+# --- the architecture (explicit, or overriding a preset's) ----------------------------------------------------
+Layers = Annotated[str | None, _value("--layers", help="Transformer layers (explicit architecture).")]
+DModel = Annotated[str | None, _value("--d-model", help="Model width.")]
+Heads = Annotated[str | None, _value("--heads", help="Attention heads.")]
+KvHeads = Annotated[str | None, _value("--kv-heads", help="Key/value heads (GQA/MQA; default: heads).")]
+HeadDim = Annotated[str | None, _value("--head-dim", help="Width of one head (default d_model/heads).")]
+Ffn = Annotated[str | None, _value("--ffn", help="FFN hidden size (default 4·d_model).")]
+GatedFfn = Annotated[
+    bool | None, _switch("--gated-ffn/--plain-ffn", help="SwiGLU (three FFN matrices) or a plain two-matrix FFN.")
+]
+Vocab = Annotated[str | None, _value("--vocab", help="Vocabulary size.")]
+SeqLen = Annotated[str | None, _value("--seq-len", help="Sequence length (also overrides a preset's).")]
+TiedEmbeddings = Annotated[
+    bool | None, _switch("--tied-embeddings/--untied-embeddings", help="Share input embedding and output head.")
+]
+Experts = Annotated[str | None, _value("--experts", help="MoE: experts per layer.")]
+ActiveExperts = Annotated[str | None, _value("--active-experts", help="MoE: experts each token uses.")]
+# `size` designs the model itself: its sequence length and vocabulary have defaults of their own
+SizedSeqLen = Annotated[str | None, _value("--seq-len", help="Sequence length of the sized model (default 2048).")]
+SizedVocab = Annotated[str | None, _value("--vocab", help="Vocabulary of the sized model (default 32000).")]
+
+# --- hardware and devices ----------------------------------------------------------------------------------
+Hardware = Annotated[str, typer.Option("--hardware", "-H", help="Hardware profile id or alias.", metavar="ID")]
+HardwareList = Annotated[
+    str | None, _value("--hardware", "-H", help="Hardware ids or aliases, comma-separated (default: every profile).")
+]
+SizedHardware = Annotated[
+    str | None,
+    _value("--hardware", "-H", help="Hardware id (or, without --devices, a comma-separated list for the planner)."),
+]
+Devices = Annotated[str | None, _value("--devices", "-n", help="Number of devices, e.g. 256 (required).")]
+DevicesPerHardware = Annotated[
+    str | None, _value("--devices", "-n", help="Devices per hardware, e.g. 256 (or give --deadline).")
+]
+SizedDevices = Annotated[str | None, _value("--devices", "-n", help="Device count the budget is spent on.")]
+# serve: tensor-parallel devices, found when not given
+DevicesToFit = Annotated[
+    str | None,
+    _value("--devices", "-n", help="Devices to split the model over (tensor parallel). Default: the fewest that fit."),
+]
+MaxDevices = Annotated[
+    str | None,
+    _value("--max-devices", help="Largest device count to search (default 4096, or what --deadline implies)."),
+]
+
+# --- the layout (estimate; `plan` searches them) ------------------------------------------------------------
+Tp = Annotated[str | None, _value("--tp", help="Tensor-parallel degree (default: searched).")]
+Pp = Annotated[str | None, _value("--pp", help="Pipeline stages (default: searched).")]
+Dp = Annotated[str | None, _value("--dp", help="Data-parallel degree (default: devices/(tp·pp)).")]
+MicroBatch = Annotated[str | None, _value("--micro-batch", help="Sequences per micro-batch (default: searched).")]
+GlobalBatch = Annotated[
+    str | None, _value("--global-batch", help="Sequences per optimizer step (default: ~0.5M–4M tokens by size).")
+]
+Zero = Annotated[str | None, _value("--zero", help="ZeRO stage 0–3 (default: searched).")]
+Recompute = Annotated[
+    str | None,
+    _value("--recompute", metavar="MODE",
+           help="Activation recomputation: none, selective or full (default: searched)."),
+]  # fmt: skip
+Interleave = Annotated[
+    str | None,
+    _value("--interleave", help="Interleaved pipeline: virtual stages per device (default: searched when pp > 1)."),
+]
+
+# --- price -------------------------------------------------------------------------------------------------
+PriceTier = Annotated[
+    str | None,
+    _value("--price-tier", help="Price tier (on-demand, spot, reserved-1y, ...; default: on-demand where listed).",
+           metavar="TIER"),
+]  # fmt: skip
+PricePerHour = Annotated[
+    str | None,
+    _value("--price-per-hour", help="Your own price per device-hour, e.g. 2.10 (overrides the tier).", metavar="USD"),
+]
+
+# --- the question: objective and limits --------------------------------------------------------------------
+Objective = Annotated[str | None, _value("--objective", help="What to minimise: cost, time or energy (default cost).")]
+Deadline = Annotated[str | None, _value("--deadline", help="Wall-clock limit, e.g. 30d, 2w, 720h.")]
+DeadlineInsteadOfDevices = Annotated[
+    str | None,
+    _value("--deadline",
+           help="Instead of --devices: the fewest devices of each hardware that meet this wall-clock, e.g. 30d."),
+]  # fmt: skip
+DeadlineBudget = Annotated[
+    str | None, _value("--deadline", help="Wall-clock budget, e.g. 30d (needs --hardware and --devices).")
+]
+Budget = Annotated[str | None, _value("--budget", help="Cost limit, e.g. $2M, 500k.")]
+DollarBudget = Annotated[
+    str | None,
+    _value("--budget", help="Dollar budget, e.g. $2M (on --hardware --devices, or the planner's cheapest plan)."),
+]
+
+# --- output (every command) --------------------------------------------------------------------------------
+Format = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format: table, json, markdown or csv.")]
+Output = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", help="Write the result to FILE (atomically) instead of stdout.", dir_okay=False),
+]
+Force = Annotated[bool, typer.Option("--force", help="Overwrite --output FILE if it exists.")]
+# bench: --force also overwrites a saved profile
+ForceOutputOrProfile = Annotated[
+    bool,
+    typer.Option("--force", help="Overwrite --output FILE or an existing profile NAME; allow shadowing a shipped id."),
+]
+Profiles = Annotated[
+    list[Path] | None,
+    typer.Option("--profiles", help="Extra directory of hardware profiles (repeatable; overrides shipped ones)."),
+]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print no progress or notes on stderr.")]
+Plot = Annotated[
+    Path | None,
+    typer.Option("--plot", metavar="FILE.png|svg", dir_okay=False,
+                 help='Also draw the result to FILE (.png or .svg; needs matplotlib: pip install "flopcast[plot]").'),
+]  # fmt: skip
