@@ -194,3 +194,20 @@ def test_more_peak_or_bandwidth_is_never_slower(field):
         faster = evaluate(marr, hw._replace(**{field: getattr(hw, field) * scale}), cands, work).step_seconds
         assert np.all(faster <= base * (1 + 1e-12))
     assert np.any(faster < base * (1 - 1e-6))  # the figure matters for some layout (the test can fail)
+
+
+def test_the_cli_layout_flags_come_from_the_record():
+    """estimate's layout flags are the record's fields with the record's help (cp and ep: not yet flags)."""
+    import typer.main
+
+    from flopcast.cli import app
+    from flopcast.layout_fields import LAYOUT_SPECS
+
+    estimate = typer.main.get_command(app).commands["estimate"]
+    helps = {opt: p.help for p in estimate.params for opt in getattr(p, "opts", [])}
+    for spec in LAYOUT_SPECS:
+        flag = "--" + spec.name.replace("_", "-")
+        if spec.name in ("cp", "ep"):
+            assert flag not in helps
+            continue
+        assert helps[flag].lower().startswith(spec.help.lower()) and spec.when_open in helps[flag]

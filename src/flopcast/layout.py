@@ -16,38 +16,14 @@ The search over layouts lives in :mod:`flopcast.search`; it only enumerates layo
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import NamedTuple
 
 import numpy as np
 
 from flopcast.errors import InvalidLayout, opt
 from flopcast.estimator.arrays import LAYOUT_FIELDS, RECOMPUTE_NAMES, LayoutArrays
+from flopcast.layout_fields import LAYOUT_SPECS, SPEC_BY_NAME
 
 ZERO_STAGES = (0, 1, 2, 3)
-
-
-class FieldSpec(NamedTuple):
-    """One field of the layout record: its default, its help text (flags, report schema) and its CSV column."""
-
-    name: str
-    default: int | str
-    help: str
-    always_shown: bool = True  # False: left out of flags and tables while at its default (slots, options)
-
-
-LAYOUT_SPECS = (
-    FieldSpec("tp", 1, "tensor-parallel degree (Megatron-LM; within a node where it fits)"),
-    FieldSpec("pp", 1, "pipeline-parallel stages"),
-    FieldSpec("dp", 1, "data-parallel replicas"),
-    FieldSpec("cp", 1, "context-parallel degree (sequence split; not modelled yet: 1)", always_shown=False),
-    FieldSpec("ep", 1, "expert-parallel degree within dp·cp (not modelled yet: 1)", always_shown=False),
-    FieldSpec("micro_batch", 1, "sequences per micro-batch per data-parallel replica"),
-    FieldSpec("global_batch", 1, "sequences per optimizer step"),
-    FieldSpec("zero", 0, "ZeRO stage: 0 none, 1 optimizer states, 2 + gradients, 3 + weights (sharded over dp)"),
-    FieldSpec("recompute", "none", "activation recomputation: none, selective (attention core) or full"),
-    FieldSpec("interleave", 1, "virtual pipeline stages per device (interleaved 1F1B; 1 = plain 1F1B)", False),
-)
-SPEC_BY_NAME = {s.name: s for s in LAYOUT_SPECS}
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from typing import Annotated
 import typer
 
 from flopcast.cli.common import OutputFormat
+from flopcast.layout_fields import SPEC_BY_NAME
 
 
 def _value(*flags: str, help: str, metavar: str = "N"):  # noqa: A002 - typer's own keyword
@@ -87,24 +88,23 @@ MaxDevices = Annotated[
     _value("--max-devices", help="Largest device count to search (default 4096, or what --deadline implies)."),
 ]
 
-# --- the layout (estimate; `plan` searches them) ------------------------------------------------------------
-Tp = Annotated[str | None, _value("--tp", help="Tensor-parallel degree (default: searched).")]
-Pp = Annotated[str | None, _value("--pp", help="Pipeline stages (default: searched).")]
-Dp = Annotated[str | None, _value("--dp", help="Data-parallel degree (default: devices/(tp·pp)).")]
-MicroBatch = Annotated[str | None, _value("--micro-batch", help="Sequences per micro-batch (default: searched).")]
-GlobalBatch = Annotated[
-    str | None, _value("--global-batch", help="Sequences per optimizer step (default: ~0.5M–4M tokens by size).")
-]
-Zero = Annotated[str | None, _value("--zero", help="ZeRO stage 0–3 (default: searched).")]
-Recompute = Annotated[
-    str | None,
-    _value("--recompute", metavar="MODE",
-           help="Activation recomputation: none, selective or full (default: searched)."),
-]  # fmt: skip
-Interleave = Annotated[
-    str | None,
-    _value("--interleave", help="Interleaved pipeline: virtual stages per device (default: searched when pp > 1)."),
-]
+# --- the layout (estimate; `plan` searches them): help texts from the layout record (flopcast.layout_fields) ---
+
+
+def _layout(name: str, metavar: str = "N"):
+    spec = SPEC_BY_NAME[name]
+    text = f"{spec.help[0].upper()}{spec.help[1:]} (default: {spec.when_open})."
+    return _value("--" + name.replace("_", "-"), help=text, metavar=metavar)
+
+
+Tp = Annotated[str | None, _layout("tp")]
+Pp = Annotated[str | None, _layout("pp")]
+Dp = Annotated[str | None, _layout("dp")]
+MicroBatch = Annotated[str | None, _layout("micro_batch")]
+GlobalBatch = Annotated[str | None, _layout("global_batch")]
+Zero = Annotated[str | None, _layout("zero")]
+Recompute = Annotated[str | None, _layout("recompute", metavar="MODE")]
+Interleave = Annotated[str | None, _layout("interleave")]
 
 # --- price -------------------------------------------------------------------------------------------------
 PriceTier = Annotated[

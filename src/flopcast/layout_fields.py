@@ -1,0 +1,35 @@
+"""The layout record's fields, declared once, as plain data (no numpy, so the CLI's options can read them):
+name, default, what it means, and what happens when a user leaves it open. :class:`flopcast.layout.Layout`,
+the core's ``LayoutArrays``, the report's ``LayoutInfo``, the CLI's layout flags and the CSV columns follow
+this tuple (tests/test_house.py checks that they agree)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class FieldSpec(NamedTuple):
+    """One field of the layout record: its default, its help text (flags, report schema) and its CSV column."""
+
+    name: str
+    default: int | str
+    help: str
+    when_open: str  # what happens when the user leaves it open (the flag's help says so)
+    always_shown: bool = True  # False: left out of flags and tables while at its default (slots, options)
+
+
+LAYOUT_SPECS = (
+    FieldSpec("tp", 1, "tensor-parallel degree", "searched"),
+    FieldSpec("pp", 1, "pipeline stages", "searched"),
+    FieldSpec("dp", 1, "data-parallel degree", "devices/(tp·pp)"),
+    FieldSpec("cp", 1, "context-parallel degree (not modelled yet)", "1", always_shown=False),
+    FieldSpec("ep", 1, "expert-parallel degree within dp·cp (not modelled yet)", "1", always_shown=False),
+    FieldSpec("micro_batch", 1, "sequences per micro-batch", "searched"),
+    FieldSpec("global_batch", 1, "sequences per optimizer step", "~0.5M–4M tokens by size"),
+    FieldSpec("zero", 0, "ZeRO stage 0–3", "searched"),
+    FieldSpec("recompute", "none", "activation recomputation: none, selective or full", "searched"),
+    FieldSpec(
+        "interleave", 1, "interleaved pipeline: virtual stages per device", "searched when pp > 1", always_shown=False
+    ),
+)
+SPEC_BY_NAME = {s.name: s for s in LAYOUT_SPECS}
