@@ -6,8 +6,6 @@ come from a second path (a direct estimate, an independent enumeration) rather t
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 
@@ -24,11 +22,11 @@ from flopcast.request import price_for, resolve_hardware, resolve_hardware_list
 
 
 def test_every_form_of_the_layout_has_the_same_fields_in_the_same_order():
-    record = tuple(f.name for f in dataclasses.fields(Layout))
+    record = Layout._fields
     assert record == LAYOUT_FIELDS == tuple(s.name for s in LAYOUT_SPECS) == LayoutArrays._fields
     assert tuple(LayoutInfo.model_fields) == record
     assert tuple(LayoutQueryInfo.model_fields) == record
-    assert set(record) <= {f.name for f in dataclasses.fields(LayoutQuery)}
+    assert set(record) <= set(LayoutQuery._fields)
 
 
 def test_layout_round_trips_through_arrays_and_flags(cli):
@@ -211,3 +209,33 @@ def test_the_cli_layout_flags_come_from_the_record():
             assert flag not in helps
             continue
         assert helps[flag].lower().startswith(spec.help.lower()) and spec.when_open in helps[flag]
+
+
+def _winner_by_hand(wall, memory, fits, devices):
+    """The winner rule written out row by row (search.py's docstring), as a second method."""
+    rows = range(len(wall))
+    if any(fits):
+        best = min(round(np.log(wall[i]) / 1e-3) for i in rows if fits[i])
+        tied = [i for i in rows if fits[i] and round(np.log(wall[i]) / 1e-3) == best]
+        return min(tied, key=lambda i: (memory[i], devices[i], i))
+    least = min(memory)
+    return min((i for i in rows if memory[i] == least), key=lambda i: (round(np.log(wall[i]) / 1e-3), devices[i], i))
+
+
+def test_the_winner_rule_matches_its_statement_row_by_row():
+    from flopcast.search import winners
+
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        sizes = rng.integers(1, 12, size=rng.integers(1, 6))
+        n = int(sizes.sum())
+        wall = rng.choice([1.0, 1.0002, 1.5, 2.0, 3.0], size=n) * 1e5  # ties inside and across the 0.1% band
+        memory = rng.choice([10.0, 20.0, 30.0], size=n)
+        fits = rng.random(n) < 0.5
+        devices = rng.choice([8.0, 16.0], size=n)
+        groups = np.repeat(np.arange(len(sizes)), sizes)
+        got = winners(wall, memory, fits, devices, groups, len(sizes))
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        want = [s + _winner_by_hand(wall[s:s + k], memory[s:s + k], fits[s:s + k], devices[s:s + k])
+                for s, k in zip(starts, sizes, strict=True)]  # fmt: skip
+        assert got.tolist() == want

@@ -15,7 +15,7 @@ The search over layouts lives in :mod:`flopcast.search`; it only enumerates layo
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -26,9 +26,9 @@ from flopcast.layout_fields import LAYOUT_SPECS, SPEC_BY_NAME
 ZERO_STAGES = (0, 1, 2, 3)
 
 
-@dataclass(frozen=True, slots=True)
-class Layout:
-    """One parallel layout (validated against a model and device count by :func:`check_layout`)."""
+class Layout(NamedTuple):
+    """One parallel layout (validated against a model and device count by :func:`check_layout`). A NamedTuple:
+    immutable, and several times faster to define than a dataclass (start-up time matters for the CLI)."""
 
     tp: int = 1
     pp: int = 1
@@ -51,10 +51,10 @@ class Layout:
         return self.global_batch // (self.dp * self.micro_batch)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        return self._asdict()
 
     def replace(self, **changes) -> Layout:
-        return replace(self, **changes)
+        return self._replace(**changes)
 
     def arrays(self) -> LayoutArrays:
         values = self.as_dict()
@@ -86,8 +86,7 @@ class Layout:
         return f"{degrees} mb{self.micro_batch} z{self.zero}{recompute}{inter}"
 
 
-@dataclass(frozen=True, slots=True)
-class LayoutQuery:
+class LayoutQuery(NamedTuple):
     """What the user fixed of the layout (None = search it), plus the search's bound on tp."""
 
     tp: int | None = None
@@ -106,7 +105,7 @@ class LayoutQuery:
         return {name: getattr(self, name) for name in LAYOUT_FIELDS if getattr(self, name) is not None}
 
     def replace(self, **changes) -> LayoutQuery:
-        return replace(self, **changes)
+        return self._replace(**changes)
 
     @classmethod
     def of_layout(cls, layout: Layout) -> LayoutQuery:

@@ -160,21 +160,29 @@ def _interleave_rows(layers: int, pp: np.ndarray, micro_batches: np.ndarray, fix
 def winners(wall, memory, fits, devices, groups: np.ndarray, n_groups: int) -> np.ndarray:
     """The row index of each group's winner (module docstring: the one winner rule), in group order.
 
-    ``groups`` holds each row's group id in 0..n_groups−1 (any order); every group must have a row."""
+    ``groups`` holds each row's group id, non-decreasing from 0 to n_groups − 1 (rows of a group are
+    contiguous, as every caller stacks them); every group has a row. O(n): group minima by ``reduceat``, then a
+    sort of the few rows that tie on the first keys."""
     wall = np.asarray(wall, dtype=float)
     memory = np.asarray(memory, dtype=float)
     fits = np.asarray(fits, dtype=bool)
-    devices = np.broadcast_to(np.asarray(devices, dtype=float), wall.shape)
     groups = np.asarray(groups, dtype=np.int64)
-    group_fits = np.zeros(n_groups, dtype=bool)
-    np.logical_or.at(group_fits, groups, fits)
-    has_fit = group_fits[groups]
+    n = len(wall)
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]]) if n else np.zeros(0, dtype=np.int64)
+    if len(starts) != n_groups:
+        raise ValueError(f"winners: {len(starts)} contiguous groups, expected {n_groups}")
     with np.errstate(divide="ignore", invalid="ignore"):
-        time_bucket = np.round(np.log(np.maximum(wall, 1e-300)) / TIME_TIE_RELATIVE)
-    first = np.where(has_fit, ~fits, False)  # rows that fit first, in groups where some do
-    second = np.where(has_fit, time_bucket, memory)
-    third = np.where(has_fit, memory, time_bucket)
-    order = np.lexsort((np.arange(len(wall)), devices, third, second, first, groups))
+        bucket = np.round(np.log(wall) / TIME_TIE_RELATIVE)
+    best_bucket = np.minimum.reduceat(np.where(fits, bucket, np.inf), starts)
+    least_memory = np.minimum.reduceat(memory, starts)
+    has_fit = np.isfinite(best_bucket)
+    row_fit = has_fit[groups]
+    tied = np.where(row_fit, fits & (bucket == best_bucket[groups]), memory == least_memory[groups])
+    rows = np.flatnonzero(tied)
+    g = groups[rows]
+    dev = np.broadcast_to(np.asarray(devices, dtype=float), wall.shape)[rows]
+    second = np.where(row_fit[rows], memory[rows], bucket[rows])
+    order = rows[np.lexsort((rows, dev, second, g))]
     head = np.ones(len(order), dtype=bool)
     head[1:] = groups[order][1:] != groups[order][:-1]
     return order[head]
