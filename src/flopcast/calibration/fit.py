@@ -177,7 +177,8 @@ def fit(runs, catalog, *, restarts: int = 2, bar_runs: set[str] | None = None) -
     signs = np.asarray([TIME_SIGN[r.target] for r in runs])
 
     def loss(x):
-        r = log_time_ratios(stacked, params_from(_from_x(x, names), families))
+        # constants not fitted here (idle_overhead when no run is whole-run device-hours) stay at START
+        r = log_time_ratios(stacked, params_from({**START, **_from_x(x, names)}, families))
         value = float(np.sum(weights * HUBER_SCALE**2 * (np.sqrt(1 + (r / HUBER_SCALE) ** 2) - 1)))
         if barred.any():  # predicted / reported − 1 of the barred runs, beyond the hinge
             excess = np.maximum(np.abs(np.exp(-signs[barred] * r[barred]) - 1.0) - BAR_HINGE, 0.0)
