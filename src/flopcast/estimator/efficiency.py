@@ -29,7 +29,7 @@ profile's own measured ``calibration.matmul_efficiency`` — and a wider P10–P
 
 The fitted values live in ``flopcast/data/efficiency_fit.json`` with the runs and date they were fitted
 on; ``scripts/refit_efficiency.py`` refits them from every shipped run
-(``flopcast/data/published_runs.csv`` and ``holdout_runs.csv``) with :mod:`flopcast.calibration.fit`.
+(``flopcast/data/published_runs.csv`` and ``holdout_runs.csv``) with the fit of calibration/fit.py.
 The file ships with flopcast: when it is missing or unreadable, :meth:`EfficiencyParams.load` raises
 :class:`~flopcast.errors.BrokenInstall` rather than estimate with made-up constants.
 """
