@@ -325,11 +325,12 @@ def test_real_subprocess_json_only_on_stdout():
 
 
 def test_user_profile_dir_is_used(cli, tmp_path):
-    """A profile from --profiles (an id flopcast never saw) works, with the wider uncalibrated range."""
+    """A profile from --profiles (an id and no family flopcast knows) works, with the wider uncalibrated range."""
     from flopcast.hardware import shipped_profiles_dir
 
     text = (shipped_profiles_dir() / "a100-80gb.yaml").read_text(encoding="utf-8")
     text = text.replace("id: a100-80gb", "id: my-gpu").replace("aliases: [a100-80, a100-sxm4-80gb]", "aliases: []")
+    text = text.replace("family: nvidia-ampere", "family: my-chip")  # a family without calibration runs
     (tmp_path / "my-gpu.yaml").write_text(text, encoding="utf-8")
     doc = _json(
         cli(

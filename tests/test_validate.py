@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from flopcast.estimator.calibration import load_runs, published_runs_path, shipped_runs_paths
+from flopcast.calibration.runs import load_runs, published_runs_path, shipped_runs_paths
 from flopcast.estimator.efficiency import EfficiencyParams
 from flopcast.reports.validate import COVERAGE_BAR, MEDIAN_ABS_ERROR_BAR, TRUST_A_ABS_ERROR_BAR
 
@@ -78,7 +78,7 @@ def test_validate_meets_the_design_bars(cli):
 def test_stored_fit_is_in_sync_with_the_code(cli):
     """The fitted constants were fitted with this estimator: their stored in-sample median errors equal
     what validate measures now, on the calibration set and on every shipped run (refit with
-    `python -m flopcast.estimator.fit --write` after model changes)."""
+    `python scripts/refit_efficiency.py --write` after model changes)."""
     stored = EfficiencyParams.load().extra
     doc = json.loads(cli("validate", "--format", "json").stdout)
     calibration = stored["in_sample_by_file"]["published_runs.csv"]["median_abs_error"]
@@ -151,3 +151,10 @@ def test_bad_rows_are_one_line_exit_2(cli, one_line_error, tmp_path):
         writer.writeheader()
         writer.writerows(rows)
     one_line_error(cli("validate", str(bad)), 2, "unknown target")
+
+
+def test_validate_all_checks_both_shipped_files(cli, one_line_error):
+    doc = json.loads(cli("validate", "--all", "--format", "json").stdout)
+    assert doc["summary"]["runs"] == 33 + 44
+    assert {r["run_id"] for r in doc["rows"]} == {r.run_id for p in shipped_runs_paths() for r in load_runs(p)}
+    one_line_error(cli("validate", str(shipped_runs_paths()[0]), "--all"), 2, "--all")

@@ -96,6 +96,10 @@ class RuntimeFailure(FlopcastError):
     """Something failed while running (I/O, measurement): exit 1."""
 
 
+class BrokenInstall(RuntimeFailure):
+    """A data file that ships with flopcast (e.g. the efficiency fit) is missing or unreadable: exit 1."""
+
+
 class Infeasible(FlopcastError):
     """No plan meets the constraints: exit 3. ``near_misses`` lists the closest options."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
@@ -21,6 +22,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -36,6 +38,7 @@ DTYPES = ("fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int8")
 PRICE_TIERS_KNOWN = ("on-demand", "spot", "reserved-1y", "reserved-3y", "capacity-block")
 
 _ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+_FAMILY_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")  # a lower-case slug: nvidia-hopper, google-tpu
 
 
 def _refuse_bool(value: object) -> object:
@@ -117,6 +120,14 @@ class HardwareProfile(_Strict):
     name: str = Field(min_length=1)
     kind: Literal["gpu", "tpu", "cpu", "accelerator"]
     vendor: str | None = None
+    family: str | None = Field(
+        default=None,
+        max_length=64,
+        description="chip family calibration is shared by (nvidia-ampere, nvidia-hopper, google-tpu, ...)",
+    )
+    compute_capability: Annotated[float, BeforeValidator(_refuse_bool)] | None = Field(
+        default=None, ge=1.0, le=99.0, description="CUDA compute capability (NVIDIA GPUs; CUDA Programming Guide)"
+    )
     aliases: list[str] = Field(default_factory=list)
     release_year: Annotated[int, BeforeValidator(_refuse_bool)] | None = Field(default=None, ge=1990, le=2100)
     peak_flops_per_s: PeakFlops
@@ -138,6 +149,23 @@ class HardwareProfile(_Strict):
     sources: list[str] = Field(min_length=1)
     missing: list[str] = Field(default_factory=list, description="facts not found in any source")
     notes: list[str] = Field(default_factory=list)
+
+    @field_validator("family")
+    @classmethod
+    def _family_is_a_slug(cls, family: str | None) -> str | None:
+        if family is not None and not _FAMILY_PATTERN.match(family):
+            raise ValueError(
+                f"{family!r} must be a lower-case slug: letters and digits joined by single '-' (e.g. nvidia-hopper)"
+            )
+        return family
+
+    @field_validator("compute_capability")
+    @classmethod
+    def _capability_is_nvidia_gpu_only(cls, capability: float | None, info: ValidationInfo) -> float | None:
+        kind = info.data.get("kind")
+        if capability is not None and kind is not None and kind != "gpu":
+            raise ValueError(f"a CUDA compute capability belongs to an NVIDIA GPU, not to a {kind}")
+        return capability
 
     @field_validator("aliases")
     @classmethod

@@ -32,6 +32,10 @@ from flopcast.hardware import (
 )
 from flopcast.reports.bench import BenchReport
 
+# The hardware family a measured profile declares: one no published run calibrates (see build_profile).
+LOCAL_FAMILY_CPU = "local-cpu"
+LOCAL_FAMILY_GPU = "local-gpu"
+
 
 def shipped_names() -> set[str]:
     """Ids and aliases of the profiles shipped with flopcast."""
@@ -121,6 +125,9 @@ def build_profile(report: BenchReport, name: str, today: dt.date | None = None) 
         "name": f"{m.name}{cores} (this machine, measured)",
         "kind": "cpu" if m.device == "cpu" else "gpu",
         "vendor": m.vendor,
+        # Not a chip family with calibration runs: the peaks above are this machine's measured rates, so no
+        # published family's ceiling factor applies; the estimate uses the base ceiling and the wider band.
+        "family": LOCAL_FAMILY_CPU if m.device == "cpu" else LOCAL_FAMILY_GPU,
         "peak_flops_per_s": {PROFILE_DTYPE_KEY[d]: float(v) for d, v in fit.peak_flops_per_s.items()},
         "memory_bytes": float(m.memory_total_bytes) if m.memory_total_bytes else None,
         "memory_bandwidth_bytes_per_s": float(fit.bandwidth_bytes_per_s),

@@ -171,6 +171,8 @@ def _show_rows(p, entry) -> list[list[str]]:
     dtype, peak = p.peak_flops_per_s.for_training()
     rows = [
         ["id", p.id], ["name", p.name], ["kind", p.kind], ["vendor", p.vendor or "—"],
+        ["family", p.family or "— (uncalibrated)"],
+        ["compute capability", "—" if p.compute_capability is None else f"{p.compute_capability:.1f}"],
         ["aliases", ", ".join(p.aliases) or "—"], ["release year", str(p.release_year or "—")],
         ["training peak", f"{peak / TERA:g} TFLOP/s ({dtype}, dense)"],
     ]  # fmt: skip

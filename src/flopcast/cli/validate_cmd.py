@@ -101,7 +101,8 @@ def validate_command(
     ),
 ) -> None:
     """Backtest the estimator on published runs; exit 1 when the accuracy bars are not met."""
-    from flopcast.estimator.calibration import backtest, shipped_runs_paths
+    from flopcast.calibration.backtest import backtest
+    from flopcast.calibration.runs import shipped_runs_paths
 
     if all_runs and csv_file is not None:
         from flopcast.errors import ConflictingOptions

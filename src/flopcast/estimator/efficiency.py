@@ -20,14 +20,18 @@ Physical picture (one device, one micro-batch):
   restarts beyond the interruption model (reliability.py).
 
 The achievable large-GEMM fraction is a property of the chip and its software stack, so it is the one
-constant allowed to depend on the hardware *family* (HARDWARE_FAMILY): Ampere (A100 40/80GB, one die) is
-the base; Hopper (H100/H200, the same GH100 die) and Google TPUs (MXU + XLA) each get one fitted factor on
-it. Families without calibration runs (Volta, CPUs, user hardware) use the base ceiling and a wider
-P10–P90 band (uncertainty.py).
+constant allowed to depend on the hardware *family* — the profile's ``family`` field (hardware
+profiles carry it with its source, so a user's own profile of a known chip shares its calibration):
+Ampere (A100 40/80GB, one die) is the base; each other family with calibration runs (Hopper: H100/H200,
+the same GH100 die; Volta; Google TPUs: MXU + XLA) gets one fitted factor on it. Families without
+calibration runs (CPUs, user hardware, a profile without a family) use the base ceiling — or the
+profile's own measured ``calibration.matmul_efficiency`` — and a wider P10–P90 band (uncertainty.py).
 
 The fitted values live in ``flopcast/data/efficiency_fit.json`` with the runs and date they were fitted
-on; ``python -m flopcast.estimator.fit`` refits them from every shipped run
-(``flopcast/data/published_runs.csv`` and ``holdout_runs.csv``).
+on; ``scripts/refit_efficiency.py`` refits them from every shipped run
+(``flopcast/data/published_runs.csv`` and ``holdout_runs.csv``) with the fit of calibration/fit.py.
+The file ships with flopcast: when it is missing or unreadable, :meth:`EfficiencyParams.load` raises
+:class:`~flopcast.errors.BrokenInstall` rather than estimate with made-up constants.
 """
 
 from __future__ import annotations
@@ -39,46 +43,30 @@ from typing import NamedTuple
 
 import numpy as np
 
-FIT_FILE = "efficiency_fit.json"
+from flopcast.errors import BrokenInstall
 
-# Hardware families: profiles that share a chip (and so a GEMM ceiling). Sources: NVIDIA H200 product page
-# and shared/data/hardware_specs.csv ("H200: same compute as H100 SXM"); A100 40GB/80GB are the same GA100
-# die (NVIDIA A100 datasheet). Ids not listed have no family of their own.
-HARDWARE_FAMILY = {
-    "a100-40gb": "nvidia-ampere",
-    "a100-80gb": "nvidia-ampere",
-    "h100-80gb": "nvidia-hopper",
-    "h200-141gb": "nvidia-hopper",
-    "v100-16gb": "nvidia-volta",
-    "v100-32gb": "nvidia-volta",
-    # Google TPUs: systolic matrix units (MXU) programmed through the XLA compiler (Jouppi et al. 2023).
-    "tpu-v3": "google-tpu",
-    "tpu-v4": "google-tpu",
-    "tpu-v5e": "google-tpu",
-    "tpu-v5p": "google-tpu",
-}
+FIT_FILE = "efficiency_fit.json"
 BASE_FAMILY = "nvidia-ampere"  # the ceiling ``gemm_ceiling`` itself; other families scale it
 FITTED_NAMES = ("gemm_ceiling", "gemm_half_width", "memory_passes", "dp_overlap", "idle_overhead")
 
 
-# CUDA compute capability of each NVIDIA family (NVIDIA CUDA C Programming Guide, "Compute Capabilities":
-# Volta 7.0, Ampere A100 8.0, Hopper 9.0). FlashAttention-2 needs 8.0 or newer (its README, "Requirements":
-# "Ampere, Ada, or Hopper GPUs"); FlashAttention 1 ran on Turing (7.5) and Ampere, never on Volta.
-COMPUTE_CAPABILITY = {"nvidia-volta": 7.0, "nvidia-ampere": 8.0, "nvidia-hopper": 9.0}
+# FlashAttention-2 needs CUDA compute capability 8.0 or newer (its README, "Requirements": "Ampere, Ada, or
+# Hopper GPUs"); FlashAttention 1 ran on Turing (7.5) and Ampere, never on Volta (7.0). A profile's
+# ``compute_capability`` comes from the NVIDIA CUDA C++ Programming Guide, "Compute Capabilities".
 FUSED_ATTENTION_MIN_COMPUTE_CAPABILITY = 8.0
 
 
 def fused_attention_supported(profile) -> bool:
     """Whether FlashAttention-style fused attention runs on this device.
 
-    NVIDIA families: by compute capability (COMPUTE_CAPABILITY ≥ 8.0: A100/H100/H200 yes, V100 no). Other
+    NVIDIA GPUs: by the profile's ``compute_capability`` (≥ 8.0: A100/H100/H200 yes, V100 no). Other
     GPUs: sm80+ is where bf16 tensor cores arrived, so a GPU that publishes a bf16 peak qualifies (V100,
     sm70, publishes none). TPUs fuse attention in XLA/Pallas kernels. CPUs and other devices materialise
     the scores.
     """
     if profile.kind == "tpu":
         return True
-    capability = COMPUTE_CAPABILITY.get(HARDWARE_FAMILY.get(profile.id, ""))
+    capability = getattr(profile, "compute_capability", None)
     if capability is not None:
         return capability >= FUSED_ATTENTION_MIN_COMPUTE_CAPABILITY
     if profile.kind in ("gpu", "accelerator"):
@@ -87,33 +75,39 @@ def fused_attention_supported(profile) -> bool:
 
 
 class EfficiencyParams(NamedTuple):
-    """Fitted constants of the efficiency model (see the module docstring for their meaning)."""
+    """Fitted constants of the efficiency model (see the module docstring for their meaning).
 
-    gemm_ceiling: float = 0.8
-    family_ceiling_factor: dict[str, float] = {}  # noqa: RUF012 (never mutated)
-    calibrated_families: tuple[str, ...] = ()
-    gemm_half_width: float = 256.0
-    memory_passes: float = 3.0
-    dp_overlap: float = 0.5
-    idle_overhead: float = 0.0
+    No defaults: every value comes from the fit file (:meth:`load`) or from the fit itself."""
+
+    gemm_ceiling: float
+    family_ceiling_factor: dict[str, float]
+    calibrated_families: tuple[str, ...]
+    gemm_half_width: float
+    memory_passes: float
+    dp_overlap: float
+    idle_overhead: float
     # P10/P90 of log(reported / predicted) on runs left out of the fit; wider for uncalibrated hardware.
-    log_ratio_p10: float = -0.2
-    log_ratio_p90: float = 0.2
-    log_ratio_p10_uncalibrated: float = -0.4
-    log_ratio_p90_uncalibrated: float = 0.4
-    fitted_on: str = "defaults (not fitted)"
-    fitted_date: str = ""
+    log_ratio_p10: float
+    log_ratio_p90: float
+    log_ratio_p10_uncalibrated: float
+    log_ratio_p90_uncalibrated: float
+    fitted_on: str
+    fitted_date: str
     extra: dict = {}  # noqa: RUF012 (never mutated): what the fit file holds beyond the constants
 
     @classmethod
     def load(cls) -> EfficiencyParams:
-        return _load_default()
+        """The shipped fit (``fit_path()``); raises :class:`BrokenInstall` when it is missing or unreadable."""
+        return _load_fit(fit_path())
 
     @classmethod
     def from_dict(cls, doc: dict) -> EfficiencyParams:
+        """From a fit document; raises KeyError naming the constants it lacks."""
+        missing = [k for k in cls._fields if k != "extra" and k not in doc]
+        if missing:
+            raise KeyError(", ".join(missing))
         known = {k: v for k, v in doc.items() if k in cls._fields and k != "extra"}
-        if "calibrated_families" in known:
-            known["calibrated_families"] = tuple(known["calibrated_families"])
+        known["calibrated_families"] = tuple(known["calibrated_families"])
         extra = {k: v for k, v in doc.items() if k not in cls._fields}
         return cls(**known, extra=extra)
 
@@ -127,26 +121,46 @@ class EfficiencyParams(NamedTuple):
         return self._replace(**values)
 
     def gemm_ceiling_for(self, profile) -> tuple[float, bool]:
-        """(large-GEMM fraction of peak, whether it rests on calibration runs of this family)."""
-        family = HARDWARE_FAMILY.get(profile.id)
+        """(large-GEMM fraction of peak, whether it rests on calibration runs of this family).
+
+        The family is the profile's ``family`` field; one with no calibration runs (or none at all) gets
+        the base ceiling, or the profile's own measured ``calibration.matmul_efficiency`` when it has one."""
+        family = getattr(profile, "family", None)
         if family is not None and family in self.family_ceiling_factor:
             return min(1.0, self.gemm_ceiling * self.family_ceiling_factor[family]), True
         if family is not None and family in self.calibrated_families:
             return self.gemm_ceiling, True
         calibration = getattr(profile, "calibration", None)
-        if family is None and calibration is not None and calibration.matmul_efficiency is not None:
-            # A user's own measured value (e.g. `flopcast bench --save-profile`) for hardware we never saw.
+        if calibration is not None and calibration.matmul_efficiency is not None:
+            # A user's own measured value for hardware no published run calibrates.
             return float(calibration.matmul_efficiency), False
         return self.gemm_ceiling, False
 
 
-@lru_cache(maxsize=1)
-def _load_default() -> EfficiencyParams:
+def fit_path() -> Path:
+    """Where the shipped fit lives: ``flopcast/data/efficiency_fit.json``."""
+    return Path(__file__).resolve().parent.parent / "data" / FIT_FILE
+
+
+@lru_cache(maxsize=4)
+def _load_fit(path: Path) -> EfficiencyParams:
+    """Read and check one fit file (cached per path; a failure is not cached)."""
+    hint = "reinstall flopcast: the file ships with it"
     try:
-        text = (Path(__file__).resolve().parent.parent / "data" / FIT_FILE).read_text(encoding="utf-8")
-    except OSError:
-        return EfficiencyParams()
-    return EfficiencyParams.from_dict(json.loads(text))
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BrokenInstall(f"the efficiency fit file {path} is missing", hint=hint) from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+        raise BrokenInstall(f"cannot read the efficiency fit file {path}: {reason}", hint=hint) from None
+    if not isinstance(doc, dict):
+        raise BrokenInstall(f"the efficiency fit file {path} holds no fit (not a JSON object)", hint=hint)
+    try:
+        return EfficiencyParams.from_dict(doc)
+    except KeyError as exc:
+        raise BrokenInstall(f"the efficiency fit file {path} lacks {exc.args[0]}", hint=hint) from None
+    except (TypeError, ValueError) as exc:
+        raise BrokenInstall(f"the efficiency fit file {path} is malformed: {exc}", hint=hint) from None
 
 
 def gemm_efficiency(

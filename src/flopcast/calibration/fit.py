@@ -1,12 +1,13 @@
 """Fit the efficiency model's few constants to the published runs, and check that it generalises.
 
-    python -m flopcast.estimator.fit            # fit, leave-one-group-out, print; writes nothing
-    python -m flopcast.estimator.fit --write    # ... and store the result in flopcast/data/efficiency_fit.json
+Plain functions: :func:`fit` (the constants), :func:`leave_one_group_out`, :func:`refit` (both, plus the
+P10–P90 band and the document stored in ``flopcast/data/efficiency_fit.json``) and :func:`write_fit`.
+``scripts/refit_efficiency.py`` runs them from the command line (``--write`` stores the result).
 
 Data: every shipped run, ``flopcast/data/published_runs.csv`` (33 runs, the original calibration set) and
 ``flopcast/data/holdout_runs.csv`` (44 more, compiled as a holdout and first used to test the model before
-it was fitted on): more published data generalises better than a held-back set. ``--runs FILE`` (repeatable)
-fits other files instead.
+it was fitted on): more published data generalises better than a held-back set. Other files can be given.
+Each run's hardware id is mapped to its hardware family through the catalogue's profile (``family``).
 
 Loss: a robust (pseudo-Huber, scale 0.10) sum over runs of the residual ``log(reported time / predicted
 time)`` — log ratios, so a 2× miss counts the same whichever side it falls on — weighted by trust
@@ -16,7 +17,7 @@ parameters that keep each constant in its physical range. Every step predicts ev
 path (best layout that fits, default global batch when unpublished), stacked into one vectorised
 evaluate call.
 
-Generalisation: leave-one-group-out over the source families (calibration.SOURCE_FAMILIES: each paper,
+Generalisation: leave-one-group-out over the source families (runs.SOURCE_FAMILIES: each paper,
 codebase or organisation, across both files). Each family is predicted by a model fitted without it; a
 family whose hardware then has no calibration is predicted with the uncalibrated default, as unseen
 hardware would be. The P10–P90 band stored for the estimator is the 10th/90th percentile of these held-out
@@ -25,25 +26,17 @@ residuals, so it covers about 80% of runs the model was not fitted to.
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import math
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from flopcast.estimator.calibration import (
-    TIME_SIGN,
-    load_runs,
-    log_time_ratios,
-    predict_stacked,
-    published_runs_path,
-    shipped_runs_paths,
-    stack_runs,
-)
-from flopcast.estimator.efficiency import BASE_FAMILY, FIT_FILE, HARDWARE_FAMILY, EfficiencyParams
+from flopcast.calibration.backtest import Prediction, log_time_ratios, predict_stacked, stack_runs
+from flopcast.calibration.runs import TIME_SIGN, Run, load_runs, published_runs_path
+from flopcast.estimator.efficiency import BASE_FAMILY, EfficiencyParams, fit_path
 
 TRUST_WEIGHT = {"A": 1.0, "A-": 0.6, "B": 0.3, "B-": 0.2, "C": 0.1}
 HUBER_SCALE = 0.10
@@ -67,6 +60,14 @@ FAMILY_FACTOR_BOUNDS = (0.4, 1.3)  # a family's ceiling relative to the base fam
 START = {"gemm_ceiling": 0.75, "gemm_half_width": 200.0, "memory_passes": 4.0, "dp_overlap": 0.5, "idle_overhead": 0.2}
 START_POINTS = (START, {**START, "gemm_half_width": 50.0, "memory_passes": 15.0, "dp_overlap": 0.9})
 FACTOR_PREFIX = "factor:"
+# While the constants are fitted, predictions need only their point value: the P10–P90 band comes from the
+# leave-one-group-out residuals afterwards (refit). These stand in for it until then and reach no output.
+PROVISIONAL_BAND = {
+    "log_ratio_p10": -0.2,
+    "log_ratio_p90": 0.2,
+    "log_ratio_p10_uncalibrated": -0.4,
+    "log_ratio_p90_uncalibrated": 0.4,
+}
 
 
 def _bounds(name: str) -> tuple[float, float]:
@@ -94,15 +95,14 @@ def _from_x(x: np.ndarray, names: list[str]) -> dict:
     return out
 
 
-def params_from(values: dict, families: set[str], base: EfficiencyParams | None = None) -> EfficiencyParams:
-    """EfficiencyParams for fitted ``values``; ``families`` are those with calibration runs."""
-    base = base or EfficiencyParams()
+def params_from(values: dict, families: set[str]) -> EfficiencyParams:
+    """EfficiencyParams for fitted ``values`` (band: PROVISIONAL_BAND); ``families`` are those with runs."""
     factor = {
         k.removeprefix(FACTOR_PREFIX): v
         for k, v in values.items()
         if k.startswith(FACTOR_PREFIX) and k.removeprefix(FACTOR_PREFIX) in families
     }
-    return base.with_values(
+    return EfficiencyParams(
         gemm_ceiling=values["gemm_ceiling"],
         family_ceiling_factor=factor,
         calibrated_families=tuple(sorted(families)),
@@ -110,6 +110,9 @@ def params_from(values: dict, families: set[str], base: EfficiencyParams | None 
         memory_passes=values["memory_passes"],
         dp_overlap=values["dp_overlap"],
         idle_overhead=values["idle_overhead"],
+        **PROVISIONAL_BAND,
+        fitted_on="not fitted yet",
+        fitted_date="",
     )
 
 
@@ -149,8 +152,11 @@ def nelder_mead(f, x0: np.ndarray, step: float = 0.6, iters: int = 600, tol: flo
     return simplex[i], values[i]
 
 
-def _families_of(runs, catalog) -> set[str]:
-    return {HARDWARE_FAMILY[catalog.get(r.hardware).id] for r in runs if catalog.get(r.hardware).id in HARDWARE_FAMILY}
+def families_of(runs: list[Run], catalog) -> set[str]:
+    """The hardware families of ``runs``: each run's hardware id → its catalogue profile's ``family``
+    (profiles without one add none)."""
+    families = {catalog.get(r.hardware).family for r in runs}
+    return {f for f in families if f is not None}
 
 
 def fit(runs, catalog, *, restarts: int = 2, bar_runs: set[str] | None = None) -> tuple[dict, EfficiencyParams]:
@@ -160,7 +166,7 @@ def fit(runs, catalog, *, restarts: int = 2, bar_runs: set[str] | None = None) -
     that are trust A are kept inside ±BAR_HINGE by a penalty (default: the trust-A runs of the calibration
     set, what ``flopcast validate`` checks)."""
     stacked = stack_runs(runs, catalog)
-    families = _families_of(runs, catalog)
+    families = families_of(runs, catalog)
     names = list(BOUNDS) + [FACTOR_PREFIX + f for f in sorted(families) if f != BASE_FAMILY]
     if not any(r.target == "device_hours" for r in runs):
         names.remove("idle_overhead")
@@ -171,7 +177,8 @@ def fit(runs, catalog, *, restarts: int = 2, bar_runs: set[str] | None = None) -
     signs = np.asarray([TIME_SIGN[r.target] for r in runs])
 
     def loss(x):
-        r = log_time_ratios(stacked, params_from(_from_x(x, names), families))
+        # constants not fitted here (idle_overhead when no run is whole-run device-hours) stay at START
+        r = log_time_ratios(stacked, params_from({**START, **_from_x(x, names)}, families))
         value = float(np.sum(weights * HUBER_SCALE**2 * (np.sqrt(1 + (r / HUBER_SCALE) ** 2) - 1)))
         if barred.any():  # predicted / reported − 1 of the barred runs, beyond the hinge
             excess = np.maximum(np.abs(np.exp(-signs[barred] * r[barred]) - 1.0) - BAR_HINGE, 0.0)
@@ -224,35 +231,33 @@ METHOD = (
 )
 
 
-def main(argv: list[str] | None = None) -> int:
-    from flopcast.hardware import load_catalog
+@dataclass(frozen=True)
+class Refit:
+    """What :func:`refit` found: the constants, the in-sample predictions, and (unless skipped) the
+    leave-one-group-out check and the document to store."""
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--write", action="store_true", help=f"store the fit in flopcast/data/{FIT_FILE}")
-    ap.add_argument(
-        "--runs", type=Path, action="append", default=None, help="CSV of runs to fit (repeatable; default: shipped)"
-    )
-    ap.add_argument("--no-logo", action="store_true", help="skip leave-one-group-out (quick look; never --write)")
-    args = ap.parse_args(argv)
-    catalog = load_catalog()
-    paths = args.runs or shipped_runs_paths()
-    files = {path: load_runs(path) for path in paths}
+    values: dict  # the fitted constants (and family factors, "factor:<family>")
+    predictions: list[Prediction]  # every run, in-sample
+    in_sample: dict  # {"all": summary, <file name>: summary, ...}
+    held_out: dict[str, list[Prediction]] | None = None  # {source family: predictions by a fit without it}
+    held_out_summary: dict | None = None  # all held-out runs: summarise() plus "coverage"
+    residual_p10: float | None = None
+    residual_p90: float | None = None
+    document: dict | None = None  # what efficiency_fit.json holds
+
+
+def refit(files: dict[Path, list[Run]], catalog, *, held_out: bool = True) -> Refit:
+    """Fit on every run of ``files`` ({path: its runs}), predict them in-sample and, with ``held_out``, run
+    the leave-one-group-out check that sets the P10–P90 band and build the document :func:`write_fit` stores."""
     runs = [r for group in files.values() for r in group]
     values, params = fit(runs, catalog)
     preds = predict_stacked(stack_runs(runs, catalog), params)
-    print("fitted:", json.dumps({k: round(v, 4) for k, v in values.items()}))
-    for p in preds:
-        print(
-            f"  {p.run.run_id:32s} {p.run.family:20s} {p.run.target:17s} reported {p.run.target_value:<10.4g} "
-            f"predicted {p.predicted:<10.4g} {p.error:+.1%}"
-        )
     in_sample = {"all": summarise(preds)}
     for path, group in files.items():
         ids = {r.run_id for r in group}
         in_sample[path.name] = summarise([p for p in preds if p.run.run_id in ids])
-    print("in-sample:", json.dumps(in_sample))
-    if args.no_logo:
-        return 0
+    if not held_out:
+        return Refit(values=values, predictions=preds, in_sample=in_sample)
     logo = leave_one_group_out(runs, catalog)
     held = [p for group in logo.values() for p in group]
     residuals = np.asarray([p.log_time_ratio for p in held])
@@ -262,11 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     logs = [0.0] + [math.log(v) for k, v in values.items() if k.startswith(FACTOR_PREFIX)]
     spread = Z_90 * float(np.std(logs))
     logo_summary = {fam: summarise(group) for fam, group in logo.items()}
-    for fam, s in logo_summary.items():
-        print(f"  held out {fam:20s}: median |err| {s['median_abs_error']:.1%}, max {s['max_abs_error']:.1%}")
     held_summary = summarise(held)
     held_summary["coverage"] = float(np.mean((residuals >= q10) & (residuals <= q90)))
-    print("leave-one-group-out:", held_summary, f"residual P10 {q10:+.3f} P90 {q90:+.3f}")
     counts = ", ".join(f"{len(group)} in flopcast/data/{path.name}" for path, group in files.items())
     params = params.with_values(
         log_ratio_p10=q10,
@@ -283,12 +285,25 @@ def main(argv: list[str] | None = None) -> int:
     doc["leave_one_group_out"] = {**logo_summary, "all": held_summary}
     doc["source_families"] = {fam: sorted(p.run.run_id for p in group) for fam, group in logo.items()}
     doc["method"] = METHOD
-    if args.write:
-        path = Path(__file__).resolve().parent.parent / "data" / FIT_FILE
-        path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {path}")
-    return 0
+    return Refit(
+        values=values,
+        predictions=preds,
+        in_sample=in_sample,
+        held_out=logo,
+        held_out_summary=held_summary,
+        residual_p10=q10,
+        residual_p90=q90,
+        document=doc,
+    )
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def fit_text(document: dict) -> str:
+    """The fit file's text: two-space indented JSON and a final newline."""
+    return json.dumps(document, indent=2) + "\n"
+
+
+def write_fit(document: dict, path: Path | None = None) -> Path:
+    """Store ``document`` where the estimator reads it (default: efficiency.fit_path()); returns the path."""
+    path = Path(path) if path is not None else fit_path()
+    path.write_text(fit_text(document), encoding="utf-8")
+    return path
