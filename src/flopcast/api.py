@@ -28,43 +28,33 @@ def estimate(
     tokens=None,
     hardware="a100-80gb",
     devices=None,
-    tp=None,
-    pp=None,
-    dp=None,
-    micro_batch=None,
-    global_batch=None,
-    zero=None,
-    recompute=None,
+    *,
     precision: str = "bf16",
     mfu=None,
     price_tier: str | None = None,
     price_per_hour=None,
     profiles=None,
     seq_len=None,
-    interleave=None,
-    cp=None,
-    ep=None,
-    **architecture,
+    **options,
 ):
     """Estimate one training job; returns an :class:`~flopcast.reports.estimate.EstimateReport`.
 
     ``model``: a preset id, a size (``"7B"``) or a ModelSpec; or None with ``layers``, ``d_model``,
-    ``heads``... as keyword arguments. ``tokens`` and ``devices`` are required. ``interleave`` is the
-    interleaved pipeline schedule's virtual stages per device (searched when pp > 1). ``price_tier`` None
-    means on-demand where listed (:func:`flopcast.request.price_for`).
+    ``heads``... as keyword arguments. ``tokens`` and ``devices`` are required. Layout keywords are the layout
+    record's fields (``tp``, ``pp``, ``dp``, ``micro_batch``, ``global_batch``, ``zero``, ``recompute``,
+    ``interleave``, ...: flopcast.layout_fields); each left None is searched. ``price_tier`` None means
+    on-demand where listed (:func:`flopcast.request.price_for`).
     """
     from flopcast import request
     from flopcast.estimator.efficiency import EfficiencyParams
     from flopcast.units import parse_int
 
+    layout, architecture = request.split_options(options)
     work = request.training_workload(
         model=model, tokens=tokens, seq_len=seq_len, precision=precision, mfu=mfu, architecture=architecture
     )
     n_devices = parse_int(request.required(devices, "devices", "256"), what=opt("devices"))
-    query = request.layout_query(
-        tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, micro_batch=micro_batch, global_batch=global_batch, zero=zero,
-        recompute=recompute, interleave=interleave,
-    )  # fmt: skip
+    query = request.layout_query(**layout)
     params = EfficiencyParams.load()
     profile = request.resolve_hardware(hardware, profiles)
     hw = request.priced_hardware(

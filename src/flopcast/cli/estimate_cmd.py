@@ -17,36 +17,29 @@ from flopcast.cli.options import (
     ActiveExperts,
     Devices,
     DModel,
-    Dp,
     Experts,
     Ffn,
     Force,
     Format,
     GatedFfn,
-    GlobalBatch,
     Hardware,
     HeadDim,
     Heads,
-    Interleave,
     KvHeads,
     Layers,
-    MicroBatch,
     Model,
     Output,
     Plot,
-    Pp,
     Precision,
     PricePerHour,
     PriceTier,
     Profiles,
     Quiet,
-    Recompute,
     SeqLen,
     TiedEmbeddings,
     Tokens,
-    Tp,
     Vocab,
-    Zero,
+    with_layout_options,
 )
 from flopcast.units import format_duration, format_si, format_usd
 
@@ -66,6 +59,7 @@ Sweep = Annotated[
 
 
 @app.command("estimate")
+@with_layout_options
 def estimate_command(
     model: Model = None,
     tokens: Tokens = None,
@@ -83,14 +77,7 @@ def estimate_command(
     tied_embeddings: TiedEmbeddings = None,
     experts: Experts = None,
     active_experts: ActiveExperts = None,
-    tp: Tp = None,
-    pp: Pp = None,
-    dp: Dp = None,
-    micro_batch: MicroBatch = None,
-    global_batch: GlobalBatch = None,
-    zero: Zero = None,
-    recompute: Recompute = None,
-    interleave: Interleave = None,
+    layout: dict = None,  # one option per layout field: cli.options.with_layout_options
     precision: Precision = "bf16",
     mfu: Mfu = None,
     price_tier: PriceTier = None,
@@ -105,6 +92,7 @@ def estimate_command(
 ) -> None:
     """Estimate FLOPs, memory per device, step time, wall-clock, device-hours, cost and energy."""
     options = {k: v for k, v in locals().items() if k not in ("fmt", "output", "force", "quiet", "sweep", "plot")}
+    options.update(options.pop("layout"))
     from flopcast.api import estimate
 
     preflight_output(output, force)
@@ -114,37 +102,7 @@ def estimate_command(
 
         run_sweep(sweep, options, fmt=fmt, output=output, force=force, plot=plot, quiet=quiet)
         return
-    report = estimate(
-        model=model,
-        tokens=tokens,
-        hardware=hardware,
-        devices=devices,
-        tp=tp,
-        pp=pp,
-        dp=dp,
-        micro_batch=micro_batch,
-        global_batch=global_batch,
-        zero=zero,
-        recompute=recompute,
-        precision=precision,
-        mfu=mfu,
-        price_tier=price_tier,
-        price_per_hour=price_per_hour,
-        profiles=profiles,
-        seq_len=seq_len,
-        interleave=interleave,
-        layers=layers,
-        d_model=d_model,
-        heads=heads,
-        kv_heads=kv_heads,
-        head_dim=head_dim,
-        ffn=ffn,
-        gated_ffn=gated_ffn,
-        vocab=vocab,
-        tied_embeddings=tied_embeddings,
-        experts=experts,
-        active_experts=active_experts,
-    )
+    report = estimate(**options)
     emit_text(render_estimate(report, fmt), output, force, quiet)
     emit_plot(report, plot, force, quiet)
     if fmt in (OutputFormat.csv, OutputFormat.markdown):

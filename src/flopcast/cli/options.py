@@ -12,13 +12,15 @@ that two commands share is never declared in a command module (tests/test_cli_op
 
 from __future__ import annotations
 
+import functools
+import inspect
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from flopcast.cli.common import OutputFormat
-from flopcast.layout_fields import SPEC_BY_NAME
+from flopcast.layout_fields import CLI_LAYOUT_FIELDS, SPEC_BY_NAME
 
 
 def _value(*flags: str, help: str, metavar: str = "N"):  # noqa: A002 - typer's own keyword
@@ -88,23 +90,46 @@ MaxDevices = Annotated[
     _value("--max-devices", help="Largest device count to search (default 4096, or what --deadline implies)."),
 ]
 
-# --- the layout (estimate; `plan` searches them): help texts from the layout record (flopcast.layout_fields) ---
+# --- the layout (estimate; `plan` searches them): one flag per field of the layout record -------------------
 
 
-def _layout(name: str, metavar: str = "N"):
+def _layout(name: str):
     spec = SPEC_BY_NAME[name]
     text = f"{spec.help[0].upper()}{spec.help[1:]} (default: {spec.when_open})."
-    return _value("--" + name.replace("_", "-"), help=text, metavar=metavar)
+    return _value("--" + name.replace("_", "-"), help=text, metavar="MODE" if name == "recompute" else "N")
 
 
-Tp = Annotated[str | None, _layout("tp")]
-Pp = Annotated[str | None, _layout("pp")]
-Dp = Annotated[str | None, _layout("dp")]
-MicroBatch = Annotated[str | None, _layout("micro_batch")]
-GlobalBatch = Annotated[str | None, _layout("global_batch")]
-Zero = Annotated[str | None, _layout("zero")]
-Recompute = Annotated[str | None, _layout("recompute", metavar="MODE")]
-Interleave = Annotated[str | None, _layout("interleave")]
+# every layout field the CLI offers (flopcast.layout_fields: name, help, what happens when left open)
+LAYOUT_OPTIONS = {name: Annotated[str | None, _layout(name)] for name in CLI_LAYOUT_FIELDS}
+
+
+def with_layout_options(command):
+    """Give ``command`` one option per entry of :data:`LAYOUT_OPTIONS`, in place of its ``layout`` parameter; the
+    command receives them as that one dict. A new layout field then needs no edit in any command module.
+
+    typer reads a command's parameters from ``inspect.signature`` and their types from ``__annotations__``, so
+    both are rewritten on the wrapper, with the command module's annotations resolved."""
+    signature = inspect.signature(command, eval_str=True)  # the command module's string annotations, resolved
+    params = list(signature.parameters.values())
+    at = [p.name for p in params].index("layout")
+    added = [
+        inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=annotation)
+        for name, annotation in LAYOUT_OPTIONS.items()
+    ]
+
+    @functools.wraps(command)
+    def run(**kwargs):
+        layout = {name: kwargs.pop(name) for name in LAYOUT_OPTIONS}
+        return command(**kwargs, layout=layout)
+
+    run.__signature__ = signature.replace(parameters=[*params[:at], *added, *params[at + 1 :]])
+    run.__annotations__ = {p.name: p.annotation for p in run.__signature__.parameters.values()}
+    run.__annotations__["return"] = signature.return_annotation
+    return run
+
+
+GlobalBatch = LAYOUT_OPTIONS["global_batch"]  # plan, compare and size take the global batch too
+
 
 # --- price -------------------------------------------------------------------------------------------------
 PriceTier = Annotated[

@@ -15,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from flopcast.errors import InvalidValue
+from flopcast.layout_fields import LAYOUT_FIELDS, LAYOUT_SPECS  # plain data: the layout record, declared once
 
 # Recompute codes (LayoutArrays.recompute).
 RECOMPUTE_NONE = 0
@@ -201,29 +202,33 @@ def activation_bytes_per_element(precision: str) -> float:
     return {"fp32": 4.0, "tf32": 4.0, "fp64": 8.0}.get(precision, 2.0)
 
 
-class LayoutArrays(NamedTuple):
-    """The parallel layout per row (fields: LAYOUT_FIELDS). ``recompute`` holds RECOMPUTE_* codes;
-    ``global_batch`` is in sequences; devices = tp · cp · pp · dp."""
+# each layout field's default as an array value (recompute as its RECOMPUTE_* code)
+_LAYOUT_ARRAY_DEFAULTS = {
+    s.name: RECOMPUTE_NAMES.index(s.default) if s.name == "recompute" else s.default for s in LAYOUT_SPECS
+}
 
-    tp: np.ndarray
-    pp: np.ndarray
-    dp: np.ndarray
-    cp: np.ndarray
-    ep: np.ndarray
-    micro_batch: np.ndarray
-    global_batch: np.ndarray
-    zero: np.ndarray
-    recompute: np.ndarray
-    interleave: np.ndarray  # virtual pipeline stages per device (1 = plain 1F1B)
+
+class LayoutArrays(NamedTuple("_LayoutColumns", [(name, np.ndarray) for name in LAYOUT_FIELDS])):
+    """The parallel layout per row, one array per field of the layout record (flopcast.layout_fields, in its
+    order). ``recompute`` holds RECOMPUTE_* codes; ``global_batch`` is in sequences; ``interleave`` is virtual
+    pipeline stages per device (1 = plain 1F1B); devices = tp · cp · pp · dp."""
+
+    __slots__ = ()
 
     @classmethod
     def of(cls, **values) -> LayoutArrays:
         """Arrays from keyword values (scalars or sequences); a field not given takes the record's default."""
-        defaults = {"recompute": 0, "zero": 0}
         unknown = set(values) - set(cls._fields)
         if unknown:
             raise TypeError(f"unknown layout field(s): {', '.join(sorted(unknown))}")
-        return cls(**{f: _arr(values.get(f, defaults.get(f, 1))) for f in cls._fields})
+        return cls(**{f: _arr(values.get(f, _LAYOUT_ARRAY_DEFAULTS[f])) for f in cls._fields})
+
+    @classmethod
+    def filled(cls, n: int, **columns) -> LayoutArrays:
+        """``n`` rows: the given columns, every other field at the record's default."""
+        return cls(
+            **{f: columns[f] if f in columns else np.full(n, float(_LAYOUT_ARRAY_DEFAULTS[f])) for f in cls._fields}
+        )
 
     @classmethod
     def empty(cls) -> LayoutArrays:
@@ -255,12 +260,6 @@ class LayoutArrays(NamedTuple):
     @property
     def devices(self) -> np.ndarray:
         return self.tp * self.cp * self.pp * self.dp
-
-
-# The parallel layout's fields, in one order: the layout record (flopcast.layout.Layout) is checked against
-# it, and its report form, flags and CSV columns follow it. cp (context parallel) and ep (expert parallel) are
-# slots for the modern-parallelism issue: the core treats them as 1 until it models them.
-LAYOUT_FIELDS = LayoutArrays._fields
 
 
 class Workload(NamedTuple):
