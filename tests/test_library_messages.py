@@ -90,3 +90,11 @@ def test_no_raise_spells_a_cli_flag(module):
         if isinstance(node, ast.Constant) and isinstance(text := node.value, str) and _FLAG.search(text)
     ]
     assert not found, found
+
+
+def test_an_infeasible_plan_report_carries_readable_text():
+    """The reason is report text (CLI syntax, like the warnings), with no option marker left in it."""
+    report = flopcast.plan(model="7B", tokens="2T", deadline="1h", max_devices=16, hardware="a100-80gb")
+    assert not report.feasible
+    assert report.infeasible_reason.startswith("no plan meets --deadline 60 min on up to 16 devices")
+    assert "\x1f" not in report.model_dump_json()
