@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from flopcast.errors import Infeasible, InvalidValue, opt
+from flopcast.errors import Infeasible, InvalidValue, flag_style, opt, render_options
 from flopcast.points import Points, describe_miss, near_misses, objective_values, pareto_front
 from flopcast.units import format_duration, format_usd, parse_duration, parse_int, parse_usd
 
@@ -345,7 +345,8 @@ def plan(
         ),  # fmt: skip
         model=model_summary(spec),
         feasible=result.best is not None,
-        infeasible_reason=None if result.best is not None else result.message,
+        # report text, like its warnings, names flags; an opt() marker must not reach the JSON
+        infeasible_reason=None if result.best is not None else render_options(result.message, flag_style),
         best=best_report,
         best_point=None if result.best is None else point_report(pts, result.best),
         pareto=[point_report(pts, int(i)) for i in result.pareto],

@@ -16,23 +16,23 @@ from flopcast.units import parse_int
 
 SWEEP_PARAMETERS = ("devices",)
 _SWEEP = re.compile(r"^\s*(?P<name>[a-z_-]+)\s*=\s*(?P<lo>[^.\s]+)\s*\.\.\s*(?P<hi>\S+)\s*$")
-SWEEP_HINT = "e.g. --sweep devices=8..4096 (every power of two in that range)"
+SWEEP_HINT = f"e.g. {opt('sweep')} devices=8..4096 (every power of two in that range)"
 
 
 def parse_sweep(text: str) -> tuple[str, int, int]:
     """``"devices=8..4096"`` → ``("devices", 8, 4096)``; the bounds accept suffixes (``8..4k``)."""
     match = _SWEEP.match(str(text))
     if not match:
-        raise InvalidValue(f"--sweep {text!r}: expected NAME=LOW..HIGH", hint=SWEEP_HINT)
+        raise InvalidValue(f"{opt('sweep')} {text!r}: expected NAME=LOW..HIGH", hint=SWEEP_HINT)
     name = match["name"].replace("-", "_")
     if name not in SWEEP_PARAMETERS:
         raise InvalidValue(
-            f"--sweep {text!r}: cannot sweep {match['name']!r}", hint=f"sweepable: {', '.join(SWEEP_PARAMETERS)}"
+            f"{opt('sweep')} {text!r}: cannot sweep {match['name']!r}", hint=f"sweepable: {', '.join(SWEEP_PARAMETERS)}"
         )
-    lo = parse_int(match["lo"], what="--sweep")
-    hi = parse_int(match["hi"], what="--sweep")
+    lo = parse_int(match["lo"], what=opt("sweep"))
+    hi = parse_int(match["hi"], what=opt("sweep"))
     if lo > hi:
-        raise InvalidValue(f"--sweep {text!r}: the low end {lo} is above the high end {hi}", hint=SWEEP_HINT)
+        raise InvalidValue(f"{opt('sweep')} {text!r}: the low end {lo} is above the high end {hi}", hint=SWEEP_HINT)
     return name, lo, hi
 
 
@@ -44,7 +44,7 @@ def power_of_two_counts(lo: int, hi: int) -> list[int]:
             counts.append(k)
         k *= 2
     if not counts:
-        raise InvalidValue(f"--sweep devices={lo}..{hi}: no power of two in that range", hint=SWEEP_HINT)
+        raise InvalidValue(f"{opt('sweep')} devices={lo}..{hi}: no power of two in that range", hint=SWEEP_HINT)
     return counts
 
 

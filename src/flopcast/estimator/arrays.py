@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from flopcast.errors import InvalidValue
+from flopcast.errors import InvalidValue, opt
 from flopcast.layout_fields import LAYOUT_FIELDS, LAYOUT_SPECS  # plain data: the layout record, declared once
 
 # Recompute codes (LayoutArrays.recompute).
@@ -176,15 +176,17 @@ PRECISIONS = tuple(_PRECISION_PEAKS)
 def training_peak(profile, precision: str) -> float:
     """Dense peak FLOP/s of ``profile`` for ``precision``; bf16 falls back to fp16 (Volta has no bf16)."""
     if precision not in _PRECISION_PEAKS:
-        raise InvalidValue(f"--precision: unknown precision {precision!r}", hint=f"use one of {', '.join(PRECISIONS)}")
+        raise InvalidValue(
+            f"{opt('precision')}: unknown precision {precision!r}", hint=f"use one of {', '.join(PRECISIONS)}"
+        )
     for dtype in _PRECISION_PEAKS[precision]:
         value = profile.peak_flops_per_s.get(dtype)
         if value is not None:
             return float(value)
     published = [d for d in ("bf16", "fp16", "fp8", "tf32", "fp32", "fp64") if profile.peak_flops_per_s.get(d)]
     raise InvalidValue(
-        f"--precision {precision}: {profile.id} publishes no {precision} peak",
-        hint=f"use --precision {published[0]}" if published else "choose another hardware profile",
+        f"{opt('precision')} {precision}: {profile.id} publishes no {precision} peak",
+        hint=f"use {opt('precision')} {published[0]}" if published else "choose another hardware profile",
     )
 
 
