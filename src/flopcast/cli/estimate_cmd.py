@@ -14,19 +14,10 @@ import typer
 from flopcast.cli._app import app
 from flopcast.cli.common import OutputFormat, emit_plot, emit_text, note, preflight_output, preflight_plot
 from flopcast.cli.options import (
-    ActiveExperts,
     Devices,
-    DModel,
-    Experts,
-    Ffn,
     Force,
     Format,
-    GatedFfn,
     Hardware,
-    HeadDim,
-    Heads,
-    KvHeads,
-    Layers,
     Model,
     Output,
     Plot,
@@ -36,9 +27,8 @@ from flopcast.cli.options import (
     Profiles,
     Quiet,
     SeqLen,
-    TiedEmbeddings,
     Tokens,
-    Vocab,
+    with_architecture_options,
     with_layout_options,
 )
 from flopcast.units import format_duration, format_si, format_usd
@@ -59,24 +49,15 @@ Sweep = Annotated[
 
 
 @app.command("estimate")
+@with_architecture_options
 @with_layout_options
 def estimate_command(
     model: Model = None,
     tokens: Tokens = None,
     hardware: Hardware = DEFAULT_HARDWARE,
     devices: Devices = None,
-    layers: Layers = None,
-    d_model: DModel = None,
-    heads: Heads = None,
-    kv_heads: KvHeads = None,
-    head_dim: HeadDim = None,
-    ffn: Ffn = None,
-    gated_ffn: GatedFfn = None,
-    vocab: Vocab = None,
+    architecture: dict = None,  # one option per architecture field: cli.options.with_architecture_options
     seq_len: SeqLen = None,
-    tied_embeddings: TiedEmbeddings = None,
-    experts: Experts = None,
-    active_experts: ActiveExperts = None,
     layout: dict = None,  # one option per layout field: cli.options.with_layout_options
     precision: Precision = "bf16",
     mfu: Mfu = None,
@@ -93,6 +74,7 @@ def estimate_command(
     """Estimate FLOPs, memory per device, step time, wall-clock, device-hours, cost and energy."""
     options = {k: v for k, v in locals().items() if k not in ("fmt", "output", "force", "quiet", "sweep", "plot")}
     options.update(options.pop("layout"))
+    options.update(options.pop("architecture"))
     from flopcast.api import estimate
 
     preflight_output(output, force)

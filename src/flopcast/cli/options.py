@@ -62,6 +62,12 @@ TiedEmbeddings = Annotated[
 ]
 Experts = Annotated[str | None, _value("--experts", help="MoE: experts per layer.")]
 ActiveExperts = Annotated[str | None, _value("--active-experts", help="MoE: experts each token uses.")]
+# the explicit architecture (a preset or a size fixes it): one group, `with_architecture_options`
+ARCHITECTURE_OPTIONS = {
+    "layers": Layers, "d_model": DModel, "heads": Heads, "kv_heads": KvHeads, "head_dim": HeadDim, "ffn": Ffn,
+    "gated_ffn": GatedFfn, "vocab": Vocab, "tied_embeddings": TiedEmbeddings, "experts": Experts,
+    "active_experts": ActiveExperts,
+}  # fmt: skip
 # `size` designs the model itself: its sequence length and vocabulary have defaults of their own
 SizedSeqLen = Annotated[str | None, _value("--seq-len", help="Sequence length of the sized model (default 2048).")]
 SizedVocab = Annotated[str | None, _value("--vocab", help="Vocabulary of the sized model (default 32000).")]
@@ -103,29 +109,37 @@ def _layout(name: str):
 LAYOUT_OPTIONS = {name: Annotated[str | None, _layout(name)] for name in CLI_LAYOUT_FIELDS}
 
 
-def with_layout_options(command):
-    """Give ``command`` one option per entry of :data:`LAYOUT_OPTIONS`, in place of its ``layout`` parameter; the
-    command receives them as that one dict. A new layout field then needs no edit in any command module.
+def option_group(group: str, options: dict):
+    """A decorator that gives a command one option per entry of ``options`` (name → Annotated type), in place of
+    its ``group`` parameter; the command receives their values as that one dict. Commands then declare a group
+    of shared options (the layout, the architecture) by one parameter, and a new member needs no edit in any
+    command module.
 
     typer reads a command's parameters from ``inspect.signature`` and their types from ``__annotations__``, so
-    both are rewritten on the wrapper, with the command module's annotations resolved."""
-    signature = inspect.signature(command, eval_str=True)  # the command module's string annotations, resolved
-    params = list(signature.parameters.values())
-    at = [p.name for p in params].index("layout")
-    added = [
-        inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=annotation)
-        for name, annotation in LAYOUT_OPTIONS.items()
-    ]
+    both are rewritten on the wrapper, with the command module's string annotations resolved."""
 
-    @functools.wraps(command)
-    def run(**kwargs):
-        layout = {name: kwargs.pop(name) for name in LAYOUT_OPTIONS}
-        return command(**kwargs, layout=layout)
+    def decorate(command):
+        signature = inspect.signature(command, eval_str=True)
+        params = list(signature.parameters.values())
+        at = [p.name for p in params].index(group)
+        kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+        added = [inspect.Parameter(name, kind, default=None, annotation=t) for name, t in options.items()]
 
-    run.__signature__ = signature.replace(parameters=[*params[:at], *added, *params[at + 1 :]])
-    run.__annotations__ = {p.name: p.annotation for p in run.__signature__.parameters.values()}
-    run.__annotations__["return"] = signature.return_annotation
-    return run
+        @functools.wraps(command)
+        def run(**kwargs):
+            values = {name: kwargs.pop(name) for name in options}
+            return command(**kwargs, **{group: values})
+
+        run.__signature__ = signature.replace(parameters=[*params[:at], *added, *params[at + 1 :]])
+        run.__annotations__ = {p.name: p.annotation for p in run.__signature__.parameters.values()}
+        run.__annotations__["return"] = signature.return_annotation
+        return run
+
+    return decorate
+
+
+with_layout_options = option_group("layout", LAYOUT_OPTIONS)
+with_architecture_options = option_group("architecture", ARCHITECTURE_OPTIONS)
 
 
 GlobalBatch = LAYOUT_OPTIONS["global_batch"]  # plan, compare and size take the global batch too
