@@ -15,7 +15,7 @@ import json
 from importlib import import_module
 from pathlib import Path
 
-from flopcast.errors import InvalidValue
+from flopcast.errors import InvalidValue, opt
 
 # kind -> (module, class, one-line description). Order: how `flopcast schema` lists them.
 REPORTS: dict[str, tuple[str, str, str]] = {
@@ -123,18 +123,20 @@ def load_report(path: Path):
     path = Path(path)
     if not path.is_file():
         what = "not a regular file" if path.exists() else "no such file"
-        raise InvalidValue(f"{path}: {what}", hint="give a JSON file written with --format json --output")
+        hint = f"give a JSON file written with {opt('format')} json {opt('output')}"
+        raise InvalidValue(f"{path}: {what}", hint=hint)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         where = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
         raise InvalidValue(
-            f"{path}: not JSON{where}", hint="give a report written with --format json (not table/markdown/csv)"
+            f"{path}: not JSON{where}", hint=f"give a report written with {opt('format')} json (not table/markdown/csv)"
         ) from None
     except OSError as exc:
         raise InvalidValue(f"{path}: cannot read it: {exc.strerror or exc}", hint="give a readable JSON file") from None
     except RecursionError:  # [[[[... thousands deep: no report nests like that
-        raise InvalidValue(f"{path}: JSON nested too deeply", hint="give a report written with --format json") from None
+        hint = f"give a report written with {opt('format')} json"
+        raise InvalidValue(f"{path}: JSON nested too deeply", hint=hint) from None
     if isinstance(data, list) or (isinstance(data, dict) and "report" not in data):
         raise InvalidValue(
             f"{path}: not a flopcast report (no 'report' field)",
