@@ -66,7 +66,7 @@ def estimate(
 def estimate_on(work, hw, devices: int, query, params):
     """The estimate report of ``work`` (request.TrainingWorkload) on ``devices`` of ``hw``
     (request.PricedHardware) with the layout ``query`` fixes (the rest searched)."""
-    from flopcast.layout import check_layout
+    from flopcast.layout import check_layout, default_global_batch
     from flopcast.reports.build import estimate_report
     from flopcast.request import hardware_warnings
     from flopcast.search import MAX_DEVICE_MULTIPLIER, fit_suggestions, search_layouts
@@ -77,10 +77,15 @@ def estimate_on(work, hw, devices: int, query, params):
     layout, row = result.layout, result.estimates.row(0)
     warnings = hardware_warnings(hw, devices)
     if query.global_batch is None:
-        warnings.append(
-            f"no global batch given: {layout.global_batch} sequences "
-            f"({layout.global_batch * spec.seq_len / 1e6:.3g}M tokens) by the default rule"
-        )
+        rule = default_global_batch(spec.params, spec.seq_len)
+        chosen = f"{layout.global_batch} sequences ({layout.global_batch * spec.seq_len / 1e6:.3g}M tokens)"
+        if layout.global_batch == rule:
+            warnings.append(f"no global batch given: {chosen} by the default rule")
+        else:  # the nearest multiple of dp × micro-batch (and at least pp micro-batches): say so
+            warnings.append(
+                f"no global batch given: {chosen}, the multiple of dp × micro-batch = {layout.dp} × "
+                f"{layout.micro_batch} nearest the default rule's {rule}; give a global batch to pin it"
+            )
     if work.mfu is not None:
         warnings.append(f"step time forced to MFU {work.mfu:g}; the breakdown is scaled to it")
         if row["mfu"] < work.mfu * (1 - 1e-9):  # core.evaluate keeps the hardware FLOP rate at or below peak

@@ -166,8 +166,9 @@ def estimate_tables(r) -> list:
     summary.add_row(
         "step time",
         format_duration(t.step_seconds),
-        f"MFU {r.efficiency.mfu:.1%}, HFU {r.efficiency.hfu:.1%}"
-        + (" (forced by --mfu)" if r.efficiency.mfu_forced else ""),
+        f"step MFU {r.efficiency.mfu:.1%}, HFU {r.efficiency.hfu:.1%}"
+        + (" (forced by --mfu)" if r.efficiency.mfu_forced else "")
+        + f"; over wall-clock {r.efficiency.effective_mfu:.1%}",
     )
     summary.add_row(
         "throughput",
