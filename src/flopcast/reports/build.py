@@ -52,9 +52,9 @@ def model_summary(spec):
 
 
 def fitted_parameters(params) -> dict:
-    from flopcast.estimator.efficiency import FITTED_NAMES
+    from flopcast.estimator.efficiency import FITTED_NAMES, PINNED_NAMES
 
-    out: dict = {name: float(getattr(params, name)) for name in FITTED_NAMES}
+    out: dict = {name: float(getattr(params, name)) for name in FITTED_NAMES + PINNED_NAMES}
     out["family_ceiling_factor"] = {k: float(v) for k, v in params.family_ceiling_factor.items()}
     return out
 
