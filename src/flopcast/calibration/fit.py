@@ -176,7 +176,8 @@ def fit(runs, catalog, *, start: dict | None = None) -> tuple[dict, EfficiencyPa
     values = dict(zip(names, (float(v) for v in best.x), strict=True))
     span = upper - lower
     near = 1e-3 * span  # within 0.1% of the range from an end
-    on_bound = [n for n, v, lo, hi, d in zip(names, best.x, lower, upper, near, strict=True) if v - lo < d or hi - v < d]
+    ends = zip(names, best.x, lower, upper, near, strict=True)
+    on_bound = [n for n, v, lo, hi, d in ends if v - lo < d or hi - v < d]
     std, corr = _covariance(best, names, len(runs))
     info = FitInfo(float(best.cost), names, on_bound, std, corr, int(best.nfev))
     return values, params_from(values, families, runs), info

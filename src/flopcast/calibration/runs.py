@@ -4,7 +4,8 @@ The runs live in ``flopcast/data/published_runs.csv`` (the calibration set: a co
 shared/data/calibration_runs.csv with every source column kept; the columns are described in that folder's
 README) and ``flopcast/data/holdout_runs.csv`` (44 more runs with the same columns), split by source family
 into a fitted part and a frozen holdout (``holdout_families.json``). Optional columns: ``zero`` (the ZeRO
-stage) and ``fused_attention`` (true/false), when published. Each row becomes a Run: its architecture a ModelSpec (tied or untied embeddings, whichever
+stage) and ``fused_attention`` (true/false), when published. Each row becomes a Run: its architecture a
+ModelSpec (tied or untied embeddings, whichever
 matches the published parameter count), its published layout options kept (blank ones are searched by
 backtest.py), its target and source.
 

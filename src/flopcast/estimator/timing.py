@@ -23,7 +23,8 @@ Communication (comms.py: ring bandwidth plus NCCL's latency model; all-reduce as
   gradient bucket, which can start only when the backward pass ends: at least one bucket's all-reduce is
   always exposed (Megatron-LM's DistributedDataParallel buckets max(40M, 1M·dp) parameters,
   ``megatron/core/distributed/distributed_data_parallel.py``; PyTorch DDP's ``bucket_cap_mb`` is 25 MiB).
-  ZeRO-2 keeps only a shard of the gradients, so it reduce-scatters every micro-batch's gradients as they are produced (ZeRO paper Sec. 5.2; why DeepSpeed's pipeline engine
+  ZeRO-2 keeps only a shard of the gradients, so it reduce-scatters every micro-batch's gradients as they
+  are produced (ZeRO paper Sec. 5.2; why DeepSpeed's pipeline engine
   refuses ZeRO-2 with pipeline parallelism) and all-gathers the updated weights once per step; those
   reduce-scatters overlap every micro-batch's backward pass.
 * ZeRO-3 / FSDP full sharding re-gathers every layer's weights before its forward and again before its
