@@ -82,7 +82,6 @@ def _estimated_csv(get):
 SIZE_CSV_COLUMNS: col.Columns = (
     ("budget_kind", lambda r: r.inputs.budget_kind),
     ("budget", lambda r: col.raw(r.inputs.budget)),
-    ("confidence", lambda r: r.inputs.confidence),
     ("params", lambda r: col.raw(r.compute_optimal.params)),
     ("tokens", lambda r: col.raw(r.compute_optimal.tokens)),
     ("flops", lambda r: col.raw(r.compute_optimal.flops)),
@@ -98,6 +97,7 @@ SIZE_CSV_COLUMNS: col.Columns = (
     ("fits", _estimated_csv(lambda e: col.flag(e.memory.fits))),
     ("budget_used", lambda r: col.raw(r.budget_used)),
     ("budget_used_fraction", lambda r: col.raw(r.budget_used_fraction)),
+    ("confidence", lambda r: r.inputs.confidence),
 )
 SIZE_CSV_HEADERS = col.headers(SIZE_CSV_COLUMNS)
 

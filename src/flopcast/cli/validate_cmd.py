@@ -113,7 +113,7 @@ def validate_command(
         False, "--all", help="Every shipped run, fitted and held out; gated on the held-out ones."
     ),
 ) -> None:
-    """Backtest the estimator on published runs; exit 1 when the accuracy bars are not met."""
+    """Backtest the estimator on published runs (default: the frozen holdout); exit 1 when the gate fails."""
     from flopcast.calibration.backtest import backtest
     from flopcast.calibration.runs import shipped_runs_paths
 
