@@ -1,5 +1,6 @@
 """The shipped fit is reproducible: refitting the fit split with this code gives the stored constants (and the
-stored band and held-out figures: the whole refit takes about half a minute). Needs scipy (the ``test`` and ``fit`` extras)."""
+stored band and held-out figures: the whole refit takes about half a minute). Needs scipy (the ``test`` and
+``fit`` extras)."""
 
 from __future__ import annotations
 
