@@ -14,7 +14,7 @@ forward pass) with no published recompute mode is taken to be a full-recompute r
 for one.
 
 Targets, compared like with like:
-  device_hours        whole-run device-hours (includes interruptions and the fitted idle overhead)
+  device_hours        whole-run device-hours (includes interruptions and the named overheads of reliability.py)
   tflops_per_device   hardware FLOP/s per device when ``flops_convention`` counts recomputation
                       (Megatron papers), model FLOP/s otherwise
   mfu                 model FLOPs utilisation (PaLM / MosaicML convention)
