@@ -174,3 +174,24 @@ def test_a_bench_profile_declares_an_uncalibrated_local_family(tmp_path):
     assert "family: local-cpu" in path.read_text(encoding="utf-8").splitlines()
     profile = load_catalog([tmp_path]).get("my-box")
     assert EfficiencyParams.load().gemm_ceiling_for(profile)[1] is False
+
+
+def test_a_new_family_starts_from_its_measured_matmul_efficiency(tmp_path, stored):
+    """A profile of a family no published run calibrates, with a measured ``calibration.matmul_efficiency``:
+    the estimate uses that ceiling (not the base one) end to end, and keeps the uncalibrated range."""
+    path = _user_profile(tmp_path, "acme-measured", "acme-x1")
+    text = path.read_text(encoding="utf-8") + "calibration:\n  matmul_efficiency: 0.4\n  fitted_on: local GEMM sweep\n"
+    path.write_text(text, encoding="utf-8")
+    plain = _user_profile(tmp_path / "plain", "acme-plain", "acme-x1")
+    catalog = load_catalog([tmp_path, plain.parent])
+    params = EfficiencyParams.load()
+    assert params.gemm_ceiling_for(catalog.get("acme-measured")) == (0.4, False)
+    measured = flopcast.estimate(hardware="acme-measured", profiles=[tmp_path], **JOB)
+    base = flopcast.estimate(hardware="acme-plain", profiles=[plain.parent], **JOB)
+    assert stored["gemm_ceiling"] > 0.4
+    assert measured.efficiency.gemm_efficiency / base.efficiency.gemm_efficiency == pytest.approx(
+        0.4 / stored["gemm_ceiling"], rel=1e-9
+    )
+    assert measured.time.step_seconds > base.time.step_seconds
+    t = measured.time
+    assert t.device_hours_p90 / t.device_hours == pytest.approx(math.exp(stored["log_ratio_p90_uncalibrated"]))
