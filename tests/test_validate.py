@@ -141,7 +141,7 @@ def test_coverage_is_measured_on_runs_the_band_was_not_computed_from():
 def test_second_file_keeps_the_source_columns():
     with open(shipped_runs_paths()[1], newline="", encoding="utf-8") as handle:
         assert next(csv.reader(handle)) == SOURCE_COLUMNS
-    assert len(load_runs(shipped_runs_paths()[1])) == 44
+    assert len(load_runs(shipped_runs_paths()[1])) == 40  # 44 compiled, 4 from 2024+ model cards removed
 
 
 def test_table_prints_rows_and_summary(cli):
@@ -195,6 +195,6 @@ def test_bad_rows_are_one_line_exit_2(cli, one_line_error, tmp_path):
 
 def test_validate_all_checks_both_shipped_files(cli, one_line_error):
     doc = json.loads(cli("validate", "--all", "--format", "json").stdout)
-    assert len(doc["rows"]) == 33 + 44 and doc["summary"]["runs"] == len(_frozen_runs()[1])
+    assert len(doc["rows"]) == 33 + 40 and doc["summary"]["runs"] == len(_frozen_runs()[1])
     assert {r["run_id"] for r in doc["rows"]} == {r.run_id for p in shipped_runs_paths() for r in load_runs(p)}
     one_line_error(cli("validate", str(shipped_runs_paths()[0]), "--all"), 2, "--all")

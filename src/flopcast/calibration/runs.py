@@ -2,7 +2,7 @@
 
 The runs live in ``flopcast/data/published_runs.csv`` (the calibration set: a copy of
 shared/data/calibration_runs.csv with every source column kept; the columns are described in that folder's
-README) and ``flopcast/data/holdout_runs.csv`` (44 more runs with the same columns), split by source family
+README) and ``flopcast/data/holdout_runs.csv`` (40 more runs with the same columns), split by source family
 into a fitted part and a frozen holdout (``holdout_families.json``). Optional columns: ``zero`` (the ZeRO
 stage) and ``fused_attention`` (true/false), when published. Each row becomes a Run: its architecture a
 ModelSpec (tied or untied embeddings, whichever
@@ -33,7 +33,7 @@ from pathlib import Path
 from flopcast.errors import InvalidValue
 
 PUBLISHED_RUNS_FILE = "published_runs.csv"
-HOLDOUT_RUNS_FILE = "holdout_runs.csv"  # 44 more runs (the name is historical: the split is by family below)
+HOLDOUT_RUNS_FILE = "holdout_runs.csv"  # 40 more runs (the name is historical: the split is by family below)
 SHIPPED_RUNS_FILES = (PUBLISHED_RUNS_FILE, HOLDOUT_RUNS_FILE)
 # The frozen holdout: whole source families, chosen before fitting and never fitted (the file says why).
 HOLDOUT_FAMILIES_FILE = "holdout_families.json"
