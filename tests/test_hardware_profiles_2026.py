@@ -72,8 +72,6 @@ DATASHEET = [
     ("trainium2", 667 * TERA, 96 * GIB, 2900 * GB, "Neuron 'Trainium2 Architecture'"),
     # Jetson AGX Orin brief: GPU 170 sparse INT8 TOPS -> 85 dense -> FP16/BF16 at half: 42.5; 64 GB, 204.8 GB/s
     ("jetson-agx-orin-64gb", 170 * TERA / 2 / 2, 64 * GB, 204.8 * GB, "Jetson AGX Orin technical brief (derived)"),
-    # Intel Xeon 8592+ (ARK): 64 cores, 1.9 GHz base; AMX 1,024 BF16 FLOPs/cycle; 8 x DDR5-5600 x 8 B
-    ("xeon-8592plus", 64 * 1.9e9 * 1024, 4e12, 8 * 5600e6 * 8, "ARK + AMX (derived)"),
 ]
 
 
@@ -84,6 +82,15 @@ def test_profile_matches_its_datasheet(catalog, hardware_id, bf16, memory, bandw
     assert p.peak_flops_per_s.bf16 == pytest.approx(bf16, rel=0.015), where
     assert p.memory_bytes == pytest.approx(memory, rel=0.005), where
     assert p.memory_bandwidth_bytes_per_s == pytest.approx(bandwidth, rel=1e-3), where
+
+
+def test_xeon_peaks_are_derived_and_plan_in_fp32(catalog):
+    p = catalog.get("xeon-8592plus")
+    # Intel ARK: 64 cores, 1.9 GHz base, 2 AVX-512 FMA units (32 fp64 / 64 fp32 FLOPs per cycle), 8 x DDR5-5600, 350 W
+    assert p.peak_flops_per_s.fp64 == pytest.approx(64 * 1.9e9 * 32)
+    assert p.peak_flops_per_s.for_training() == ("fp32", pytest.approx(64 * 1.9e9 * 64))
+    assert p.memory_bandwidth_bytes_per_s == pytest.approx(8 * 5600e6 * 8)
+    assert (p.devices_per_node, p.tdp_watts) == (2, 350)
 
 
 # Apple publishes no FLOP/s: derived from GPU cores x 128 FP32 ALUs x 2 x clock (secondary clocks), FP16 = FP32 rate.
