@@ -92,8 +92,10 @@ class ModelSpec(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> ModelSpec:
         if self.attention == "mla" and (self.head_dim is not None or self.kv_heads not in (None, self.heads)):
-            raise ValueError("attention mla sets its head widths from qk_nope_head_dim, qk_rope_head_dim and "
-                             "v_head_dim, with one K/V per head: leave head_dim and kv_heads out")
+            raise ValueError(
+                "attention mla sets its head widths from qk_nope_head_dim, qk_rope_head_dim and "
+                "v_head_dim, with one K/V per head: leave head_dim and kv_heads out"
+            )
         if self.attention != "mla" and self.head_dim is None and self.d_model % self.heads:
             raise ValueError(
                 f"d_model {self.d_model} is not divisible by heads {self.heads}; "
