@@ -474,6 +474,9 @@ def resolve_model(
     Numeric flags may be ints or strings (``4k``, ``32000``: parsed with :func:`~flopcast.units.parse_int`);
     ``gated_ffn`` / ``tied_embeddings`` are booleans. The rules:
 
+    * a Hugging Face config.json, or a directory holding one (:mod:`flopcast.hf_config`: a string ending in
+      ``.json``, a directory with a config.json, or an existing path) → the model it describes, under the
+      preset rules below.
     * a preset id or alias (any case) → that preset; only ``seq_len`` and ``vocab`` may change it, any other
       architecture flag is :class:`ConflictingOptions`. An override that changes the parameter count drops
       the published counts (they no longer describe the model).
@@ -516,7 +519,11 @@ def resolve_model(
             raise InvalidValue(
                 f"{opt('model')}: empty value", hint="give a preset id such as llama-2-7b or a size such as 7B"
             )
-        if looks_like_size(text):
+        from flopcast.hf_config import load_hf_config, looks_like_config_path
+
+        if looks_like_config_path(text):
+            base, what = load_hf_config(text), "a config.json"
+        elif looks_like_size(text):
             n_params = parse_model_size(text)
             if architecture:
                 raise ConflictingOptions(
@@ -529,18 +536,19 @@ def resolve_model(
                 vocab=given.get("vocab", SIZE_RULE_VOCAB),
                 seq_len=given.get("seq_len", ModelSpec.model_fields["seq_len"].default),
             )
-        preset = get_preset(text)
+        else:
+            base, what = get_preset(text), "a preset"
         if architecture:
             raise ConflictingOptions(
-                f"{opt('model')} {preset.name} together with {_flags(architecture)}",
-                hint=f"a preset fixes the architecture and only {opt('seq_len')} and {opt('vocab')} may change it: "
+                f"{opt('model')} {base.name} together with {_flags(architecture)}",
+                hint=f"{what} fixes the architecture and only {opt('seq_len')} and {opt('vocab')} may change it: "
                 f"drop {_flags(architecture)}, or drop {opt('model')} and give the whole architecture",
             )
-        overrides = {n: v for n, v in given.items() if getattr(preset, n) != v}
+        overrides = {n: v for n, v in given.items() if getattr(base, n) != v}
         if not overrides:
-            return preset
-        changed = _spec(**{**preset.model_dump(), **overrides})
-        if changed.params != preset.params:
+            return base
+        changed = _spec(**{**base.model_dump(), **overrides})
+        if changed.params != base.params:
             changed = changed.model_copy(update={"published_params": None, "published_active_params": None})
         return changed
 
