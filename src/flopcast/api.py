@@ -68,6 +68,7 @@ def estimate_on(work, hw, devices: int, query, params):
     (request.PricedHardware) with the layout ``query`` fixes (the rest searched)."""
     from flopcast.layout import check_layout
     from flopcast.reports.build import estimate_report
+    from flopcast.hf_config import config_warnings
     from flopcast.request import hardware_warnings
     from flopcast.search import MAX_DEVICE_MULTIPLIER, fit_suggestions, search_layouts
 
@@ -75,7 +76,7 @@ def estimate_on(work, hw, devices: int, query, params):
     check_layout(spec, devices, query)
     result = search_layouts(spec, hw, devices, work.core(), query=query, params=params)
     layout, row = result.layout, result.estimates.row(0)
-    warnings = hardware_warnings(hw, devices)
+    warnings = hardware_warnings(hw, devices) + config_warnings(work.label)  # a config.json's notes
     if query.global_batch is None:
         warnings.append(
             f"no global batch given: {layout.global_batch} sequences "
