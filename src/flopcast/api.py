@@ -66,9 +66,9 @@ def estimate(
 def estimate_on(work, hw, devices: int, query, params):
     """The estimate report of ``work`` (request.TrainingWorkload) on ``devices`` of ``hw``
     (request.PricedHardware) with the layout ``query`` fixes (the rest searched)."""
+    from flopcast.hf_config import config_warnings
     from flopcast.layout import check_layout
     from flopcast.reports.build import estimate_report
-    from flopcast.hf_config import config_warnings
     from flopcast.request import hardware_warnings
     from flopcast.search import MAX_DEVICE_MULTIPLIER, fit_suggestions, search_layouts
 
