@@ -33,7 +33,7 @@ def _pin_to_one_core() -> str:
 
 
 def search_speed(model: str, tokens: str, runs: int) -> tuple[float, list[float], object]:
-    from flopcast.models import resolve_model
+    from flopcast.model_resolve import resolve_model
     from flopcast.planner import search
     from flopcast.request import resolve_hardware_list
     from flopcast.units import parse_count

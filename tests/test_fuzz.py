@@ -93,7 +93,7 @@ def test_a_printed_float_reads_back_exactly(x):
 @FUZZ
 @given(text=texts)
 def test_model_hardware_and_mfu_names_raise_only_flopcast_errors(text):
-    from flopcast.models import resolve_model
+    from flopcast.model_resolve import resolve_model
     from flopcast.request import parse_mfu
 
     for call in (

@@ -16,7 +16,7 @@ from flopcast.hf_config import (
     load_hf_config,
     looks_like_config_path,
 )
-from flopcast.models import resolve_model
+from flopcast.model_resolve import resolve_model
 from flopcast.presets import get_preset, preset_details
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hf"

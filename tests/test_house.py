@@ -13,7 +13,7 @@ import flopcast
 from flopcast.errors import InvalidLayout, InvalidValue, flag_style
 from flopcast.estimator.arrays import LAYOUT_FIELDS, LayoutArrays
 from flopcast.layout import LAYOUT_SPECS, Layout, LayoutQuery, check_layout
-from flopcast.models import resolve_model
+from flopcast.model_resolve import resolve_model
 from flopcast.planner import search
 from flopcast.reports.layout import LayoutInfo, LayoutQueryInfo
 from flopcast.request import price_for, resolve_hardware, resolve_hardware_list

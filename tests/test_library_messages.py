@@ -16,7 +16,7 @@ import pytest
 import flopcast
 from flopcast.bench.plan import parse_dtypes
 from flopcast.errors import FlopcastError, flag_style
-from flopcast.models import resolve_model
+from flopcast.model_resolve import resolve_model
 from flopcast.sweep import parse_sweep
 
 JOB = {"model": "7B", "tokens": "1T", "hardware": "a100-80gb"}

@@ -4,7 +4,8 @@ smaller counting fields (norms_per_layer, qk_norm, qkv_bias): every count by han
 import pytest
 
 from flopcast.errors import InvalidValue
-from flopcast.models import ModelSpec, _spec
+from flopcast.model_resolve import _spec
+from flopcast.models import ModelSpec
 from flopcast.presets import get_preset, list_presets
 from flopcast.serving_memory import kv_cache_bytes_per_token, quantized_params
 

@@ -14,8 +14,9 @@ from typer.testing import CliRunner
 
 from flopcast.cli import app
 from flopcast.errors import ConflictingOptions, InvalidValue, RuntimeFailure, UnknownModel, flag_style
+from flopcast.model_resolve import resolve_model
 from flopcast.model_sizes import shape_for_size
-from flopcast.models import ModelSpec, resolve_model
+from flopcast.models import ModelSpec
 from flopcast.presets import PresetDetails, _Registry, _registry, get_preset, list_presets, preset_details
 
 PRESET_TOLERANCE = 0.01  # DESIGN §3: presets reproduce published counts within 1%

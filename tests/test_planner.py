@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flopcast.api import estimate
-from flopcast.models import resolve_model
+from flopcast.model_resolve import resolve_model
 from flopcast.planner import (
     DEFAULT_MAX_DEVICES,
     device_counts,

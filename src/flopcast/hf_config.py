@@ -357,7 +357,8 @@ def _model_name(path: Path) -> str:
 
 @functools.lru_cache(maxsize=32)
 def _load(resolved: str, shown: str, _stamp: tuple[int, int]):
-    from flopcast.models import ModelSpec, _spec
+    from flopcast.model_resolve import _spec
+    from flopcast.models import ModelSpec
     from flopcast.presets import PresetDetails
 
     path = Path(resolved)

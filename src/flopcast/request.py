@@ -133,8 +133,8 @@ class TrainingWorkload(NamedTuple):
 
 def resolve_model(model, seq_len=None, architecture: dict | None = None):
     """A ModelSpec from a preset id, a size (``7B``), a ModelSpec, or (model None) an architecture."""
+    from flopcast.model_resolve import resolve_model as from_options
     from flopcast.models import ModelSpec
-    from flopcast.models import resolve_model as from_options
 
     architecture = {k: v for k, v in (architecture or {}).items() if v is not None}
     unknown = sorted(set(architecture) - set(ARCHITECTURE_KEYS))

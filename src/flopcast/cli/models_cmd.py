@@ -127,7 +127,7 @@ def list_models(
 
 def _resolve(model: str):
     """(spec, title, aliases, notes) for a preset id/alias or a size such as 7B."""
-    from flopcast.models import looks_like_size, parse_model_size, resolve_model
+    from flopcast.model_resolve import looks_like_size, parse_model_size, resolve_model
     from flopcast.presets import preset_details
 
     text = model.strip()
