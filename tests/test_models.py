@@ -269,8 +269,8 @@ def test_ambiguous_compact_alias_is_refused_with_both_candidates():
     tiny = ModelSpec(layers=1, d_model=64, heads=1)
     registry = _Registry(
         [
-            PresetDetails(id="foo-1b", title="a", aliases=(), notes=(), spec=tiny),
-            PresetDetails(id="foo1-b", title="b", aliases=(), notes=(), spec=tiny),
+            PresetDetails.of_spec(tiny, id="foo-1b", title="a"),
+            PresetDetails.of_spec(tiny, id="foo1-b", title="b"),
         ]
     )
     with pytest.raises(UnknownModel, match="ambiguous") as info:
@@ -387,7 +387,7 @@ def test_a_broken_presets_file_is_a_runtime_failure(tmp_path, monkeypatch):
     bad.write_text("presets:\n  - id: x\n    layers: 0\n    d_model: 64\n    heads: 1\n")
     monkeypatch.setattr(models, "PRESETS_FILE", bad)
     with pytest.raises(RuntimeFailure, match="preset #1"):
-        models._registry.__wrapped__()  # uncached: the real cache is left alone
+        _ = models._registry.__wrapped__().lookup("x").spec  # uncached: the real cache is left alone
 
 
 def test_presets_load_once():

@@ -408,7 +408,7 @@ def _load(resolved: str, shown: str, _stamp: tuple[int, int]):
         spec = _spec(name=name, source=f"Hugging Face config.json ({shown})", **fields)
     except InvalidValue as exc:
         raise _fail(shown, exc.raw_message, hint=exc.raw_hint) from None
-    return PresetDetails(id=name, title=f"{name} ({model_type} config)", aliases=(), notes=tuple(notes), spec=spec)
+    return PresetDetails.of_spec(spec, id=name, title=f"{name} ({model_type} config)", notes=notes)
 
 
 def config_details(text: str):

@@ -28,14 +28,30 @@ class PresetDetails:
     """A preset with what is not architecture: its id, a human title, aliases and notes on the source.
 
     A plain dataclass, not a pydantic model: presets load on every ``flopcast estimate`` and a second
-    pydantic class would cost milliseconds of import time. ``spec`` is the validated :class:`ModelSpec`.
+    pydantic class would cost milliseconds of import time. ``spec`` is the validated :class:`ModelSpec`, built
+    on first use: an estimate needs one preset of dozens (validating them all cost ~30 ms of start-up).
     """
 
     id: str
     title: str
     aliases: tuple[str, ...]
     notes: tuple[str, ...]
-    spec: ModelSpec
+    fields: dict  # the architecture as written in the data file
+    position: int = 0  # 1-based place in the file, for error messages
+
+    @classmethod
+    def of_spec(cls, spec: ModelSpec, *, id: str, title: str, aliases=(), notes=()) -> PresetDetails:  # noqa: A002
+        """Details around an already validated spec (a config.json's)."""
+        details = cls(id=id, title=title, aliases=tuple(aliases), notes=tuple(notes), fields={})
+        details.__dict__["spec"] = spec  # the cached_property's slot
+        return details
+
+    @functools.cached_property
+    def spec(self) -> ModelSpec:
+        try:
+            return ModelSpec(name=self.id, **self.fields)
+        except (TypeError, ValueError, ValidationError) as exc:
+            raise RuntimeFailure(f"{PRESETS_FILE}: preset #{self.position}: {exc}", hint="reinstall flopcast") from None
 
 
 def _compact(key: str) -> str:
@@ -85,7 +101,8 @@ class _Registry:
 
 @functools.lru_cache(maxsize=1)
 def _registry() -> _Registry:
-    """Read and validate the shipped presets once per process (the data file is ours: C-accelerated SafeLoader)."""
+    """Read the shipped presets once per process (the data file is ours: C-accelerated SafeLoader); each preset's
+    ModelSpec is validated when first used (``PresetDetails.spec``; ``list_presets`` validates them all)."""
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -104,17 +121,17 @@ def _registry() -> _Registry:
             fields = dict(entry)
             extra = {k: fields.pop(k) for k in _PRESET_EXTRA_KEYS if k in fields}
             pid = str(extra["id"]).lower()
-            spec = ModelSpec(name=pid, **fields)
             details.append(
                 PresetDetails(
                     id=pid,
                     title=extra.get("title", pid),
                     aliases=tuple(extra.get("aliases") or ()),
                     notes=tuple(extra.get("notes") or ()),
-                    spec=spec,
+                    fields=fields,
+                    position=i + 1,
                 )
             )
-        except (KeyError, TypeError, ValueError, ValidationError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise RuntimeFailure(f"{PRESETS_FILE}: preset #{i + 1}: {exc}", hint="reinstall flopcast") from None
     if len({d.id for d in details}) != len(details):
         raise RuntimeFailure(f"{PRESETS_FILE}: duplicate preset id", hint="reinstall flopcast")
