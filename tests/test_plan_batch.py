@@ -43,3 +43,34 @@ def test_effective_mfu_is_the_whole_runs_model_flops_over_wall_clock():
     assert r.efficiency.effective_mfu == pytest.approx(
         r.efficiency.mfu * r.time.training_seconds / r.time.wall_clock_seconds, rel=1e-9
     )
+
+
+# --- memory headroom ------------------------------------------------------------------------------------------
+
+FIXED = {"tp": 1, "pp": 1, "dp": 8, "micro_batch": 1, "global_batch": 256, "zero": 3, "recompute": "none"}
+
+
+def test_a_layout_fits_only_within_the_usable_memory():
+    whole = flopcast.estimate(model="llama-2-7b", tokens="1T", devices=8, memory_headroom=0, **FIXED)
+    need, capacity = whole.memory.per_device_bytes, whole.memory.capacity_bytes
+    assert whole.memory.fits and whole.memory.usable_bytes == capacity
+    share = need / capacity  # the layout's share of the device
+    tight = flopcast.estimate(model="llama-2-7b", tokens="1T", devices=8, memory_headroom=1 - share + 0.01, **FIXED)
+    loose = flopcast.estimate(model="llama-2-7b", tokens="1T", devices=8, memory_headroom=1 - share - 0.01, **FIXED)
+    assert not tight.memory.fits and any("usable" in w for w in tight.warnings)
+    assert loose.memory.fits and loose.memory.per_device_bytes == pytest.approx(need)
+
+
+def test_the_default_headroom_keeps_a_tenth_of_every_device_free_in_a_plan(seven_b_plan):
+    """The plan that used 79.1–79.9 GB of 80 before the headroom now stays within 72 GB."""
+    best = seven_b_plan.best
+    assert best.memory.headroom_fraction == 0.10
+    assert best.memory.per_device_bytes <= 0.9 * best.memory.capacity_bytes
+    for point in seven_b_plan.pareto:
+        assert point.memory_per_device_bytes <= 0.9 * point.capacity_bytes
+
+
+@pytest.mark.parametrize("value", ["0.9", "95%", "-0.1", "x"])
+def test_a_headroom_outside_zero_to_ninety_percent_is_refused(cli, value):
+    result = cli("estimate", "--model", "llama-2-7b", "--tokens", "1T", "--devices", "8", "--memory-headroom", value)
+    assert result.exit_code == 2 and "--memory-headroom" in result.stderr and "Traceback" not in result.stderr

@@ -35,6 +35,7 @@ def estimate(
     price_per_hour=None,
     profiles=None,
     seq_len=None,
+    memory_headroom=None,
     **options,
 ):
     """Estimate one training job; returns an :class:`~flopcast.reports.estimate.EstimateReport`.
@@ -43,7 +44,8 @@ def estimate(
     ``heads``... as keyword arguments. ``tokens`` and ``devices`` are required. Layout keywords are the layout
     record's fields (``tp``, ``pp``, ``dp``, ``micro_batch``, ``global_batch``, ``zero``, ``recompute``,
     ``interleave``, ...: flopcast.layout_fields); each left None is searched. ``price_tier`` None means
-    on-demand where listed (:func:`flopcast.request.price_for`).
+    on-demand where listed (:func:`flopcast.request.price_for`). ``memory_headroom``: the fraction of each
+    device's memory a layout must leave free to fit (default 0.10, ``request.DEFAULT_MEMORY_HEADROOM_FRACTION``).
     """
     from flopcast import request
     from flopcast.estimator.efficiency import EfficiencyParams
@@ -51,8 +53,9 @@ def estimate(
 
     layout, architecture = request.split_options(options)
     work = request.training_workload(
-        model=model, tokens=tokens, seq_len=seq_len, precision=precision, mfu=mfu, architecture=architecture
-    )
+        model=model, tokens=tokens, seq_len=seq_len, precision=precision, mfu=mfu, memory_headroom=memory_headroom,
+        architecture=architecture,
+    )  # fmt: skip
     n_devices = parse_int(request.required(devices, "devices", "256"), what=opt("devices"))
     query = request.layout_query(**layout)
     params = EfficiencyParams.load()
@@ -99,12 +102,14 @@ def estimate_on(work, hw, devices: int, query, params):
     suggestions = []
     if not row["fits"]:
         need, have = row["memory_bytes"] / 1e9, hw.profile.memory_bytes / 1e9
+        of = f"{have:.0f} GB"
+        if work.memory_headroom:
+            usable = have * (1 - work.memory_headroom)
+            of = f"the {usable:.1f} GB usable ({have:.0f} GB less {work.memory_headroom:.0%})"
         if result.automatic and not result.any_fits:
-            warnings.append(
-                f"no layout of {devices} devices fits: the closest needs {need:.1f} GB per device of {have:.0f} GB"
-            )
+            warnings.append(f"no layout of {devices} devices fits: the closest needs {need:.1f} GB per device of {of}")
         else:
-            warnings.append(f"does not fit: needs {need:.1f} GB per device of {have:.0f} GB")
+            warnings.append(f"does not fit: needs {need:.1f} GB per device of {of}")
         suggestions = fit_suggestions(spec, hw, devices, layout, work.core(), params=params)
         if suggestions:
             warnings.append(

@@ -37,6 +37,7 @@ def compare(
     seq_len=None,
     profiles=None,
     params=None,
+    memory_headroom=None,
     confidence=None,
     **architecture,
 ):
@@ -73,8 +74,9 @@ def compare(
             hint=f"{opt('max_devices')} bounds a deadline search",
         )
     work = request.training_workload(
-        model=model, tokens=tokens, seq_len=seq_len, precision=precision, architecture=architecture
-    )
+        model=model, tokens=tokens, seq_len=seq_len, precision=precision, memory_headroom=memory_headroom,
+        architecture=architecture,
+    )  # fmt: skip
     gb = request.optional_int(global_batch, "global_batch")
     chosen = request.resolve_hardware_list(hardware, profiles)
     request.check_price_tier(price_tier, chosen)

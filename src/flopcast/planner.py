@@ -130,6 +130,7 @@ def search(
     global_batch: int | None = None,
     params=None,
     confidence: str = "p50",
+    memory_headroom: float = 0.10,  # request.DEFAULT_MEMORY_HEADROOM_FRACTION (fraction of capacity kept free)
 ) -> PlanResult:
     """Search every hardware × device count × layout; return the winners, the best, the Pareto front.
     Deadline, budget, objective and front compare the estimates at ``confidence`` (confidence.py)."""
@@ -143,7 +144,7 @@ def search(
     params = params or EfficiencyParams.load()
     limit = DEFAULT_MAX_DEVICES if max_devices is None else max_devices
     marr = ModelArrays.from_specs([spec])
-    workload = Workload(tokens=tokens, precision=precision)
+    workload = Workload(tokens=tokens, precision=precision, memory_headroom=memory_headroom)
     cache = CandidateCache(spec, LayoutQuery(global_batch=global_batch))
     hardware, skipped, sweeps = [], {}, []
     searched_max = limit
@@ -307,6 +308,7 @@ def plan(
     profiles=None,
     params=None,
     confidence=None,
+    memory_headroom=None,
     **architecture,
 ):
     """Search hardware × device count × layout under the constraints; returns a
@@ -324,8 +326,9 @@ def plan(
     confidence = parse_confidence(confidence)
     deadline_s, budget_usd, limit = parse_constraints(deadline, budget, max_devices)
     work = request.training_workload(
-        model=model, tokens=tokens, seq_len=seq_len, precision=precision, architecture=architecture
-    )
+        model=model, tokens=tokens, seq_len=seq_len, precision=precision, memory_headroom=memory_headroom,
+        architecture=architecture,
+    )  # fmt: skip
     gb = request.optional_int(global_batch, "global_batch")
     chosen = request.resolve_hardware_list(hardware, profiles)
     request.check_price_tier(price_tier, chosen)
@@ -335,6 +338,7 @@ def plan(
         spec, chosen, work.tokens, objective=objective, deadline_seconds=deadline_s, budget_usd=budget_usd,
         max_devices=limit, price_tier=price_tier, precision=work.precision, global_batch=gb, params=params,
         confidence=confidence,
+        memory_headroom=work.memory_headroom,
     )  # fmt: skip
     pts = result.points
     warnings, best_report = [], None

@@ -41,6 +41,13 @@ ARCHITECTURE_KEYS = (
     "active_experts",
 )
 DEFAULT_TIER = "on-demand"
+# Memory a plan leaves free on every device, as a fraction of its capacity: what the estimate does not count
+# (allocator fragmentation, reserved-but-unallocated blocks, transient peaks) and what a run needs to survive
+# a longer sequence or a larger batch. 10% is the margin vLLM leaves by default (EngineArgs
+# gpu_memory_utilization = 0.9) and the order of PyTorch's reserved-minus-allocated gap; a stated policy, not a
+# measurement. 0 restores "fits in the whole device".
+DEFAULT_MEMORY_HEADROOM_FRACTION = 0.10
+MAX_MEMORY_HEADROOM_FRACTION = 0.9  # exclusive: a headroom of 90% or more leaves nothing to plan with
 CUSTOM_TIER = "custom"
 
 
@@ -68,6 +75,22 @@ def parse_mfu(value) -> float | None:
     number = parse_count(text, what=opt("mfu")) * scale
     if not 0 < number <= 1:
         raise InvalidValue(f"{opt('mfu')}: {value!r} is not a fraction in (0, 1]", hint="give e.g. 0.45 or 45%")
+    return number
+
+
+def parse_memory_headroom(value) -> float:
+    """A fraction of device memory kept free, in [0, 0.9); ``"10%"`` is accepted; None → the default."""
+    if value is None:
+        return DEFAULT_MEMORY_HEADROOM_FRACTION
+    text = str(value).strip()
+    scale = 0.01 if text.endswith("%") else 1.0
+    number = parse_count(text.rstrip("%") if scale != 1.0 else text, what=opt("memory_headroom"), allow_zero=True)
+    number *= scale
+    if not 0 <= number < MAX_MEMORY_HEADROOM_FRACTION:
+        raise InvalidValue(
+            f"{opt('memory_headroom')}: {value!r} is not a fraction in [0, {MAX_MEMORY_HEADROOM_FRACTION:g})",
+            hint="give e.g. 0.1 or 10%; 0 plans on the whole device",
+        )
     return number
 
 
@@ -123,12 +146,13 @@ class TrainingWorkload(NamedTuple):
     tokens: float
     precision: str
     mfu: float | None
+    memory_headroom: float = DEFAULT_MEMORY_HEADROOM_FRACTION
 
     def core(self):
         """The core's Workload."""
         from flopcast.estimator.arrays import Workload
 
-        return Workload(tokens=self.tokens, precision=self.precision, mfu_override=self.mfu)
+        return Workload(self.tokens, self.precision, self.mfu, self.memory_headroom)
 
 
 def resolve_model(model, seq_len=None, architecture: dict | None = None):
@@ -153,14 +177,17 @@ def resolve_model(model, seq_len=None, architecture: dict | None = None):
     return from_options(model, seq_len=seq_len, **architecture)
 
 
-def training_workload(*, model=None, tokens=None, seq_len=None, precision="bf16", mfu=None, architecture=None):
+def training_workload(
+    *, model=None, tokens=None, seq_len=None, precision="bf16", mfu=None, memory_headroom=None, architecture=None
+):
     """Parse the model and token options (bad values raise one-line errors)."""
     n_tokens = parse_count(required(tokens, "tokens", "2T"), what=opt("tokens"))
     prec = parse_precision(precision)
     forced = parse_mfu(mfu)
+    headroom = parse_memory_headroom(memory_headroom)
     spec = resolve_model(model, seq_len, architecture)
     label = str(model) if isinstance(model, str) else spec.name
-    return TrainingWorkload(spec, label, n_tokens, prec, forced)
+    return TrainingWorkload(spec, label, n_tokens, prec, forced, headroom)
 
 
 # --- hardware and prices -------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import numpy as np
 
 from flopcast.confidence import at, parse_confidence
 from flopcast.errors import ConflictingOptions, Infeasible, InvalidValue, opt
+from flopcast.request import DEFAULT_MEMORY_HEADROOM_FRACTION
 from flopcast.units import format_duration, format_si, format_usd, parse_count, parse_int
 
 # Hoffmann et al. 2022, Table 3 and §3 ("for every doubling of model size the number of training tokens should
@@ -145,7 +146,9 @@ def _shape(n: float, seq_len, vocab):
     )
 
 
-def _usage_on_grid(ns, budget: Budget, hw, devices: int, *, precision: str, seq_len, vocab, params, confidence="p50"):
+def _usage_on_grid(
+    ns, budget: Budget, hw, devices: int, *, precision: str, seq_len, vocab, params, confidence="p50", memory_headroom
+):
     """(sizes that have a shape, their specs, what each compute-optimal run uses) on ``hw`` × ``devices``.
 
     One evaluate call over every layout of every size (models indexed per row); each size's layout is the one
@@ -173,15 +176,17 @@ def _usage_on_grid(ns, budget: Budget, hw, devices: int, *, precision: str, seq_
     layouts = LayoutArrays.concatenate(parts)
     model = ModelArrays.from_specs(specs, index=groups)
     tokens = optimal_tokens(np.asarray(kept))[groups]
-    est = evaluate(model, hw.arrays, layouts, Workload(tokens=tokens, precision=precision), params)
+    work = Workload(tokens=tokens, precision=precision, memory_headroom=memory_headroom)
+    est = evaluate(model, hw.arrays, layouts, work, params)
     rows = winners_of(est, layouts, groups, len(specs))
     key = {"usd": "cost_usd", "device_hours": "device_hours", "deadline": "wall_clock_seconds"}[budget.kind]
     return np.asarray(kept), specs, np.asarray(getattr(est, at(key, confidence)))[rows]
 
 
 def size_on_hardware(
-    budget: Budget, hw, devices: int, *, precision="bf16", seq_len=None, vocab=None, params=None, confidence="p50"
-) -> SizeResult:
+    budget: Budget, hw, devices: int, *, precision="bf16", seq_len=None, vocab=None, params=None, confidence="p50",
+    memory_headroom=DEFAULT_MEMORY_HEADROOM_FRACTION,
+) -> SizeResult:  # fmt: skip
     """The largest compute-optimal size whose run on ``hw`` × ``devices`` stays within ``budget`` (at the
     ``confidence`` percentile of its calibrated range)."""
     steps: list[SizeStep] = []
@@ -190,7 +195,7 @@ def size_on_hardware(
     for round_ in range(SIZE_REFINE_ROUNDS + 1):
         kept, specs, used = _usage_on_grid(
             ns, budget, hw, devices, precision=precision, seq_len=seq_len, vocab=vocab, params=params,
-            confidence=confidence,
+            confidence=confidence, memory_headroom=memory_headroom,
         )  # fmt: skip
         within = used <= budget.value
         steps += [
@@ -243,6 +248,7 @@ def size_with_planner(
     max_devices=None,
     params=None,
     confidence="p50",
+    memory_headroom=DEFAULT_MEMORY_HEADROOM_FRACTION,
 ) -> SizeResult:
     """Dollar budget, no device count: the planner's cheapest plan for a guessed size; adjust the guess
     (N ∝ sqrt(budget / cost), as C ∝ N²) until the plan uses between PLANNER_BUDGET_FILL and all of it."""
@@ -272,6 +278,7 @@ def size_with_planner(
             max_devices=max_devices,
             params=params,
             confidence=confidence,
+            memory_headroom=memory_headroom,
         )
         if result.best is None:
             raise Infeasible(
@@ -313,6 +320,7 @@ def size(
     profiles=None,
     params=None,
     confidence=None,
+    memory_headroom=None,
 ):
     """Parse the options, size the model, and build the :class:`~flopcast.reports.plan.SizeReport`.
     ``confidence`` (p50, the default; p80; p90): a dollar, device-hour or deadline budget is met at that
@@ -322,9 +330,10 @@ def size(
     from flopcast.reports.build import model_summary
     from flopcast.reports.plan import ComputeOptimal, SizeInputs, SizeReport, SizeRule
     from flopcast.reports.plan import SizeStep as SizeStepInfo
-    from flopcast.request import parse_precision, priced_hardware, resolve_hardware_list
+    from flopcast.request import parse_memory_headroom, parse_precision, priced_hardware, resolve_hardware_list
 
     b = parse_budget(flops, budget, device_hours, deadline)
+    headroom = parse_memory_headroom(memory_headroom)
     confidence = parse_confidence(confidence)
     precision = parse_precision(precision)
     n_devices = None if devices is None else parse_int(devices, what=opt("devices"))
@@ -361,7 +370,7 @@ def size(
             if n_devices is not None:
                 result = SizeResult(params=n, spec=spec, placement="given", profile=chosen[0], devices=n_devices)
             else:
-                result = _planner_placement(n, spec, chosen, precision, price_tier, limit, params)
+                result = _planner_placement(n, spec, chosen, precision, price_tier, limit, params, headroom)
         else:
             warnings.append("no --hardware: give --hardware (and --devices) for a training estimate")
     elif n_devices is not None:
@@ -369,8 +378,9 @@ def size(
         if b.kind == "usd" and hw.price.usd_per_device_hour is None:
             raise InvalidValue(f"{opt('budget')}: {hw.profile.id} lists no price", hint="choose hardware with a price")
         result = size_on_hardware(
-            b, hw, n_devices, precision=precision, seq_len=seq, vocab=voc, params=params, confidence=confidence
-        )
+            b, hw, n_devices, precision=precision, seq_len=seq, vocab=voc, params=params, confidence=confidence,
+            memory_headroom=headroom,
+        )  # fmt: skip
     else:
         profiles_list = chosen if chosen is not None else resolve_hardware_list(None, profiles)
         result = size_with_planner(
@@ -383,6 +393,7 @@ def size(
             max_devices=limit,
             params=params,
             confidence=confidence,
+            memory_headroom=headroom,
         )
 
     n = result.params
@@ -398,6 +409,7 @@ def size(
             precision=precision,
             price_tier=tier_arg,
             profiles=profiles,
+            memory_headroom=headroom,
             **layout,
         )
         if report_estimate.time.wall_clock_seconds > 365.25 * 86400 and b.kind == "usd" and n_devices is None:
@@ -446,7 +458,7 @@ def _used_at(report, kind: str, confidence: str) -> float | None:
     return getattr(section, field if confidence == "p50" else f"{field}_{confidence}")
 
 
-def _planner_placement(n, spec, profiles, precision, price_tier, max_devices, params) -> SizeResult:
+def _planner_placement(n, spec, profiles, precision, price_tier, max_devices, params, memory_headroom) -> SizeResult:
     """The planner's cheapest plan for ``spec`` trained on 20·N tokens (a FLOP budget on named hardware)."""
     from flopcast.planner import search
 
@@ -459,6 +471,7 @@ def _planner_placement(n, spec, profiles, precision, price_tier, max_devices, pa
         precision=precision,
         max_devices=max_devices,
         params=params,
+        memory_headroom=memory_headroom,
     )
     if result.best is None:
         raise Infeasible(result.message, hint="loosen the budget, raise the device limit or add hardware")

@@ -61,6 +61,7 @@ def sweep_estimate(
     price_per_hour=None,
     profiles=None,
     seq_len=None,
+    memory_headroom=None,
     **options,
 ):
     """Estimate the job at every device count of ``sweep``; returns a :class:`~flopcast.reports.sweep.SweepReport`.
@@ -84,8 +85,9 @@ def sweep_estimate(
             )
     counts = power_of_two_counts(lo, hi)
     work = request.training_workload(
-        model=model, tokens=tokens, seq_len=seq_len, precision=precision, mfu=mfu, architecture=architecture
-    )
+        model=model, tokens=tokens, seq_len=seq_len, precision=precision, mfu=mfu, memory_headroom=memory_headroom,
+        architecture=architecture,
+    )  # fmt: skip
     query = request.layout_query(**layout)
     spec = work.spec
     params = EfficiencyParams.load()

@@ -19,6 +19,7 @@ from flopcast.cli.options import (
     GlobalBatch,
     HardwareList,
     MaxDevices,
+    MemoryHeadroom,
     Model,
     Objective,
     Output,
@@ -101,6 +102,7 @@ def compare_command(
     objective: Objective = None,
     price_tier: PriceTier = None,
     precision: Precision = "bf16",
+    memory_headroom: MemoryHeadroom = None,
     global_batch: GlobalBatch = None,
     architecture: dict = None,  # one option per architecture field: cli.options.with_architecture_options
     seq_len: SeqLen = None,
@@ -117,6 +119,7 @@ def compare_command(
     preflight_output(output, force)
     preflight_plot(plot, force)
     work = workload(model, tokens, seq_len, precision, global_batch, **architecture)
+    work["memory_headroom"] = memory_headroom
     with interruptible():
         report = compare(
             **work,

@@ -18,6 +18,7 @@ from flopcast.cli.options import (
     Force,
     Format,
     Hardware,
+    MemoryHeadroom,
     Model,
     Output,
     Plot,
@@ -60,6 +61,7 @@ def estimate_command(
     seq_len: SeqLen = None,
     layout: dict = None,  # one option per layout field: cli.options.with_layout_options
     precision: Precision = "bf16",
+    memory_headroom: MemoryHeadroom = None,
     mfu: Mfu = None,
     price_tier: PriceTier = None,
     price_per_hour: PricePerHour = None,
@@ -161,7 +163,9 @@ def estimate_tables(r) -> list:
     summary.add_row(
         "memory / device",
         _gb(m.per_device_bytes),
-        f"of {_gb(m.capacity_bytes)}: {'fits' if m.fits else 'DOES NOT FIT'}",
+        f"of {_gb(m.capacity_bytes)}"
+        + (f" ({_gb(m.usable_bytes)} usable, {m.headroom_fraction:.0%} headroom)" if m.headroom_fraction else "")
+        + f": {'fits' if m.fits else 'DOES NOT FIT'}",
     )
     summary.add_row(
         "step time",

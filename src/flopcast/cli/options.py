@@ -44,6 +44,11 @@ Tokens = Annotated[
 Precision = Annotated[
     str, typer.Option("--precision", metavar="DTYPE", help="Training precision: bf16, fp16, fp8, tf32, fp32, fp64.")
 ]
+MemoryHeadroom = Annotated[
+    str | None,
+    _value("--memory-headroom", metavar="FRACTION",
+           help="Share of each device's memory a layout must leave free to fit, e.g. 0.1 or 10% (default 10%)."),
+]  # fmt: skip
 
 # --- the architecture (explicit, or overriding a preset's) ----------------------------------------------------
 Layers = Annotated[str | None, _value("--layers", help="Transformer layers (explicit architecture).")]

@@ -21,6 +21,7 @@ from flopcast.cli.options import (
     GlobalBatch,
     HardwareList,
     MaxDevices,
+    MemoryHeadroom,
     Model,
     Objective,
     Output,
@@ -163,6 +164,7 @@ def plan_command(
     objective: Objective = None,
     price_tier: PriceTier = None,
     precision: Precision = "bf16",
+    memory_headroom: MemoryHeadroom = None,
     global_batch: GlobalBatch = None,
     architecture: dict = None,  # one option per architecture field: cli.options.with_architecture_options
     seq_len: SeqLen = None,
@@ -183,6 +185,7 @@ def plan_command(
     preflight_output(output, force)
     preflight_plot(plot, force)
     work = workload(model, tokens, seq_len, precision, global_batch, **architecture)
+    work["memory_headroom"] = memory_headroom
     with interruptible():
         report = plan(
             **work,

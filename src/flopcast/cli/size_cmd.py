@@ -21,6 +21,7 @@ from flopcast.cli.options import (
     Force,
     Format,
     MaxDevices,
+    MemoryHeadroom,
     Output,
     Precision,
     PriceTier,
@@ -114,6 +115,7 @@ def size_command(
     confidence: Confidence = None,
     price_tier: PriceTier = None,
     precision: Precision = "bf16",
+    memory_headroom: MemoryHeadroom = None,
     seq_len: SizedSeqLen = None,
     vocab: SizedVocab = None,
     fmt: Format = OutputFormat.table,
@@ -140,6 +142,7 @@ def size_command(
             vocab=vocab,
             max_devices=max_devices,
             confidence=confidence,
+            memory_headroom=memory_headroom,
             profiles=profiles,
         )
     emit_text(render_size(report, fmt), output, force, quiet)

@@ -270,6 +270,7 @@ class Workload(NamedTuple):
     tokens: np.ndarray | float
     precision: str = "bf16"
     mfu_override: float | None = None  # forces model-FLOPs utilisation of the step (DESIGN §7 --mfu)
+    memory_headroom: float = 0.0  # fraction of each device's memory a layout must leave free to "fit"
 
 
 class EstimateArrays(NamedTuple):

@@ -105,7 +105,7 @@ def evaluate(
         zero3_buffer_bytes=b(mem.zero3_buffer_bytes),
         framework_bytes=b(mem.framework_bytes),
         memory_bytes=b(mem.total_bytes),
-        fits=np.broadcast_to(mem.total_bytes <= hardware.memory_bytes, shape),
+        fits=np.broadcast_to(mem.total_bytes <= hardware.memory_bytes * (1.0 - workload.memory_headroom), shape),
         micro_batches=b(micro_batches),
         compute_seconds=b(parts[0]),
         tp_comm_seconds=b(parts[1]),

@@ -120,6 +120,8 @@ def estimate_report(work, hw, devices: int, query, result, params, *, suggestion
             capacity_bytes=profile.memory_bytes,
             fits=row["fits"],
             headroom_bytes=profile.memory_bytes - row["memory_bytes"],
+            headroom_fraction=work.memory_headroom,
+            usable_bytes=profile.memory_bytes * (1.0 - work.memory_headroom),
             breakdown=r.MemoryBreakdown(
                 weights_bytes=row["weights_bytes"],
                 gradients_bytes=row["gradients_bytes"],

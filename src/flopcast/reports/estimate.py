@@ -114,8 +114,10 @@ class MemoryBreakdown(_Section):
 class Memory(_Section):
     per_device_bytes: float = Field(description="the fullest device (first or last pipeline stage)")
     capacity_bytes: float
-    fits: bool
-    headroom_bytes: float
+    fits: bool = Field(description="per_device_bytes ≤ usable_bytes")
+    headroom_bytes: float = Field(description="capacity_bytes − per_device_bytes: the margin left")
+    headroom_fraction: float = Field(0.0, description="share of capacity a fitting layout must leave free")
+    usable_bytes: float = Field(description="capacity_bytes × (1 − headroom_fraction): what a layout may use")
     breakdown: MemoryBreakdown
 
 
