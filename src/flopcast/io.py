@@ -9,9 +9,19 @@ from pathlib import Path
 
 from flopcast.errors import InvalidValue, RuntimeFailure
 
+STDOUT_PATHS = ("-", "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1")
+
+
+def is_stdout_path(path: Path | str | None) -> bool:
+    """True for an output path that names standard output (``/dev/stdout``, ``/dev/fd/1``, ``-``): the result is
+    written to the stream, never by renaming a file over the link."""
+    return path is not None and str(path) in STDOUT_PATHS
+
 
 def check_output_path(path: Path, force: bool) -> Path:
     """Refuse, before any work is done, an output path that cannot or must not be written."""
+    if is_stdout_path(path):
+        return Path(path)
     try:
         return _check_output_path(Path(path).expanduser(), force)
     except OSError as exc:  # e.g. a name longer than the file system allows
