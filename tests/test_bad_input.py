@@ -380,3 +380,45 @@ def test_debug_shows_numpy_warnings_that_are_hidden_otherwise(cli, monkeypatch):
         loud = cli("--debug", "estimate", *BASE, "-f", "json")
     assert loud.exit_code == 0
     assert any("overflow" in str(w.message) for w in caught)
+
+
+# --- odd environments (issue 19): a stdout that cannot encode UTF-8 ------------------------------------------------
+
+ODD_ENCODINGS = {
+    "PYTHONIOENCODING=ascii": {"PYTHONIOENCODING": "ascii"},
+    "LC_ALL=POSIX PYTHONUTF8=0": {"LC_ALL": "POSIX", "LANG": "", "PYTHONUTF8": "0", "PYTHONIOENCODING": ""},
+}
+
+
+@pytest.mark.parametrize("encoding", list(ODD_ENCODINGS))
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["estimate", *BASE],
+        ["plan", "-m", "7B", "-t", "1T", "-H", "a100-80gb", "--max-devices", "16"],
+        ["serve", *SERVE],
+    ],
+    ids=["estimate", "plan", "serve"],
+)
+def test_a_stdout_that_cannot_encode_utf8_gets_ascii_equivalents(args, encoding):
+    # an empty value removes the variable (so PYTHONIOENCODING from the outer shell cannot rescue the run)
+    env = {k: v for k, v in {**os.environ, "NO_COLOR": "1", **ODD_ENCODINGS[encoding]}.items() if v != ""}
+    proc = subprocess.run([sys.executable, "-m", "flopcast", *args], capture_output=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    assert b"UnicodeEncodeError" not in proc.stderr and b"Traceback" not in proc.stderr
+    out = proc.stdout.decode("ascii")  # every byte is ASCII
+    assert out.strip()
+    if args[0] == "estimate":
+        assert "8 x a100-80gb" in out and "P10-P90" in out  # × and – became x and -
+
+
+def test_ascii_safe_spells_the_ascii_equivalents():
+    import io
+
+    from flopcast.cli.common import ascii_safe
+
+    stream = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    assert ascii_safe("8 × a100 – 3 m² 5 µs ≈ 2", stream) == "8 x a100 - 3 m^2 5 us ~ 2"
+    assert ascii_safe("caf\u00e9 \u2603", stream) == "cafe ?"
+    utf8 = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    assert ascii_safe("8 × a100", utf8) == "8 × a100"

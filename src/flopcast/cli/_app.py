@@ -20,7 +20,9 @@ ENV_DEBUG = "FLOPCAST_DEBUG"
 
 def _say(line: str) -> None:
     try:
-        sys.stderr.write(f"flopcast: {line}\n")
+        from flopcast.cli.common import ascii_safe
+
+        sys.stderr.write(ascii_safe(f"flopcast: {line}\n", sys.stderr))
         sys.stderr.flush()
     except (OSError, ValueError):
         pass

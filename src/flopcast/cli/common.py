@@ -252,7 +252,7 @@ def fit_table(con, item):
 
 def note(message: str, quiet: bool = False) -> None:
     if not quiet:
-        sys.stderr.write(f"flopcast: {message}\n")
+        sys.stderr.write(ascii_safe(f"flopcast: {message}\n", sys.stderr))
 
 
 # --- plots (matplotlib is an optional extra, imported only when --plot is given) ---------------------------
