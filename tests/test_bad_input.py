@@ -422,3 +422,84 @@ def test_ascii_safe_spells_the_ascii_equivalents():
     assert ascii_safe("caf\u00e9 \u2603", stream) == "cafe ?"
     utf8 = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
     assert ascii_safe("8 × a100", utf8) == "8 × a100"
+
+
+# --- odd environments (issue 19): no HOME, an unreadable config dir ---------------------------------------------
+
+
+def _homeless(monkeypatch):
+    """HOME unset and a uid without a passwd entry (`docker run --user 4242`)."""
+    import pwd
+
+    def no_entry(uid):
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+
+    for name in ("HOME", "FLOPCAST_CONFIG_DIR", "XDG_CONFIG_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+
+
+def test_no_home_and_no_passwd_entry_runs_without_a_user_config_dir(cli, monkeypatch):
+    _homeless(monkeypatch)
+    from flopcast.hardware import user_profiles_dir
+
+    assert user_profiles_dir() is None
+    for args in (["hardware", "list", "-f", "json"], ["estimate", *BASE, "-f", "json"], ["models", "list"]):
+        result = cli(*args)
+        assert result.exit_code == 0, result.stderr
+        assert "internal error" not in result.stderr and result.stderr == ""
+
+
+def test_no_home_is_a_note_under_debug_and_save_profile_says_what_to_set(cli, monkeypatch):
+    _homeless(monkeypatch)
+    script = (
+        "import pwd, sys\n"
+        "def no_entry(uid): raise KeyError(uid)\n"
+        "pwd.getpwuid = no_entry\n"
+        "from flopcast.cli import main\n"
+        "main(sys.argv[1:])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("HOME", "FLOPCAST_CONFIG_DIR", "XDG_CONFIG_HOME")}
+    proc = subprocess.run(
+        [sys.executable, "-c", script, "--debug", "hardware", "list", "-f", "csv"],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "debug: no user config dir" in proc.stderr and "FLOPCAST_CONFIG_DIR" in proc.stderr
+    quiet = subprocess.run(
+        [sys.executable, "-c", script, "hardware", "list", "-f", "csv"], capture_output=True, text=True, timeout=60,
+        env=env,
+    )  # fmt: skip
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    from flopcast.bench.profile import check_profile_target
+    from flopcast.errors import InvalidValue
+
+    with pytest.raises(InvalidValue, match="no user config dir") as caught:
+        check_profile_target("mybox", force=False)
+    assert "FLOPCAST_CONFIG_DIR" in caught.value.hint
+
+
+def test_an_unreadable_config_dir_says_what_and_how_to_fix(cli, fx, tmp_path, monkeypatch):
+    config = tmp_path / "cfg"
+    (config / "profiles").mkdir(parents=True)
+    monkeypatch.setenv("FLOPCAST_CONFIG_DIR", str(config))
+    if IS_ROOT:  # root reads everything: make the folder refuse the way a chmod 000 one does
+        import pathlib
+
+        real = pathlib.Path.iterdir
+
+        def refuse(self):
+            if self == config / "profiles":
+                raise PermissionError(13, "Permission denied", str(self))
+            return real(self)
+
+        monkeypatch.setattr(pathlib.Path, "iterdir", refuse)
+    else:
+        (config / "profiles").chmod(0)
+    try:
+        for args in (["estimate", *BASE, "-o", "{out}"], ["hardware", "list"]):
+            line = assert_clean_refusal(cli(*_fill(args, fx)), 2, ["cannot read profile directory"], fx)
+            assert "Permission denied" in line and "user config" in line and "FLOPCAST_CONFIG_DIR" in line
+            assert "free space" not in line and "--output" not in line
+    finally:
+        (config / "profiles").chmod(0o755)

@@ -26,6 +26,8 @@ def check_output_path(path: Path, force: bool) -> Path:
         return _check_output_path(Path(path).expanduser(), force)
     except OSError as exc:  # e.g. a name longer than the file system allows
         raise InvalidValue(f"--output {path}: {exc.strerror or exc}", hint="choose another path") from None
+    except RuntimeError:  # `~` with HOME unset and a uid that has no passwd entry
+        raise InvalidValue(f"--output {path}: no home directory to expand ~ to", hint="give a full path") from None
 
 
 def _check_output_path(path: Path, force: bool) -> Path:

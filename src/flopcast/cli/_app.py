@@ -48,6 +48,34 @@ def _reopen_closed_streams() -> io.StringIO | None:
     return None
 
 
+def _os_error_line(exc: OSError) -> str:
+    """One line for an OSError nobody caught: what failed, and a fix that fits the cause (not always the disk)."""
+    import errno
+
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        fix = f"check the permissions of {exc.filename}" if exc.filename else "check the permissions"
+    elif exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG):
+        fix = "free space or choose another --output"
+    elif exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        fix = "check the path"
+    else:
+        fix = "check the path and the device, or rerun with --debug"
+    return f"input/output failed{where}: {exc.strerror or exc} ({fix})"
+
+
+def _debug_notes() -> None:
+    import logging
+
+    logger = logging.getLogger("flopcast")
+    if not any(getattr(h, "_flopcast", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("flopcast: debug: %(message)s"))
+        handler._flopcast = True
+        logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+
+
 class FlopcastGroup(TyperGroup):
     """Runs a command and turns every failure into one line and an exit code."""
 
@@ -56,6 +84,8 @@ class FlopcastGroup(TyperGroup):
         debug = DEBUG_FLAG in argv or bool(os.environ.get(ENV_DEBUG))
         argv = [a for a in argv if a != DEBUG_FLAG]
         lost = _reopen_closed_streams()
+        if debug:  # the library's debug notes (e.g. "no user config dir") go to stderr
+            _debug_notes()
         code = 0
         try:
             with warnings.catch_warnings():
@@ -95,8 +125,7 @@ class FlopcastGroup(TyperGroup):
         except OSError as exc:  # the system refused I/O (a full disk, a closed stream): a runtime failure, not a bug
             if debug:
                 raise
-            where = f" ({exc.filename})" if exc.filename else ""
-            _say(f"error: input/output failed{where}: {exc.strerror or exc} (free space or choose another --output)")
+            _say(f"error: {_os_error_line(exc)}")
             _detach_stdout()
             code = EXIT_RUNTIME
         except Exception as exc:  # a bug: say so in one line unless debugging
