@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -63,6 +64,8 @@ def fx(tmp_path: Path) -> dict[str, str]:
         ("badtype", VALID_PROFILE.replace("memory_bytes: 8.0e10", "memory_bytes: [80, GB]")),
         ("bomb", YAML_BOMB),
         ("subnormal", VALID_PROFILE.replace("bf16: 1.0e15", "bf16: 5.0e-324")),
+        ("tab", VALID_PROFILE.replace("kind: gpu\n", "kind: gpu\n\tvendor: x\n")),
+        ("vendorno", VALID_PROFILE + "vendor: no\n"),
     ):
         folder = tmp_path / name
         folder.mkdir()
@@ -83,6 +86,8 @@ def fx(tmp_path: Path) -> dict[str, str]:
         "badtype": str(tmp_path / "badtype"),
         "bomb": str(tmp_path / "bomb"),
         "subnormal": str(tmp_path / "subnormal"),
+        "tab": str(tmp_path / "tab"),
+        "vendorno": str(tmp_path / "vendorno"),
         "unreadable": str(tmp_path / "unreadable"),
         "longname": str(outdir / ("x" * 300 + ".json")),
     }
@@ -130,6 +135,10 @@ CASES = [
     ("profile-yaml-bomb", ["estimate", *BASE, "--profiles", "{bomb}"], 2, ["p.yaml:2", "aliases"]),
     ("profile-subnormal-peak", ["estimate", *BASE, "--profiles", "{subnormal}"], 2, ["bf16", "sane range"]),
     ("profile-unreadable", ["estimate", *BASE, "--profiles", "{unreadable}"], 2, ["p.yaml", "cannot read"]),
+    ("profile-yaml-tab", ["estimate", *BASE, "--profiles", "{tab}"], 2, ["p.yaml:4", "tab", "with spaces"]),
+    ("profile-vendor-no", ["estimate", *BASE, "--profiles", "{vendorno}"], 2, ["p.yaml:9", "vendor", "quote"]),
+    ("hardware-ambiguous-a100", ["estimate", *BASE, "-H", "a100"], 2, ["ambiguous", "a100-40gb or a100-80gb"]),
+    ("model-100k-characters", ["estimate", *BASE, "-m", "x" * 100_000], 2, ["unknown model", "…'", "100,000"]),
     # --- --output: a directory, read-only, missing parent, existing, special, too long -------------------------
     ("output-is-a-directory", ["estimate", *BASE, "-o", "{outdir}"], 2, ["--output", "directory"]),
     ("output-read-only-proc", ["estimate", *BASE, "-o", "/proc/flopcast-out.json"], 2, ["--output", "/proc"]),
@@ -138,6 +147,13 @@ CASES = [
     ("output-dev-null-force", ["estimate", *BASE, "-o", "/dev/null", "--force"], 2, ["not a regular file"]),
     ("output-name-too-long", ["estimate", *BASE, "-o", "{longname}"], 2, ["--output", "too long"]),
     ("plot-unknown-type", ["estimate", *BASE, "--plot", "{outdir}/x.txt"], 2, ["--plot", ".txt"]),
+    ("output-is-plot", ["estimate", *BASE, "-o", "{outdir}/x.png", "--plot", "{outdir}/x.png"], 2, ["--plot both"]),
+    (
+        "output-is-plot-force",  # --force must not let one silently replace the other
+        ["estimate", *BASE, "-o", "{outdir}/x.png", "--plot", "{outdir}/./x.png", "--force"],
+        2,
+        ["--output and --plot both name"],
+    ),
     # --- validate --------------------------------------------------------------------------------------------
     ("validate-directory", ["validate", "{files}", "-o", "{out}"], 2, ["is a directory"]),
     ("validate-unreadable", ["validate", "/proc/self/mem", "-o", "{out}"], 2, ["cannot read"]),
@@ -503,3 +519,47 @@ def test_an_unreadable_config_dir_says_what_and_how_to_fix(cli, fx, tmp_path, mo
             assert "free space" not in line and "--output" not in line
     finally:
         (config / "profiles").chmod(0o755)
+
+
+def test_an_echoed_value_is_cut_to_about_sixty_characters(cli, one_line_error):
+    line = one_line_error(cli("estimate", *BASE, "-m", "x" * 100_000), 2, "unknown model")
+    assert len(line) < 400 and "x" * 61 not in line
+
+
+def test_a_deadline_missed_by_far_reads_as_a_ratio_not_a_percentage(cli):
+    args = ["plan", "-m", "70B", "-t", "2T", "--deadline", "1h", "-H", "a100-80gb", "--max-devices", "8"]
+    result = cli(*args)
+    assert result.exit_code == 3
+    line = result.stderr.strip().splitlines()[-1]
+    assert "× the 60 min deadline" in line and not re.search(r"\+\d{4,}%", line), line
+
+
+def test_far_missed_deadline_reads_as_a_ratio():
+    from flopcast.points import format_overshoot
+
+    assert format_overshoot(0.37, "30 d deadline") == "+37% over the 30 d deadline"
+    assert format_overshoot(52_257.66, "60 min deadline") == "52,000× the 60 min deadline"
+    assert format_overshoot(1.5, "$1M budget") == "2.5× the $1M budget"
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_output_dev_stdout_writes_to_the_stream_and_keeps_the_link(force):
+    link = Path("/dev/stdout")
+    was_link = link.is_symlink()
+    proc = _run("estimate", *BASE, "-f", "json", "-o", "/dev/stdout", *(["--force"] if force else []))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["hardware"]["id"] == "a100-80gb"
+    assert "exists" not in proc.stderr
+    assert link.is_symlink() == was_link  # not replaced by a regular file (root passes every permission check)
+
+
+def test_output_dash_is_stdout(cli):
+    result = cli("hardware", "list", "-f", "json", "-o", "-")
+    assert result.exit_code == 0 and json.loads(result.stdout)
+    assert not Path("-").exists()
+
+
+def test_hardware_validate_gives_the_yaml_hints(cli, fx):
+    out = cli("hardware", "validate", f"{fx['tab']}/p.yaml", f"{fx['vendorno']}/p.yaml").stderr
+    assert "replace the tab on line 4 with spaces" in out
+    assert 'YAML reads an unquoted no/false/off as false: quote the text (e.g. "no")' in out

@@ -241,6 +241,9 @@ def _clean_message(err: dict, loc: tuple) -> str:
         return f"unknown key ({fix})"
     if kind == "missing":
         return "required field is missing"
+    if kind == "string_type" and isinstance(err.get("input"), bool):  # `vendor: no`: YAML 1.1 read a boolean
+        said = "yes/true/on" if err["input"] else "no/false/off"
+        return f"YAML reads an unquoted {said} as {str(err['input']).lower()}: quote the text (e.g. \"no\")"
     if kind == "string_pattern_mismatch":
         return f"{err.get('input')!r} must be lower-case letters, digits, '.', '_' or '-' (e.g. my-gpu-80gb)"
     if kind in ("greater_than", "greater_than_equal") and isinstance(err.get("input"), int | float):
@@ -409,6 +412,11 @@ class Catalog:
         close = self.closest_ids(key)
         if key in self.ambiguous_aliases:
             raise UnknownHardware(f"hardware alias {name!r} is ambiguous", hint=f"use one of: {', '.join(close)}")
+        prefixed = [pid for pid in close if pid.startswith(key)]
+        if len(prefixed) > 1:  # `a100`: README calls it ambiguous (two memory sizes), and so does the error
+            raise UnknownHardware(
+                f"hardware {name!r} is ambiguous: it could be {' or '.join(prefixed)}", hint="give the full id"
+            )
         hint = f"did you mean {' or '.join(close)}?" if close else "run `flopcast hardware list` to see the ids"
         raise UnknownHardware(f"unknown hardware {name!r}", hint=hint)
 

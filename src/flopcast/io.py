@@ -75,7 +75,15 @@ def _file_mode(path: Path) -> int:
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, force: bool = False) -> Path:
-    """Write ``data`` to a temporary file beside ``path``, fsync, then rename over it."""
+    """Write ``data`` to a temporary file beside ``path``, fsync, then rename over it. A path that names
+    standard output (``/dev/stdout``) is written to the stream: renaming over the link would replace it."""
+    if is_stdout_path(path):
+        import sys
+
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return Path(path)
     path = check_output_path(path, force)
     mode = _file_mode(path)
     try:

@@ -12,7 +12,7 @@ from typer.core import TyperGroup
 
 from flopcast._version import __version__
 from flopcast.cli._clickcompat import click
-from flopcast.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, EXIT_USAGE, FlopcastError, flag_style
+from flopcast.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, EXIT_USAGE, FlopcastError, flag_style, shorten_echoes
 
 DEBUG_FLAG = "--debug"
 ENV_DEBUG = "FLOPCAST_DEBUG"
@@ -64,16 +64,25 @@ def _os_error_line(exc: OSError) -> str:
     return f"input/output failed{where}: {exc.strerror or exc} ({fix})"
 
 
-def _debug_notes() -> None:
+class _StderrNotes:
+    """A logging handler that writes to whatever sys.stderr is when a note comes (tests swap the stream)."""
+
+    level = 0
+
+    def handle(self, record) -> None:
+        _say(f"debug: {record.getMessage()}")
+
+
+def _debug_notes():
+    """Show the library's debug notes (logger "flopcast") on stderr for this run; returns the handler."""
     import logging
 
     logger = logging.getLogger("flopcast")
-    if not any(getattr(h, "_flopcast", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("flopcast: debug: %(message)s"))
-        handler._flopcast = True
-        logger.addHandler(handler)
+    logger.handlers = [h for h in logger.handlers if not isinstance(h, _StderrNotes)]
+    handler = _StderrNotes()
+    logger.addHandler(handler)  # type: ignore[arg-type]  # duck-typed: handle() and level are all logging uses
     logger.setLevel(logging.DEBUG)
+    return handler
 
 
 class FlopcastGroup(TyperGroup):
@@ -84,8 +93,7 @@ class FlopcastGroup(TyperGroup):
         debug = DEBUG_FLAG in argv or bool(os.environ.get(ENV_DEBUG))
         argv = [a for a in argv if a != DEBUG_FLAG]
         lost = _reopen_closed_streams()
-        if debug:  # the library's debug notes (e.g. "no user config dir") go to stderr
-            _debug_notes()
+        notes = _debug_notes() if debug else None  # the library's debug notes, e.g. "no user config dir"
         code = 0
         try:
             with warnings.catch_warnings():
@@ -111,7 +119,8 @@ class FlopcastGroup(TyperGroup):
                 raise
             where = f" (see `flopcast {exc.ctx.command_path.partition(' ')[2]} --help`)".replace("  ", " ") \
                 if getattr(exc, "ctx", None) is not None else ""
-            _say(f"error: {exc.format_message().splitlines()[0] if exc.format_message() else exc}{where}")
+            first = exc.format_message().splitlines()[0] if exc.format_message() else str(exc)
+            _say(f"error: {shorten_echoes(first)}{where}")
             code = exc.exit_code if exc.exit_code else EXIT_USAGE
         except typer.Exit as exc:
             code = exc.exit_code
@@ -147,6 +156,10 @@ class FlopcastGroup(TyperGroup):
             code = code or EXIT_RUNTIME
         except ValueError:
             pass
+        if notes is not None:
+            import logging
+
+            logging.getLogger("flopcast").removeHandler(notes)
         if standalone_mode:
             sys.exit(code)
         return code

@@ -29,6 +29,7 @@ class OutputFormat(str, Enum):
 PLAIN_WIDTH = 120
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
 _output_is_file = False  # set by preflight_output for the command being run
+_output_path: Path | None = None  # ... and the file it names, so that --plot cannot name the same one
 
 
 def plain_output() -> bool:
@@ -121,10 +122,11 @@ def preflight_output(output: Path | None, force: bool) -> None:
 
     Also records whether the result goes to a file: a file gets plain text (no ANSI codes, PLAIN_WIDTH columns).
     """
-    global _output_is_file
+    global _output_is_file, _output_path
     from flopcast.io import is_stdout_path
 
     _output_is_file = output is not None and not is_stdout_path(output)
+    _output_path = output
     if _output_is_file:
         from flopcast.io import check_output_path
 
@@ -267,11 +269,25 @@ def preflight_plot(plot: Path | None, force: bool) -> None:
     from flopcast.plotting import plot_format, require_matplotlib
 
     plot_format(plot)
+    if _output_path is not None and _same_file(_output_path, plot):
+        from flopcast.errors import ConflictingOptions
+
+        raise ConflictingOptions(
+            f"--output and --plot both name {plot}", hint="give the plot a file of its own (e.g. result.png)"
+        )
     require_matplotlib()
     try:
         check_output_path(plot, force)
     except InvalidValue as exc:  # the checker speaks of --output; this is --plot
         raise InvalidValue(exc.message.replace("--output", "--plot", 1), hint=exc.hint) from None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """True when two paths name one file (``x.png`` and ``./x.png``, a symlink and its target)."""
+    try:
+        return os.path.realpath(Path(a).expanduser()) == os.path.realpath(Path(b).expanduser())
+    except (OSError, RuntimeError, ValueError):
+        return str(a) == str(b)
 
 
 def emit_plot(report, plot: Path | None, force: bool, quiet: bool = False) -> None:
