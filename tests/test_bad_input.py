@@ -47,6 +47,22 @@ BASE = ["-m", "llama-2-7b", "-t", "2T", "-n", "8"]  # a valid estimate that the 
 SERVE = ["-m", "llama-2-7b", "--hardware", "a100-80gb"]  # a valid serve
 
 
+_SAVED: list[str] = []
+
+
+def _estimate_json() -> str:
+    """One valid saved estimate report (made once per test session)."""
+    if not _SAVED:
+        from typer.testing import CliRunner
+
+        from flopcast.cli import app
+
+        result = CliRunner().invoke(app, ["estimate", *BASE, "-f", "json"])
+        assert result.exit_code == 0, result.stderr
+        _SAVED.append(result.stdout)
+    return _SAVED[0]
+
+
 @pytest.fixture
 def fx(tmp_path: Path) -> dict[str, str]:
     """Paths the cases refer to as {name}: an empty output folder and a few bad input files."""
@@ -60,6 +76,9 @@ def fx(tmp_path: Path) -> dict[str, str]:
     (files / "exists.json").write_text("keep me\n")
     (files / "plain.txt").write_text("not a folder\n")
     (files / "empty").mkdir()
+    saved = _estimate_json()
+    (files / "nan.json").write_text(re.sub(r'"mfu": [0-9.e+-]+', '"mfu": NaN', saved, count=1))
+    (files / "inf.json").write_text(re.sub(r'"mfu": [0-9.e+-]+', '"mfu": 1e999', saved, count=1))
     for name, text in (
         ("badtype", VALID_PROFILE.replace("memory_bytes: 8.0e10", "memory_bytes: [80, GB]")),
         ("bomb", YAML_BOMB),
@@ -78,6 +97,8 @@ def fx(tmp_path: Path) -> dict[str, str]:
         "outdir": str(outdir),
         "files": str(files),
         "nope": str(files / "nope.json"),
+        "nan": str(files / "nan.json"),
+        "inf": str(files / "inf.json"),
         "broken": str(files / "broken.json"),
         "deep": str(files / "deep.json"),
         "exists": str(files / "exists.json"),
@@ -203,6 +224,9 @@ CASES = [
     ("report-deep-json", ["report", "{deep}", "-o", "{out}"], 2, ["nested too deeply"]),
     ("report-special-file", ["report", "/dev/zero"], 2, ["not a regular file"]),
     ("report-missing-file", ["report", "{files}/gone.json"], 2, ["no such file"]),
+    ("report-nan-field", ["report", "{nan}", "-o", "{out}"], 2, ["NaN", "finite"]),
+    ("report-overflowing-field", ["report", "{inf}", "-o", "{out}"], 2, ["1e999", "finite"]),
+    ("report-stdin-not-json", ["report", "-", "-o", "{out}"], 2, ["-: not JSON"]),
 ]
 
 
@@ -563,3 +587,32 @@ def test_hardware_validate_gives_the_yaml_hints(cli, fx):
     out = cli("hardware", "validate", f"{fx['tab']}/p.yaml", f"{fx['vendorno']}/p.yaml").stderr
     assert "replace the tab on line 4 with spaces" in out
     assert 'YAML reads an unquoted no/false/off as false: quote the text (e.g. "no")' in out
+
+
+# --- report reads standard input and pipes (issue 19) ---------------------------------------------------------
+
+
+def test_report_reads_standard_input(cli):
+    from typer.testing import CliRunner
+
+    from flopcast.cli import app
+
+    result = CliRunner().invoke(app, ["report", "-", "-f", "json"], input=_estimate_json())
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["hardware"]["id"] == "a100-80gb"
+
+
+@pytest.mark.parametrize(
+    "shell",
+    ['"$FC" report - -f csv < "$F"', '"$FC" report <(cat "$F") -f csv', 'cat "$F" | "$FC" report /dev/stdin -f csv'],
+)
+def test_report_reads_pipes_in_a_real_shell(tmp_path, shell):
+    saved = tmp_path / "e.json"
+    saved.write_text(_estimate_json())
+    flopcast = f"{sys.executable} -m flopcast"
+    proc = subprocess.run(
+        ["bash", "-c", shell.replace('"$FC"', flopcast)], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "F": str(saved)},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("model,params,hardware")
