@@ -65,6 +65,9 @@ SizedSeqLen = Annotated[str | None, _value("--seq-len", help="Sequence length of
 SizedVocab = Annotated[str | None, _value("--vocab", help="Vocabulary of the sized model (default 32000).")]
 
 # --- hardware and devices ----------------------------------------------------------------------------------
+# the one default profile (estimate, serve): the most common training GPU in published runs
+# (shared/data/calibration_runs.csv)
+DEFAULT_HARDWARE = "a100-80gb"
 Hardware = Annotated[str, typer.Option("--hardware", "-H", help="Hardware profile id or alias.", metavar="ID")]
 HardwareList = Annotated[
     str | None, _value("--hardware", "-H", help="Hardware ids or aliases, comma-separated (default: every profile).")

@@ -7,6 +7,7 @@ import typer
 from flopcast.cli._app import app
 from flopcast.cli.common import OutputFormat, emit_text, note, preflight_output, render_to_text
 from flopcast.cli.options import (
+    DEFAULT_HARDWARE,
     ActiveExperts,
     DevicesToFit,
     DModel,
@@ -35,7 +36,7 @@ from flopcast.cli.options import (
 @app.command("serve")
 def serve(
     model: Model = None,
-    hardware: Hardware = ...,
+    hardware: Hardware = DEFAULT_HARDWARE,
     devices: DevicesToFit = None,
     weights: str = typer.Option("16", "--weights", help="Weight bits: 16, 8 or 4 (weight-only quantization)."),
     kv_bits: str = typer.Option("16", "--kv-bits", help="KV-cache bits: 16 or 8."),
