@@ -64,6 +64,38 @@ def _os_error_line(exc: OSError) -> str:
     return f"input/output failed{where}: {exc.strerror or exc} ({fix})"
 
 
+COMPLETION_SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
+COMPLETE_VAR = "_FLOPCAST_COMPLETE"
+
+
+def _completion_request(argv: list[str]) -> tuple[str, str] | None:
+    """``("--show-completion", "zsh")`` when the line names a shell for --show/--install-completion.
+
+    typer detects the running shell and reads such a flag as a bare switch, so `--show-completion zsh` from
+    bash printed the bash script; a shell named on the line wins."""
+    for i, arg in enumerate(argv):
+        flag, eq, value = arg.partition("=")
+        if flag not in ("--show-completion", "--install-completion"):
+            continue
+        if not eq:
+            value = argv[i + 1] if i + 1 < len(argv) else ""
+        if value.lower() in COMPLETION_SHELLS:
+            return flag, value.lower()
+    return None
+
+
+def _completion(flag: str, shell: str, prog_name: str) -> int:
+    from typer._completion_shared import get_completion_script, install
+
+    if flag == "--show-completion":
+        click.echo(get_completion_script(prog_name=prog_name, complete_var=COMPLETE_VAR, shell=shell))
+        return 0
+    shell, path = install(shell=shell, prog_name=prog_name, complete_var=COMPLETE_VAR)
+    click.echo(f"{shell} completion installed in {path}")
+    click.echo("Completion will take effect once you restart the terminal")
+    return 0
+
+
 class _StderrNotes:
     """A logging handler that writes to whatever sys.stderr is when a note comes (tests swap the stream)."""
 
@@ -93,6 +125,12 @@ class FlopcastGroup(TyperGroup):
         debug = DEBUG_FLAG in argv or bool(os.environ.get(ENV_DEBUG))
         argv = [a for a in argv if a != DEBUG_FLAG]
         lost = _reopen_closed_streams()
+        asked = _completion_request(argv)
+        if asked is not None:
+            code = _completion(*asked, prog_name=prog_name or "flopcast")
+            if standalone_mode:
+                sys.exit(code)
+            return code
         notes = _debug_notes() if debug else None  # the library's debug notes, e.g. "no user config dir"
         code = 0
         try:
