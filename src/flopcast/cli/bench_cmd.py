@@ -88,13 +88,14 @@ def bench(
     if n_threads is not None and usable and n_threads > usable:
         report.warnings.append(f"--threads {n_threads} is more than the {usable} usable cores")
     if report.partial:
-        # a partial result goes to stdout only (marked "partial"); --output and the profile are never written
+        # what was measured is kept, marked partial (JSON "partial": true, the table's title says PARTIAL), on
+        # stdout or atomically in --output; a profile is never saved from a partial run
         done = len(report.points)
-        if output is None and done:
-            _emit(report, fmt, None, force)
-        what = f"nothing written to {output}" if output is not None else "partial result printed"
+        if done:
+            _emit(report, fmt, output, force, quiet=True)
+        what = f"partial result written to {output}" if output is not None else "partial result printed"
         if not done:
-            what = "nothing measured yet"
+            what = "nothing measured yet, nothing written"
         skipped = "; profile not saved" if save_profile else ""
         raise Interrupted(f"interrupted after {done} of {len(config.ks) * len(config.dtypes)} points ({what}{skipped})")
     if profile_target is not None:
