@@ -72,3 +72,14 @@ def test_show_completion_honours_the_shell_named():
     assert show("--show-completion", "zsh").startswith("#compdef flopcast")
     assert "complete --command flopcast" in show("--show-completion=fish")
     assert "COMPREPLY" in show("--show-completion", "bash")
+
+
+# --- item 12: README says what --format json does with warnings -----------------------------------------------------
+
+
+def test_json_keeps_warnings_in_the_report_and_off_stderr(cli):
+    for args in (["estimate", "-m", "7B", "-t", "1T", "-n", "8"], ["plan", "-m", "7B", "-t", "1T", "-H", "a100-80gb"]):
+        result = cli(*args, "-f", "json")
+        assert result.exit_code == 0, result.stderr
+        assert json.loads(result.stdout)["warnings"], args  # these runs do warn
+        assert result.stderr == "", result.stderr

@@ -106,8 +106,10 @@ def bench(
         report.saved_profile = str(path)
         note(f"saved profile {save_profile!r} to {path} (use --hardware {save_profile})", quiet)
     for warning in report.warnings:
-        # a table on stdout shows the warnings itself; JSON/CSV/Markdown or a file: say them on stderr too
-        note(f"warning: {warning}", quiet or (fmt is OutputFormat.table and output is None))
+        # warnings are part of the report: a table on stdout shows them and JSON holds them in "warnings" (and
+        # prints nothing else, README "Reports you can share"); CSV, Markdown or a table in a file: stderr too
+        in_report = fmt is OutputFormat.json or (fmt is OutputFormat.table and output is None)
+        note(f"warning: {warning}", quiet or in_report)
     _emit(report, fmt, output, force, quiet)
     emit_plot(report, plot, force, quiet)
 
