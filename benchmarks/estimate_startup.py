@@ -1,6 +1,7 @@
 """Whole-process time of `flopcast estimate --format json` vs `python -c "import numpy, pydantic, yaml"`.
 
-DESIGN §8 bar: the estimate takes at most 1.5× the bare import. To show where the time goes, two more
+DESIGN §8 bar (restated): the estimate takes at most 2.5× the bare import, and flopcast's own share at most
+0.5× of it. To show where the time goes, two more
 programs are timed alongside, both doing no work of flopcast's:
 
 * stack: ``import numpy, pydantic, yaml, typer; from pydantic import BaseModel`` — what any program on
@@ -39,7 +40,8 @@ import time
 import typing
 from pathlib import Path
 
-BAR = 1.5
+BAR = 2.5  # whole process, × the baseline (DESIGN §8)
+OWN_SHARE_BAR = 0.5  # estimate − null app, × the baseline (DESIGN §8)
 BASELINE = "import numpy, pydantic, yaml"
 STACK = "import numpy, pydantic, yaml, typer; from pydantic import BaseModel"
 ONE_MODEL = STACK + "\nclass Report(BaseModel):\n    x: int\nReport(x=1).model_dump_json()"
@@ -155,8 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     own, own_min = medians[est] - medians[null], fastest[est] - fastest[null]
     print(
         f"ratio {medians[est] / base:.2f} (bar ≤ {BAR}); flopcast's own share (estimate − null app) "
-        f"{own * 1e3:.0f} ms = {own / base:.2f}x of the baseline (fastest runs: {own_min * 1e3:.0f} ms = "
-        f"{own_min / base_min:.2f}x)"
+        f"{own * 1e3:.0f} ms = {own / base:.2f}x of the baseline (bar ≤ {OWN_SHARE_BAR}; fastest runs: "
+        f"{own_min * 1e3:.0f} ms = {own_min / base_min:.2f}x)"
     )
     return 0
 

@@ -14,7 +14,7 @@ from flopcast.bench.plan import (
     parse_device,
     parse_dtypes,
 )
-from flopcast.errors import InvalidValue
+from flopcast.errors import InvalidValue, flag_style
 from flopcast.reports.bench import BenchPoint, RooflineFit
 
 
@@ -28,7 +28,8 @@ def test_dtype_aliases_and_order():
 def test_unsupported_dtypes_are_refused(text, device):
     with pytest.raises(InvalidValue) as err:
         parse_dtypes(text, device)
-    assert "--dtype" in err.value.one_line() and "choose from" in err.value.one_line()
+    assert str(err.value).startswith("dtype: ") and "choose from" in err.value.one_line()
+    assert err.value.one_line(flag_style).startswith("--dtype: ")
 
 
 def test_device_names():
@@ -71,7 +72,9 @@ def test_a_size_that_does_not_fit_is_refused_with_one_that_does():
     with pytest.raises(InvalidValue) as err:
         fit_to_memory(c, available, size_given=True)
     hint = err.value.hint
-    assert hint.startswith("use --size ") and hint.endswith("MiB or less")
+    assert hint.startswith("use size ") and hint.endswith("MiB or less")
+    assert err.value.one_line(flag_style).startswith("--size 8.59 GB: ")
+    assert err.value.one_line(flag_style).endswith(f"(use --size {hint.split()[2]} or less)")
     suggested = int(hint.split()[2].removesuffix("MiB")) * MIB
     assert replace(c, size_bytes=suggested).required_bytes() <= FREE_MEMORY_USABLE_FRACTION * available
     assert replace(c, size_bytes=suggested + 64 * MIB).required_bytes() > FREE_MEMORY_USABLE_FRACTION * available

@@ -239,3 +239,45 @@ def test_the_winner_rule_matches_its_statement_row_by_row():
         want = [s + _winner_by_hand(wall[s:s + k], memory[s:s + k], fits[s:s + k], devices[s:s + k])
                 for s, k in zip(starts, sizes, strict=True)]  # fmt: skip
         assert got.tolist() == want
+
+
+NEW_FIELD_PROGRAM = r"""
+import json
+import flopcast.layout_fields as lf
+
+# the one line a new parallel dimension adds to the layout record (here a made-up "xp", default 1)
+lf.LAYOUT_SPECS = (*lf.LAYOUT_SPECS, lf.FieldSpec("xp", 1, "test-only parallel degree", "1"))
+lf.SPEC_BY_NAME = {s.name: s for s in lf.LAYOUT_SPECS}
+lf.LAYOUT_FIELDS = tuple(s.name for s in lf.LAYOUT_SPECS)
+lf.CLI_LAYOUT_FIELDS = tuple(s.name for s in lf.LAYOUT_SPECS if s.cli)
+
+from typer.testing import CliRunner
+from flopcast.cli import load_commands
+from flopcast.estimator.arrays import LayoutArrays
+from flopcast.layout import Layout, LayoutQuery
+from flopcast.reports.layout import LayoutInfo
+
+app = load_commands(["estimate"])
+result = CliRunner().invoke(app, ["estimate", "--model", "llama-2-7b", "--tokens", "1T", "--devices", "8",
+                                  "--xp", "1", "--format", "json"])
+doc = json.loads(result.stdout)
+print(json.dumps({
+    "layout": "xp" in Layout._fields, "query": "xp" in LayoutQuery._fields, "arrays": "xp" in LayoutArrays._fields,
+    "report": "xp" in LayoutInfo.model_fields, "inputs": doc["inputs"].get("xp"),
+    "parallelism": doc["parallelism"]["xp"],
+}))
+"""
+
+
+def test_a_new_layout_field_is_one_declaration():
+    """Declared once in flopcast.layout_fields, a new field reaches the record, the query, the core's arrays,
+    the report, the library keywords and the CLI flag (its physics, rule and enumeration are the rest)."""
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", NEW_FIELD_PROGRAM], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {
+        "layout": True, "query": True, "arrays": True, "report": True, "inputs": 1, "parallelism": 1,
+    }  # fmt: skip

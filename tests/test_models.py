@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flopcast.cli import app
-from flopcast.errors import ConflictingOptions, InvalidValue, RuntimeFailure, UnknownModel
+from flopcast.errors import ConflictingOptions, InvalidValue, RuntimeFailure, UnknownModel, flag_style
 from flopcast.model_sizes import shape_for_size
 from flopcast.models import ModelSpec, resolve_model
 from flopcast.presets import PresetDetails, _Registry, _registry, get_preset, list_presets, preset_details
@@ -239,17 +239,20 @@ def test_unknown_preset_suggests_the_closest_ids():
 def test_preset_with_an_architecture_flag_conflicts():
     with pytest.raises(ConflictingOptions) as info:
         resolve_model("llama-2-7b", layers=10)
-    assert info.value.message == "--model llama-2-7b together with --layers"
-    assert "--seq-len" in info.value.hint
-    with pytest.raises(ConflictingOptions, match="--kv-heads, --gated-ffn"):
+    assert info.value.message == "model llama-2-7b together with layers"  # the library names its keywords ...
+    assert info.value.one_line(flag_style).startswith("--model llama-2-7b together with --layers (")  # the CLI flags
+    assert "seq_len" in info.value.hint and "--seq-len" in info.value.one_line(flag_style)
+    with pytest.raises(ConflictingOptions, match="kv_heads, gated_ffn") as info:
         resolve_model("llama-2-7b", kv_heads=8, gated_ffn=True)
+    assert "--kv-heads, --gated-ffn" in info.value.one_line(flag_style)
 
 
 def test_size_with_an_architecture_flag_conflicts():
     with pytest.raises(ConflictingOptions) as info:
         resolve_model("7B", layers="10")
-    assert info.value.message == "--model 7B together with --layers"
-    with pytest.raises(ConflictingOptions, match="--experts"):
+    assert info.value.message == "model 7B together with layers"
+    assert info.value.one_line(flag_style).startswith("--model 7B together with --layers (")
+    with pytest.raises(ConflictingOptions, match="experts"):
         resolve_model("7B", experts=8, active_experts=2)
 
 
@@ -270,8 +273,9 @@ def test_preset_overrides_that_change_the_count_drop_the_published_figures():
 
 
 def test_explicit_architecture_requires_layers_d_model_heads():
-    with pytest.raises(InvalidValue, match="--heads missing"):
+    with pytest.raises(InvalidValue, match="heads missing") as info:
         resolve_model(layers=32, d_model=4096)
+    assert info.value.one_line(flag_style).startswith("incomplete architecture: --heads missing")
     with pytest.raises(InvalidValue, match="no model given"):
         resolve_model()
 
@@ -291,10 +295,12 @@ def test_explicit_moe_reproduces_mixtral():
 
 
 def test_moe_needs_active_experts_and_active_needs_experts():
-    with pytest.raises(InvalidValue, match="--active-experts"):
+    with pytest.raises(InvalidValue, match="experts 8 needs active_experts") as info:
         resolve_model(layers=2, d_model=256, heads=2, experts=8)
-    with pytest.raises(InvalidValue, match="needs --experts"):
+    assert info.value.one_line(flag_style).startswith("--experts 8 needs --active-experts")
+    with pytest.raises(InvalidValue, match="active_experts 2 needs experts") as info:
         resolve_model(layers=2, d_model=256, heads=2, active_experts=2)
+    assert info.value.one_line(flag_style).startswith("--active-experts 2 needs --experts")
 
 
 @pytest.mark.parametrize(
@@ -303,15 +309,15 @@ def test_moe_needs_active_experts_and_active_needs_experts():
         ({"layers": 2, "d_model": 1000, "heads": 16}, "not divisible by heads"),
         ({"layers": 2, "d_model": 1024, "heads": 16, "kv_heads": 5}, "kv_heads 5 must divide heads 16"),
         ({"layers": 2, "d_model": 1024, "heads": 16, "experts": 2, "active_experts": 4}, "exceeds experts"),
-        ({"layers": "abc", "d_model": 1024, "heads": 16}, "--layers"),
-        ({"layers": 2, "d_model": 1024, "heads": 16, "gated_ffn": "maybe"}, "--gated-ffn"),
-        ({"layers": 0, "d_model": 1024, "heads": 16}, "--layers"),
+        ({"layers": "abc", "d_model": 1024, "heads": 16}, "layers: cannot read"),
+        ({"layers": 2, "d_model": 1024, "heads": 16, "gated_ffn": "maybe"}, "gated_ffn: cannot read"),
+        ({"layers": 0, "d_model": 1024, "heads": 16}, "layers: 0 is zero"),
     ],
 )
 def test_invalid_architecture_is_one_line_invalid_value(flags, needle):
     with pytest.raises(InvalidValue) as info:
         resolve_model(**flags)
-    assert needle in info.value.one_line()
+    assert needle in info.value.one_line() and "--" not in info.value.one_line()
     assert "\n" not in info.value.one_line()
 
 

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flopcast.errors import InvalidLayout, InvalidValue
+from flopcast.errors import InvalidLayout, InvalidValue, flag_style
 from flopcast.estimator.efficiency import EfficiencyParams
 from flopcast.hardware import HardwareProfile, load_catalog
 from flopcast.models import ModelSpec
@@ -383,18 +383,20 @@ def test_moe_memory_uses_all_experts_decode_reads_active_ones(a100):
 @pytest.mark.parametrize(
     ("request_kwargs", "message"),
     [
-        ({"weights_bits": 3}, "--weights 3"),
-        ({"kv_bits": 4}, "--kv-bits 4"),
-        ({"batch": 0}, "--batch"),
-        ({"prompt_tokens": 0}, "--prompt-tokens"),
-        ({"output_tokens": 0}, "--output-tokens"),
-        ({"bandwidth_efficiency": 1.5}, "--bandwidth-efficiency"),
-        ({"price_per_hour_usd": -1.0}, "--price-per-hour"),
+        ({"weights_bits": 3}, "weights 3"),
+        ({"kv_bits": 4}, "kv_bits 4"),
+        ({"batch": 0}, "batch: 0"),
+        ({"prompt_tokens": 0}, "prompt_tokens: 0"),
+        ({"output_tokens": 0}, "output_tokens: 0"),
+        ({"bandwidth_efficiency": 1.5}, "bandwidth_efficiency: 1.5"),
+        ({"price_per_hour_usd": -1.0}, "price_per_hour: -1.0"),
     ],
 )
 def test_bad_requests_raise_usage_errors(a100, request_kwargs, message):
-    with pytest.raises(InvalidValue, match=message):
+    with pytest.raises(InvalidValue) as info:
         estimate_serving(LLAMA2_7B, a100, ServeRequest(**request_kwargs))
+    assert str(info.value).startswith(message)  # the library names the keyword, the CLI the flag
+    assert info.value.one_line(flag_style).startswith("--" + message.replace("_", "-"))
 
 
 def test_context_beyond_the_model_is_a_warning(a100):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from flopcast.errors import InvalidValue
+from flopcast.errors import InvalidValue, flag_style, opt
 from flopcast.units import Quantity, parse_int, parse_quantity
 
 
@@ -38,8 +38,8 @@ def test_parses_documented_forms(text, kind, expected):
 @pytest.mark.parametrize("text", ["7Q", "1..5T", "", "nan", "inf", "-3", "0", "abc", "1e400", "2g", "1p", "7bb"])
 def test_refuses_bad_counts_with_accepted_forms(text):
     with pytest.raises(InvalidValue) as info:
-        parse_quantity(text, Quantity.COUNT, what="--tokens")
-    assert "--tokens" in info.value.one_line()
+        parse_quantity(text, Quantity.COUNT, what=opt("tokens"))
+    assert info.value.one_line().startswith("tokens: ") and info.value.one_line(flag_style).startswith("--tokens: ")
 
 
 def test_bad_value_lists_accepted_forms():

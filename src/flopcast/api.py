@@ -28,43 +28,33 @@ def estimate(
     tokens=None,
     hardware="a100-80gb",
     devices=None,
-    tp=None,
-    pp=None,
-    dp=None,
-    micro_batch=None,
-    global_batch=None,
-    zero=None,
-    recompute=None,
+    *,
     precision: str = "bf16",
     mfu=None,
     price_tier: str | None = None,
     price_per_hour=None,
     profiles=None,
     seq_len=None,
-    interleave=None,
-    cp=None,
-    ep=None,
-    **architecture,
+    **options,
 ):
     """Estimate one training job; returns an :class:`~flopcast.reports.estimate.EstimateReport`.
 
     ``model``: a preset id, a size (``"7B"``) or a ModelSpec; or None with ``layers``, ``d_model``,
-    ``heads``... as keyword arguments. ``tokens`` and ``devices`` are required. ``interleave`` is the
-    interleaved pipeline schedule's virtual stages per device (searched when pp > 1). ``price_tier`` None
-    means on-demand where listed (:func:`flopcast.request.price_for`).
+    ``heads``... as keyword arguments. ``tokens`` and ``devices`` are required. Layout keywords are the layout
+    record's fields (``tp``, ``pp``, ``dp``, ``micro_batch``, ``global_batch``, ``zero``, ``recompute``,
+    ``interleave``, ...: flopcast.layout_fields); each left None is searched. ``price_tier`` None means
+    on-demand where listed (:func:`flopcast.request.price_for`).
     """
     from flopcast import request
     from flopcast.estimator.efficiency import EfficiencyParams
     from flopcast.units import parse_int
 
+    layout, architecture = request.split_options(options)
     work = request.training_workload(
         model=model, tokens=tokens, seq_len=seq_len, precision=precision, mfu=mfu, architecture=architecture
     )
     n_devices = parse_int(request.required(devices, "devices", "256"), what=opt("devices"))
-    query = request.layout_query(
-        tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, micro_batch=micro_batch, global_batch=global_batch, zero=zero,
-        recompute=recompute, interleave=interleave,
-    )  # fmt: skip
+    query = request.layout_query(**layout)
     params = EfficiencyParams.load()
     profile = request.resolve_hardware(hardware, profiles)
     hw = request.priced_hardware(
@@ -76,7 +66,7 @@ def estimate(
 def estimate_on(work, hw, devices: int, query, params):
     """The estimate report of ``work`` (request.TrainingWorkload) on ``devices`` of ``hw``
     (request.PricedHardware) with the layout ``query`` fixes (the rest searched)."""
-    from flopcast.layout import check_layout
+    from flopcast.layout import check_layout, default_global_batch
     from flopcast.reports.build import estimate_report
     from flopcast.request import hardware_warnings
     from flopcast.search import MAX_DEVICE_MULTIPLIER, fit_suggestions, search_layouts
@@ -87,10 +77,15 @@ def estimate_on(work, hw, devices: int, query, params):
     layout, row = result.layout, result.estimates.row(0)
     warnings = hardware_warnings(hw, devices)
     if query.global_batch is None:
-        warnings.append(
-            f"no global batch given: {layout.global_batch} sequences "
-            f"({layout.global_batch * spec.seq_len / 1e6:.3g}M tokens) by the default rule"
-        )
+        rule = default_global_batch(spec.params, spec.seq_len)
+        chosen = f"{layout.global_batch} sequences ({layout.global_batch * spec.seq_len / 1e6:.3g}M tokens)"
+        if layout.global_batch == rule:
+            warnings.append(f"no global batch given: {chosen} by the default rule")
+        else:  # the nearest multiple of dp × micro-batch (and at least pp micro-batches): say so
+            warnings.append(
+                f"no global batch given: {chosen}, the multiple of dp × micro-batch = {layout.dp} × "
+                f"{layout.micro_batch} nearest the default rule's {rule}; give a global batch to pin it"
+            )
     if work.mfu is not None:
         warnings.append(f"step time forced to MFU {work.mfu:g}; the breakdown is scaled to it")
         if row["mfu"] < work.mfu * (1 - 1e-9):  # core.evaluate keeps the hardware FLOP rate at or below peak

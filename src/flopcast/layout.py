@@ -20,26 +20,22 @@ from typing import NamedTuple
 import numpy as np
 
 from flopcast.errors import InvalidLayout, opt
-from flopcast.estimator.arrays import LAYOUT_FIELDS, RECOMPUTE_NAMES, LayoutArrays
-from flopcast.layout_fields import LAYOUT_SPECS, SPEC_BY_NAME
+from flopcast.estimator.arrays import RECOMPUTE_NAMES, LayoutArrays
+from flopcast.layout_fields import LAYOUT_FIELDS, LAYOUT_SPECS, SPEC_BY_NAME
 
 ZERO_STAGES = (0, 1, 2, 3)
 
 
-class Layout(NamedTuple):
-    """One parallel layout (validated against a model and device count by :func:`check_layout`). A NamedTuple:
-    immutable, and several times faster to define than a dataclass (start-up time matters for the CLI)."""
+_LayoutFields = NamedTuple("_LayoutFields", [(f.name, type(f.default)) for f in LAYOUT_SPECS])
+_LayoutFields.__new__.__defaults__ = tuple(f.default for f in LAYOUT_SPECS)
 
-    tp: int = 1
-    pp: int = 1
-    dp: int = 1
-    cp: int = 1
-    ep: int = 1
-    micro_batch: int = 1
-    global_batch: int = 1
-    zero: int = 0
-    recompute: str = "none"
-    interleave: int = 1
+
+class Layout(_LayoutFields):
+    """One parallel layout: the fields of flopcast.layout_fields, each at its default unless given (validated
+    against a model and device count by :func:`check_layout`). A NamedTuple: immutable, and several times faster
+    to define than a dataclass (start-up time matters for the CLI)."""
+
+    __slots__ = ()
 
     @property
     def devices(self) -> int:
@@ -86,20 +82,15 @@ class Layout(NamedTuple):
         return f"{degrees} mb{self.micro_batch} z{self.zero}{recompute}{inter}"
 
 
-class LayoutQuery(NamedTuple):
-    """What the user fixed of the layout (None = search it), plus the search's bound on tp."""
+_QueryFields = NamedTuple("_QueryFields", [(name, object) for name in (*LAYOUT_FIELDS, "max_tp")])
+_QueryFields.__new__.__defaults__ = (None,) * (len(LAYOUT_FIELDS) + 1)
 
-    tp: int | None = None
-    pp: int | None = None
-    dp: int | None = None
-    cp: int | None = None
-    ep: int | None = None
-    micro_batch: int | None = None
-    global_batch: int | None = None
-    zero: int | None = None
-    recompute: str | None = None
-    interleave: int | None = None
-    max_tp: int | None = None  # default: devices per node
+
+class LayoutQuery(_QueryFields):
+    """What the user fixed of the layout (None = search it): one optional value per layout field, plus the
+    search's bound on tp (``max_tp``, default: the devices per node)."""
+
+    __slots__ = ()
 
     def given(self) -> dict:
         return {name: getattr(self, name) for name in LAYOUT_FIELDS if getattr(self, name) is not None}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from flopcast.errors import InvalidValue
+from flopcast.errors import InvalidValue, opt
 from flopcast.models import MAX_MODEL_PARAMS as SIZE_RULE_MAX_PARAMS
 from flopcast.models import ModelSpec
 
@@ -150,10 +150,10 @@ def shape_for_size(
     Examples: 7B → 33 × 4096 (6.94B), 13B → 40 × 5120 (Llama 2 13B's shape), 175B → 96 × 12288.
     """
     if not (n_params > 0 and math.isfinite(n_params)):
-        raise InvalidValue(f"--model: size {n_params!r} is not a positive number", hint="give a size such as 7B")
+        raise InvalidValue(f"{opt('model')}: size {n_params!r} is not a positive number", hint="give a size such as 7B")
     if n_params > SIZE_RULE_MAX_PARAMS:
         raise InvalidValue(
-            f"--model {_size_label(n_params)}: larger than {SIZE_RULE_MAX_PARAMS:.0e} parameters",
+            f"{opt('model')} {_size_label(n_params)}: larger than {SIZE_RULE_MAX_PARAMS:.0e} parameters",
             hint="give a smaller size",
         )
     log_b = math.log(SIZE_RULE_BUCKET)
@@ -180,6 +180,7 @@ def shape_for_size(
         else f"no admitted shape comes within {SIZE_RULE_TOLERANCE:.0%}; small models are coarse-grained"
     )
     raise InvalidValue(
-        f"--model {_size_label(n_params)}: {why}",
-        hint="give the architecture instead (--layers, --d-model, --heads) or a preset (`flopcast models list`)",
+        f"{opt('model')} {_size_label(n_params)}: {why}",
+        hint=f"give the architecture instead ({opt('layers')}, {opt('d_model')}, {opt('heads')}) or a preset "
+        "(`flopcast models list`)",
     )

@@ -24,7 +24,7 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, ValidationError, model_validator
 
-from flopcast.errors import ConflictingOptions, InvalidValue
+from flopcast.errors import ConflictingOptions, InvalidValue, opt
 from flopcast.units import parse_count, parse_int
 
 MAX_MODEL_PARAMS = 1e15  # a sanity bound on any model (a quadrillion parameters): keeps every estimate finite
@@ -203,20 +203,14 @@ class ModelSpec(BaseModel):
 # Resolution of --model and the architecture flags
 # ============================================================================================================
 
+# The architecture options, each as messages name it (:func:`~flopcast.errors.opt`: a keyword here, a flag in the CLI).
 FLAG_NAMES = {
-    "layers": "--layers",
-    "d_model": "--d-model",
-    "heads": "--heads",
-    "kv_heads": "--kv-heads",
-    "head_dim": "--head-dim",
-    "ffn": "--ffn",
-    "gated_ffn": "--gated-ffn",
-    "vocab": "--vocab",
-    "seq_len": "--seq-len",
-    "tied_embeddings": "--tied-embeddings",
-    "experts": "--experts",
-    "active_experts": "--active-experts",
-}
+    name: opt(name)
+    for name in (
+        "layers", "d_model", "heads", "kv_heads", "head_dim", "ffn", "gated_ffn", "vocab", "seq_len",
+        "tied_embeddings", "experts", "active_experts",
+    )
+}  # fmt: skip
 _BOOL_FLAGS = ("gated_ffn", "tied_embeddings")
 # What a preset or a size leaves to the user: the run's sequence length and the vocabulary rows.
 OVERRIDABLE_WITH_MODEL = ("vocab", "seq_len")
@@ -246,10 +240,10 @@ def parse_model_size(text: str) -> float:
         text.strip() if match is None else match["body"] + ("k" if match["suffix"] in "kK" else match["suffix"].upper())
     )
     try:
-        return parse_count(normal, what="--model")
+        return parse_count(normal, what=opt("model"))
     except InvalidValue as exc:
         raise InvalidValue(
-            exc.message, hint="give a preset id (`flopcast models list`) or a size such as 7B, 350M or 1.3e9"
+            exc.raw_message, hint="give a preset id (`flopcast models list`) or a size such as 7B, 350M or 1.3e9"
         ) from None
 
 
@@ -269,7 +263,7 @@ def _spec(**fields) -> ModelSpec:
     if spec.params > MAX_MODEL_PARAMS:  # the same sanity bound as a size: keeps every estimate finite and fast
         raise InvalidValue(
             f"invalid model architecture: {spec.params:.3g} parameters, more than {MAX_MODEL_PARAMS:.0e}",
-            hint="check --layers, --d-model, --ffn, --vocab and --experts",
+            hint=f"check {opt('layers')}, {opt('d_model')}, {opt('ffn')}, {opt('vocab')} and {opt('experts')}",
         )
     return spec
 
@@ -338,14 +332,16 @@ def resolve_model(
     if model is not None:
         text = str(model).strip()
         if not text:
-            raise InvalidValue("--model: empty value", hint="give a preset id such as llama-2-7b or a size such as 7B")
+            raise InvalidValue(
+                f"{opt('model')}: empty value", hint="give a preset id such as llama-2-7b or a size such as 7B"
+            )
         if looks_like_size(text):
             n_params = parse_model_size(text)
             if architecture:
                 raise ConflictingOptions(
-                    f"--model {text} together with {_flags(architecture)}",
-                    hint=f"a size lets flopcast pick the shape: drop {_flags(architecture)}, or drop --model and "
-                    "give the architecture (--layers, --d-model, --heads, ...)",
+                    f"{opt('model')} {text} together with {_flags(architecture)}",
+                    hint=f"a size lets flopcast pick the shape: drop {_flags(architecture)}, or drop {opt('model')} "
+                    f"and give the architecture ({_flags(list(_REQUIRED_ARCHITECTURE))}, ...)",
                 )
             return shape_for_size(
                 n_params,
@@ -355,9 +351,9 @@ def resolve_model(
         preset = get_preset(text)
         if architecture:
             raise ConflictingOptions(
-                f"--model {preset.name} together with {_flags(architecture)}",
-                hint=f"a preset fixes the architecture and only --seq-len and --vocab may change it: drop "
-                f"{_flags(architecture)}, or drop --model and give the whole architecture",
+                f"{opt('model')} {preset.name} together with {_flags(architecture)}",
+                hint=f"a preset fixes the architecture and only {opt('seq_len')} and {opt('vocab')} may change it: "
+                f"drop {_flags(architecture)}, or drop {opt('model')} and give the whole architecture",
             )
         overrides = {n: v for n, v in given.items() if getattr(preset, n) != v}
         if not overrides:
@@ -373,18 +369,18 @@ def resolve_model(
             f"incomplete architecture: {_flags(missing)} missing"
             if len(missing) < len(_REQUIRED_ARCHITECTURE)
             else "no model given",
-            hint="give --model (a preset such as llama-2-7b, or a size such as 7B) or the architecture "
-            "--layers, --d-model and --heads",
+            hint=f"give {opt('model')} (a preset such as llama-2-7b, or a size such as 7B) or the architecture "
+            f"{opt('layers')}, {opt('d_model')} and {opt('heads')}",
         )
     n_experts = given.get("experts", 1)
     if n_experts > 1 and "active_experts" not in given:
         raise InvalidValue(
-            f"--experts {n_experts} needs --active-experts",
-            hint="say how many experts each token uses, e.g. --active-experts 2 (Mixtral's top-2)",
+            f"{opt('experts')} {n_experts} needs {opt('active_experts')}",
+            hint=f"say how many experts each token uses, e.g. {opt('active_experts')} 2 (Mixtral's top-2)",
         )
     if "active_experts" in given and n_experts == 1 and given["active_experts"] > 1:
         raise InvalidValue(
-            f"--active-experts {given['active_experts']} needs --experts",
-            hint="give the total number of experts, e.g. --experts 8",
+            f"{opt('active_experts')} {given['active_experts']} needs {opt('experts')}",
+            hint=f"give the total number of experts, e.g. {opt('experts')} 8",
         )
     return _spec(name="custom", **given)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from flopcast.errors import Infeasible, InvalidValue, opt
+from flopcast.errors import Infeasible, InvalidValue, flag_style, opt, render_options
 from flopcast.points import Points, describe_miss, near_misses, objective_values, pareto_front
 from flopcast.units import format_duration, format_usd, parse_duration, parse_int, parse_usd
 
@@ -302,6 +302,7 @@ def plan(
     False carries the reason and the near-misses (the CLI exits 3 via :func:`raise_if_infeasible`)."""
     from flopcast import request
     from flopcast.estimator.efficiency import EfficiencyParams
+    from flopcast.layout import default_global_batch
     from flopcast.reports.build import model_summary
     from flopcast.reports.plan import NearMiss, PlanInputs, PlanReport, SearchStats
 
@@ -342,10 +343,12 @@ def plan(
             price_tier=price_tier,
             precision=work.precision,
             global_batch=gb,
+            global_batch_rule=None if gb is not None else default_global_batch(spec.params, spec.seq_len),
         ),  # fmt: skip
         model=model_summary(spec),
         feasible=result.best is not None,
-        infeasible_reason=None if result.best is not None else result.message,
+        # report text, like its warnings, names flags; an opt() marker must not reach the JSON
+        infeasible_reason=None if result.best is not None else render_options(result.message, flag_style),
         best=best_report,
         best_point=None if result.best is None else point_report(pts, result.best),
         pareto=[point_report(pts, int(i)) for i in result.pareto],
@@ -368,15 +371,21 @@ def plan(
 
 
 def _batch_warning(spec, best, given_batch) -> list[str]:
-    """Many data-parallel replicas force a global batch far above the default rule: say so."""
+    """Say when the best plan's global batch is not the default rule's: rounded to its data-parallel degree, or
+    (many replicas) far above it."""
     from flopcast.layout import default_global_batch
 
     if given_batch is not None:
         return []
     usual = default_global_batch(spec.params, spec.seq_len)
-    chosen = best.parallelism.global_batch
-    if chosen <= LARGE_BATCH_WARNING_FACTOR * usual:
+    chosen, p = best.parallelism.global_batch, best.parallelism
+    if chosen == usual:
         return []
+    if chosen <= LARGE_BATCH_WARNING_FACTOR * usual:
+        return [
+            f"the best plan's global batch is {chosen} sequences, not the default rule's {usual}: the nearest "
+            f"multiple of dp × micro-batch = {p.dp} × {p.micro_batch}; give a global batch to pin it"
+        ]
     return [
         f"the best plan's {best.parallelism.dp} data-parallel replicas need a global batch of {chosen} sequences "
         f"({chosen * spec.seq_len / 1e6:.3g}M tokens), {chosen / usual:.0f}× the usual {usual}; such batches can "

@@ -19,7 +19,7 @@ import importlib.util
 import io
 from pathlib import Path
 
-from flopcast.errors import InvalidValue, UsageError
+from flopcast.errors import InvalidValue, UsageError, opt
 
 PLOT_FORMATS = {".png": "png", ".svg": "svg"}
 INSTALL_HINT = 'pip install "flopcast[plot]"'
@@ -37,7 +37,8 @@ def plot_format(path: Path) -> str:
     suffix = Path(path).suffix.lower()
     if suffix not in PLOT_FORMATS:
         raise InvalidValue(
-            f"--plot {path}: unknown image type {suffix or '(no extension)'!r}", hint="name the file .png or .svg"
+            f"{opt('plot')} {path}: unknown image type {suffix or '(no extension)'!r}",
+            hint="name the file .png or .svg",
         )
     return PLOT_FORMATS[suffix]
 
@@ -45,7 +46,7 @@ def plot_format(path: Path) -> str:
 def require_matplotlib() -> None:
     """Raise a one-line usage error (exit 2) when matplotlib is not installed."""
     if importlib.util.find_spec("matplotlib") is None:
-        raise UsageError("--plot needs matplotlib, which is not installed", hint=INSTALL_HINT)
+        raise UsageError(f"{opt('plot')} needs matplotlib, which is not installed", hint=INSTALL_HINT)
 
 
 def plot_kinds() -> list[str]:
@@ -59,7 +60,7 @@ def render_plot(report, path: Path) -> bytes:
     kind = getattr(report, "report", None)
     if kind not in _DRAWERS:
         raise InvalidValue(
-            f"--plot: no figure for a {kind} report", hint=f"figures exist for {', '.join(plot_kinds())} reports"
+            f"{opt('plot')}: no figure for a {kind} report", hint=f"figures exist for {', '.join(plot_kinds())} reports"
         )
     import matplotlib
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from flopcast.errors import RuntimeFailure, UnknownModel
+from flopcast.errors import RuntimeFailure, UnknownModel, opt
 from flopcast.models import ModelSpec
 from flopcast.units import suggest
 
@@ -78,7 +78,7 @@ class _Registry:
             raise UnknownModel(
                 f"unknown model {name!r}",
                 hint=f"{did}`flopcast models list` shows every preset; a size such as 7B or an explicit "
-                "--layers/--d-model/--heads also works",
+                f"{opt('layers')}/{opt('d_model')}/{opt('heads')} also works",
             )
         return self.details[pid]
 

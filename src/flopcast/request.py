@@ -24,6 +24,7 @@ from typing import NamedTuple
 
 from flopcast.errors import ConflictingOptions, InvalidValue, opt
 from flopcast.layout import LayoutQuery
+from flopcast.layout_fields import LAYOUT_FIELDS
 from flopcast.units import parse_count, parse_int, parse_usd
 
 ARCHITECTURE_KEYS = (
@@ -82,19 +83,33 @@ def parse_precision(precision) -> str:
     return text
 
 
-def layout_query(
-    *, tp=None, pp=None, dp=None, cp=None, ep=None, micro_batch=None, global_batch=None, zero=None,
-    recompute=None, interleave=None, max_tp=None,
-) -> LayoutQuery:  # fmt: skip
-    """The layout options as a :class:`LayoutQuery` (None = searched). Range rules: ``check_layout``."""
-    values = {
-        "tp": tp, "pp": pp, "dp": dp, "cp": cp, "ep": ep, "micro_batch": micro_batch,
-        "global_batch": global_batch, "interleave": interleave, "max_tp": max_tp,
-    }  # fmt: skip
-    parsed = {k: optional_int(v, k) for k, v in values.items()}
-    parsed["zero"] = optional_int(zero, "zero", allow_zero=True)
-    parsed["recompute"] = None if recompute is None else str(getattr(recompute, "value", recompute)).strip().lower()
+def layout_query(**options) -> LayoutQuery:
+    """The layout options (keywords: the layout record's fields and ``max_tp``; None = searched) as a
+    :class:`LayoutQuery`: counts parsed, the recompute mode lower-cased. Range rules: ``check_layout``."""
+    parsed = {}
+    for name, value in options.items():
+        if name not in LayoutQuery._fields:
+            raise InvalidValue(f"unknown layout option {name!r}", hint=f"layout options are {', '.join(LAYOUT_FIELDS)}")
+        if value is None:
+            continue
+        if name == "recompute":
+            parsed[name] = str(getattr(value, "value", value)).strip().lower()
+        else:
+            parsed[name] = optional_int(value, name, allow_zero=name == "zero")
     return LayoutQuery(**parsed)
+
+
+def split_options(options: dict) -> tuple[dict, dict]:
+    """Keyword options → (layout options, architecture options); any other name is an error."""
+    layout = {k: v for k, v in options.items() if k in LAYOUT_FIELDS}
+    architecture = {k: v for k, v in options.items() if k not in layout}
+    unknown = sorted(set(architecture) - set(ARCHITECTURE_KEYS))
+    if unknown:
+        raise InvalidValue(
+            f"unknown option(s) {', '.join(unknown)}",
+            hint=f"layout options are {', '.join(LAYOUT_FIELDS)}; architecture options {', '.join(ARCHITECTURE_KEYS)}",
+        )
+    return layout, architecture
 
 
 # --- the model and the workload ----------------------------------------------------------------------------

@@ -125,11 +125,9 @@ def enumerate_layouts(
     else:  # every row once per virtual-stage choice that is valid for it (rows with pp = 1 keep v = 1 only)
         row, inter = inter
         tp, pp, dp, mb, gb, zero, rec = (a[row] for a in (tp, pp, dp, mb, gb, zero, rec))
-    one = np.ones(len(tp))
-    return LayoutArrays(
-        tp=tp, pp=pp, dp=dp, cp=one, ep=one, micro_batch=mb, global_batch=gb, zero=zero, recompute=rec,
-        interleave=inter,
-    )  # fmt: skip
+    return LayoutArrays.filled(
+        len(tp), tp=tp, pp=pp, dp=dp, micro_batch=mb, global_batch=gb, zero=zero, recompute=rec, interleave=inter
+    )
 
 
 def _interleave_rows(layers: int, pp: np.ndarray, micro_batches: np.ndarray, fixed: int | None):

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from flopcast.errors import InvalidLayout, InvalidValue
+from flopcast.errors import InvalidLayout, InvalidValue, opt
 from flopcast.estimator import inference
 from flopcast.estimator.arrays import HardwareArrays, ModelArrays
 from flopcast.estimator.efficiency import EfficiencyParams
@@ -191,33 +191,35 @@ def _bandwidth_efficiency(request: ServeRequest) -> float:
 # --- validation --------------------------------------------------------------------------------------
 def _check_request(model: ModelSpec, request: ServeRequest) -> None:
     if request.weights_bits not in WEIGHT_BITS_CHOICES:
-        raise InvalidValue(f"--weights {request.weights_bits}: unsupported weight bit width", hint="use 16, 8 or 4")
+        raise InvalidValue(
+            f"{opt('weights')} {request.weights_bits}: unsupported weight bit width", hint="use 16, 8 or 4"
+        )
     if request.kv_bits not in KV_BITS_CHOICES:
-        raise InvalidValue(f"--kv-bits {request.kv_bits}: unsupported KV-cache bit width", hint="use 16 or 8")
+        raise InvalidValue(f"{opt('kv_bits')} {request.kv_bits}: unsupported KV-cache bit width", hint="use 16 or 8")
     for what, value in (
-        ("--batch", request.batch),
-        ("--prompt-tokens", request.prompt_tokens),
-        ("--output-tokens", request.output_tokens),
+        (opt("batch"), request.batch),
+        (opt("prompt_tokens"), request.prompt_tokens),
+        (opt("output_tokens"), request.output_tokens),
     ):
         if not isinstance(value, int) or value < 1:
             raise InvalidValue(f"{what}: {value!r} must be a whole number ≥ 1", hint="give a positive value")
     for what, value in (
-        ("--matmul-efficiency", request.matmul_efficiency),
-        ("--bandwidth-efficiency", request.bandwidth_efficiency),
+        (opt("matmul_efficiency"), request.matmul_efficiency),
+        (opt("bandwidth_efficiency"), request.bandwidth_efficiency),
     ):
         if value is not None and not (0 < value <= 1):
             raise InvalidValue(f"{what}: {value!r} is outside (0, 1]", hint="give a fraction such as 0.8")
     if request.price_per_hour_usd is not None and not (request.price_per_hour_usd > 0):
         raise InvalidValue(
-            f"--price-per-hour: {request.price_per_hour_usd!r} must be positive", hint="give a price such as 2.5"
+            f"{opt('price_per_hour')}: {request.price_per_hour_usd!r} must be positive", hint="give a price such as 2.5"
         )
     if request.devices is not None:
         if request.devices < 1:
-            raise InvalidValue(f"--devices: {request.devices!r} must be ≥ 1", hint="give a positive count")
+            raise InvalidValue(f"{opt('devices')}: {request.devices!r} must be ≥ 1", hint="give a positive count")
         allowed = tensor_parallel_degrees(model)
         if request.devices not in allowed:
             raise InvalidLayout(
-                f"--devices {request.devices}: tensor parallelism splits {model.name}'s {model.heads} attention "
+                f"{opt('devices')} {request.devices}: tensor parallelism splits {model.name}'s {model.heads} attention "
                 f"heads ({model.n_kv_heads} KV heads), so the device count must divide them",
                 hint=f"use one of {', '.join(map(str, allowed))}",
             )
@@ -255,7 +257,6 @@ def serve(
 ) -> ServeReport:
     """Serve ``model`` on ``hardware`` (library entry point, the same calling convention as
     ``flopcast.estimate``: numbers or strings with units); returns the :class:`ServeReport`."""
-    from flopcast.errors import opt
     from flopcast.request import required, resolve_hardware, resolve_model
     from flopcast.units import parse_count, parse_int, parse_usd
 
@@ -359,7 +360,8 @@ def _raise_fits_nowhere(model, profile, request, grid, row, candidates) -> None:
         f"{request.prompt_tokens + request.output_tokens} tokens fits on no number of {profile.id}: even split over "
         f"{most} devices (the most its {model.heads} heads allow) it needs {need / 1e9:.3g} GB per device of "
         f"{profile.memory_bytes / 1e9:.3g} GB",
-        hint="lower --batch or the tokens, use --kv-bits 8 or fewer --weights bits, or hardware with more memory",
+        hint=f"lower {opt('batch')} or the tokens, use {opt('kv_bits')} 8 or fewer {opt('weights')} bits, or hardware "
+        "with more memory",
     )
 
 

@@ -48,7 +48,14 @@ PLANNER_MAX_ITERATIONS = 8
 PLANNER_STEP_SAFETY = 0.99  # aim a little under the budget so that the next step lands inside it
 
 BUDGET_KINDS = ("flops", "usd", "device_hours", "deadline")
-_BUDGET_FLAGS = {"flops": "--flops", "usd": "--budget", "device_hours": "--device-hours", "deadline": "--deadline"}
+_GIVEN_PLACEMENT_EXAMPLE = f"e.g. {opt('hardware')} h100-80gb {opt('devices')} 1024"
+# Each budget kind's option, as messages name it (:func:`~flopcast.errors.opt`: a keyword here, a flag in the CLI).
+_BUDGET_FLAGS = {
+    "flops": opt("flops"),
+    "usd": opt("budget"),
+    "device_hours": opt("device_hours"),
+    "deadline": opt("deadline"),
+}
 
 
 def compute_optimal(flops: float) -> tuple[float, float]:
@@ -91,12 +98,14 @@ def parse_budget(flops=None, budget=None, device_hours=None, deadline=None) -> B
     }
     if not given:
         raise InvalidValue(
-            "size needs a budget", hint="give one of --flops 1e24, --budget $2M, --device-hours 100k or --deadline 30d"
+            "size needs a budget",
+            hint=f"give one of {opt('flops')} 1e24, {opt('budget')} $2M, {opt('device_hours')} 100k or "
+            f"{opt('deadline')} 30d",
         )
     if len(given) > 1:
         flags = " and ".join(_BUDGET_FLAGS[k] for k in given)
         raise ConflictingOptions(
-            f"two budgets: {flags}", hint="give exactly one of --flops, --budget, --device-hours, --deadline"
+            f"two budgets: {flags}", hint=f"give exactly one of {', '.join(_BUDGET_FLAGS.values())}"
         )
     kind, text = next(iter(given.items()))
     what = _BUDGET_FLAGS[kind]
@@ -237,7 +246,7 @@ def size_with_planner(
 
     if budget.kind != "usd":
         raise InvalidValue(
-            f"{_BUDGET_FLAGS[budget.kind]} needs --hardware H and --devices N",
+            f"{_BUDGET_FLAGS[budget.kind]} needs {opt('hardware')} H and {opt('devices')} N",
             hint="the budget is spent on one hardware and device count",
         )
     n = PLANNER_FIRST_GUESS_PARAMS
@@ -262,7 +271,7 @@ def size_with_planner(
         if result.best is None:
             raise Infeasible(
                 f"no plan for a {format_si(n)}-parameter model: {result.message}",
-                hint="give --hardware and --devices, or more hardware",
+                hint=f"give {opt('hardware')} and {opt('devices')}, or more hardware",
             )
         cost = float(result.points.values["cost_usd"][result.best])
         steps.append(SizeStep(n, float(optimal_tokens(n)), cost, cost <= budget.value))
@@ -311,18 +320,20 @@ def size(
     precision = parse_precision(precision)
     n_devices = None if devices is None else parse_int(devices, what=opt("devices"))
     limit = None if max_devices is None else parse_int(max_devices, what=opt("max_devices"))
-    seq = None if seq_len is None else parse_int(seq_len, what="--seq-len")
-    voc = None if vocab is None else parse_int(vocab, what="--vocab")
+    seq = None if seq_len is None else parse_int(seq_len, what=opt("seq_len"))
+    voc = None if vocab is None else parse_int(vocab, what=opt("vocab"))
     chosen = None if hardware is None else resolve_hardware_list(hardware, profiles)
     if n_devices is not None and (chosen is None or len(chosen) != 1):
-        raise InvalidValue("--devices needs exactly one --hardware", hint="e.g. --hardware h100-80gb --devices 1024")
+        raise InvalidValue(f"{opt('devices')} needs exactly one {opt('hardware')}", hint=_GIVEN_PLACEMENT_EXAMPLE)
     if b.kind in ("device_hours", "deadline") and n_devices is None:
         raise InvalidValue(
-            f"{_BUDGET_FLAGS[b.kind]} needs --hardware H and --devices N",
-            hint="e.g. --hardware h100-80gb --devices 1024",
+            f"{_BUDGET_FLAGS[b.kind]} needs {opt('hardware')} H and {opt('devices')} N",
+            hint=_GIVEN_PLACEMENT_EXAMPLE,
         )
     if limit is not None and n_devices is not None:
-        raise ConflictingOptions("--max-devices together with --devices", hint="--max-devices bounds the planner")
+        raise ConflictingOptions(
+            f"{opt('max_devices')} together with {opt('devices')}", hint=f"{opt('max_devices')} bounds the planner"
+        )
     params = params or EfficiencyParams.load()
     warnings: list[str] = []
 
@@ -332,9 +343,9 @@ def size(
             spec = _shape(n, seq, voc)
         except InvalidValue as exc:  # the size rule names --model; here the size comes from --flops
             raise InvalidValue(
-                f"--flops {b.value:.3g}: no model shape for its compute-optimal {format_si(n)} parameters "
-                f"({exc.message.partition(': ')[2] or exc.message})",
-                hint="give a larger --flops" if n < SIZE_GRID_MIN_PARAMS else "give a smaller --flops",
+                f"{opt('flops')} {b.value:.3g}: no model shape for its compute-optimal {format_si(n)} parameters "
+                f"({exc.raw_message.partition(': ')[2] or exc.raw_message})",
+                hint=f"give a {'larger' if n < SIZE_GRID_MIN_PARAMS else 'smaller'} {opt('flops')}",
             ) from None
         result = SizeResult(params=n, spec=spec, placement="none")
         if chosen is not None:
@@ -347,7 +358,7 @@ def size(
     elif n_devices is not None:
         hw = priced_hardware(chosen[0], precision=precision, params=params, tier=price_tier)
         if b.kind == "usd" and hw.price.usd_per_device_hour is None:
-            raise InvalidValue(f"--budget: {hw.profile.id} lists no price", hint="choose hardware with a price")
+            raise InvalidValue(f"{opt('budget')}: {hw.profile.id} lists no price", hint="choose hardware with a price")
         result = size_on_hardware(b, hw, n_devices, precision=precision, seq_len=seq, vocab=voc, params=params)
     else:
         profiles_list = chosen if chosen is not None else resolve_hardware_list(None, profiles)

@@ -16,23 +16,23 @@ from flopcast.units import parse_int
 
 SWEEP_PARAMETERS = ("devices",)
 _SWEEP = re.compile(r"^\s*(?P<name>[a-z_-]+)\s*=\s*(?P<lo>[^.\s]+)\s*\.\.\s*(?P<hi>\S+)\s*$")
-SWEEP_HINT = "e.g. --sweep devices=8..4096 (every power of two in that range)"
+SWEEP_HINT = f"e.g. {opt('sweep')} devices=8..4096 (every power of two in that range)"
 
 
 def parse_sweep(text: str) -> tuple[str, int, int]:
     """``"devices=8..4096"`` → ``("devices", 8, 4096)``; the bounds accept suffixes (``8..4k``)."""
     match = _SWEEP.match(str(text))
     if not match:
-        raise InvalidValue(f"--sweep {text!r}: expected NAME=LOW..HIGH", hint=SWEEP_HINT)
+        raise InvalidValue(f"{opt('sweep')} {text!r}: expected NAME=LOW..HIGH", hint=SWEEP_HINT)
     name = match["name"].replace("-", "_")
     if name not in SWEEP_PARAMETERS:
         raise InvalidValue(
-            f"--sweep {text!r}: cannot sweep {match['name']!r}", hint=f"sweepable: {', '.join(SWEEP_PARAMETERS)}"
+            f"{opt('sweep')} {text!r}: cannot sweep {match['name']!r}", hint=f"sweepable: {', '.join(SWEEP_PARAMETERS)}"
         )
-    lo = parse_int(match["lo"], what="--sweep")
-    hi = parse_int(match["hi"], what="--sweep")
+    lo = parse_int(match["lo"], what=opt("sweep"))
+    hi = parse_int(match["hi"], what=opt("sweep"))
     if lo > hi:
-        raise InvalidValue(f"--sweep {text!r}: the low end {lo} is above the high end {hi}", hint=SWEEP_HINT)
+        raise InvalidValue(f"{opt('sweep')} {text!r}: the low end {lo} is above the high end {hi}", hint=SWEEP_HINT)
     return name, lo, hi
 
 
@@ -44,7 +44,7 @@ def power_of_two_counts(lo: int, hi: int) -> list[int]:
             counts.append(k)
         k *= 2
     if not counts:
-        raise InvalidValue(f"--sweep devices={lo}..{hi}: no power of two in that range", hint=SWEEP_HINT)
+        raise InvalidValue(f"{opt('sweep')} devices={lo}..{hi}: no power of two in that range", hint=SWEEP_HINT)
     return counts
 
 
@@ -55,26 +55,19 @@ def sweep_estimate(
     tokens=None,
     hardware="a100-80gb",
     devices=None,
-    tp=None,
-    pp=None,
-    dp=None,
-    micro_batch=None,
-    global_batch=None,
-    zero=None,
-    recompute=None,
-    interleave=None,
     precision: str = "bf16",
     mfu=None,
     price_tier: str | None = None,
     price_per_hour=None,
     profiles=None,
     seq_len=None,
-    **architecture,
+    **options,
 ):
     """Estimate the job at every device count of ``sweep``; returns a :class:`~flopcast.reports.sweep.SweepReport`.
 
-    Options mean what they mean for :func:`flopcast.api.estimate`; ``devices`` and ``dp`` follow the sweep and
-    may not be given. Each count's row is the search's winner there, as ``estimate`` chooses it."""
+    Options (layout and architecture keywords) mean what they mean for :func:`flopcast.api.estimate`;
+    ``devices`` and ``dp`` follow the sweep and may not be given. Each count's row is the search's winner there,
+    as ``estimate`` chooses it."""
     from flopcast import request
     from flopcast.estimator.arrays import ModelArrays
     from flopcast.estimator.efficiency import EfficiencyParams
@@ -82,29 +75,18 @@ def sweep_estimate(
     from flopcast.search import CandidateCache, search_counts
 
     _, lo, hi = parse_sweep(sweep)
-    if devices is not None:
-        raise ConflictingOptions(
-            f"{opt('devices')} together with {opt('sweep')} devices=...", hint=f"drop {opt('devices')}"
-        )
-    if dp is not None:
-        raise ConflictingOptions(
-            f"{opt('dp')} together with {opt('sweep')} devices=...", hint=f"drop {opt('dp')}: it follows the devices"
-        )
+    layout, architecture = request.split_options(options)
+    for name, value in (("devices", devices), ("dp", layout.get("dp"))):
+        if value is not None:
+            raise ConflictingOptions(
+                f"{opt(name)} together with {opt('sweep')} devices=...",
+                hint=f"drop {opt(name)}" + (": it follows the devices" if name == "dp" else ""),
+            )
     counts = power_of_two_counts(lo, hi)
-    unknown = sorted(k for k, v in architecture.items() if k not in request.ARCHITECTURE_KEYS and v is not None)
-    if unknown:
-        names = ", ".join(opt(k) for k in unknown)
-        raise ConflictingOptions(
-            f"{names} together with {opt('sweep')}", hint=f"drop {names} or estimate one device count"
-        )
     work = request.training_workload(
-        model=model, tokens=tokens, seq_len=seq_len, precision=precision, mfu=mfu,
-        architecture={k: v for k, v in architecture.items() if k in request.ARCHITECTURE_KEYS},
-    )  # fmt: skip
-    query = request.layout_query(
-        tp=tp, pp=pp, micro_batch=micro_batch, global_batch=global_batch, zero=zero, recompute=recompute,
-        interleave=interleave,
-    )  # fmt: skip
+        model=model, tokens=tokens, seq_len=seq_len, precision=precision, mfu=mfu, architecture=architecture
+    )
+    query = request.layout_query(**layout)
     spec = work.spec
     params = EfficiencyParams.load()
     profile = request.resolve_hardware(hardware, profiles)

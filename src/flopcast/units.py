@@ -84,7 +84,8 @@ def parse_quantity(
 ) -> float:
     """Parse ``text`` as a ``kind`` quantity and return it in SI base units (1, bytes, bytes/s, s, USD).
 
-    ``what`` names the option in error messages. Zero is refused unless ``allow_zero``.
+    ``what`` names the option in error messages: an option as :func:`flopcast.errors.opt` marks it (the
+    library then shows its keyword, the CLI its flag), never a literal flag. Zero is refused unless ``allow_zero``.
     """
     if isinstance(text, bool):
         raise _bad(str(text), what, kind)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from flopcast.bench.plan import ITEMSIZE_BYTES
-from flopcast.errors import UsageError
+from flopcast.errors import UsageError, opt
 from flopcast.reports.bench import MachineInfo
 
 INSTALL_HINT = 'install PyTorch with CUDA: pip install "flopcast[gpu]"'
@@ -157,10 +157,10 @@ def load_cuda_backend(seed: int = 0) -> TorchOps:
     try:
         import torch
     except ImportError:
-        raise UsageError("--device cuda needs PyTorch, which is not installed", hint=INSTALL_HINT) from None
+        raise UsageError(f"{opt('device')} cuda needs PyTorch, which is not installed", hint=INSTALL_HINT) from None
     except Exception as exc:  # a broken install raises all sorts (OSError for a missing libcudart ...)
         raise UsageError(
-            f"--device cuda: PyTorch failed to import ({type(exc).__name__}: {exc})", hint=INSTALL_HINT
+            f"{opt('device')} cuda: PyTorch failed to import ({type(exc).__name__}: {exc})", hint=INSTALL_HINT
         ) from None
     try:
         available = bool(torch.cuda.is_available())
@@ -168,7 +168,7 @@ def load_cuda_backend(seed: int = 0) -> TorchOps:
         available = False
     if not available:
         raise UsageError(
-            f"--device cuda: PyTorch {torch.__version__} sees no CUDA device",
+            f"{opt('device')} cuda: PyTorch {torch.__version__} sees no CUDA device",
             hint=f"check the NVIDIA driver and CUDA_VISIBLE_DEVICES, or {INSTALL_HINT}",
         )
     return TorchOps(torch, seed=seed)

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, replace
 
 from flopcast.bench.kernel import MIN_ROWS_PER_FEATURE
-from flopcast.errors import InvalidValue
+from flopcast.errors import InvalidValue, opt
 from flopcast.units import format_si, suggest
 
 DTYPE_ALIASES = {
@@ -165,7 +165,7 @@ def parse_device(text: str) -> str:
     if device in {"gpu", "cuda:0"}:
         device = "cuda"
     if device not in DEVICE_DTYPES:
-        raise InvalidValue(f"--device: {text!r} is not a device", hint="choose cpu or cuda")
+        raise InvalidValue(f"{opt('device')}: {text!r} is not a device", hint="choose cpu or cuda")
     return device
 
 
@@ -185,11 +185,11 @@ def parse_dtypes(text: str | None, device: str) -> tuple[str, ...]:
             close = suggest(name, list(supported))
             where = f"on {device}" if dtype else "(unknown dtype)"
             hint = f"choose from {', '.join(supported)}" + (f"; did you mean {close[0]}?" if close else "")
-            raise InvalidValue(f"--dtype: {raw.strip()!r} is not supported {where}", hint=hint)
+            raise InvalidValue(f"{opt('dtype')}: {raw.strip()!r} is not supported {where}", hint=hint)
         if dtype not in chosen:
             chosen.append(dtype)
     if not chosen:
-        raise InvalidValue(f"--dtype: {text!r} names no dtype", hint=f"choose from {', '.join(supported)}")
+        raise InvalidValue(f"{opt('dtype')}: {text!r} names no dtype", hint=f"choose from {', '.join(supported)}")
     return tuple(chosen)
 
 
@@ -209,7 +209,7 @@ def make_config(
     mode = "quick" if quick else "default"
     p = PRESETS[(device, mode)]
     if not 0 < size_scale <= 1:
-        raise InvalidValue(f"--size-scale: {size_scale!r} must be in (0, 1]")
+        raise InvalidValue(f"{opt('size_scale')}: {size_scale!r} must be in (0, 1]")
     root = math.sqrt(size_scale)
 
     def shrink(n: int) -> int:
@@ -254,7 +254,7 @@ def fit_to_memory(config: BenchConfig, available_bytes: float | None, size_given
         raise InvalidValue(
             f"bench needs {format_si(config.required_bytes(), 'B')} of memory but only "
             f"{format_si(available_bytes, 'B')} is free",
-            hint="free some memory, or use --quick and fewer --dtype",
+            hint=f"free some memory, or use {opt('quick')} and fewer {opt('dtype')}",
         )
     for _ in range(60):
         mid = math.sqrt(lo * hi)
@@ -262,8 +262,8 @@ def fit_to_memory(config: BenchConfig, available_bytes: float | None, size_given
     fitting = int(lo // MIB) * MIB
     if size_given:
         raise InvalidValue(
-            f"--size {format_si(config.size_bytes, 'B')}: the run needs {format_si(config.required_bytes(), 'B')} "
-            f"but only {format_si(available_bytes, 'B')} of memory is free",
-            hint=f"use --size {fitting // MIB}MiB or less",
+            f"{opt('size')} {format_si(config.size_bytes, 'B')}: the run needs "
+            f"{format_si(config.required_bytes(), 'B')} but only {format_si(available_bytes, 'B')} of memory is free",
+            hint=f"use {opt('size')} {fitting // MIB}MiB or less",
         )
     return replace(config, size_bytes=float(fitting))

@@ -20,7 +20,7 @@ import yaml
 
 from flopcast._version import __version__
 from flopcast.bench.plan import PROFILE_DTYPE_KEY
-from flopcast.errors import ConflictingOptions, InvalidProfile, InvalidValue, RuntimeFailure
+from flopcast.errors import ConflictingOptions, InvalidProfile, InvalidValue, RuntimeFailure, opt
 from flopcast.hardware import (
     _ID_PATTERN,  # the schema's id rule, reused so the check here and the validation agree
     PROFILE_SUFFIXES,
@@ -69,27 +69,28 @@ def check_profile_target(name: str, force: bool) -> Path:
     if not re.fullmatch(_ID_PATTERN, name) or len(name) > 64:
         hint = f"try {re.sub(r'[^a-z0-9._-]+', '-', name.lower()).strip('-._') or 'my-machine'!r}"
         raise InvalidValue(
-            f"--save-profile {name!r}: a profile id is lower-case letters, digits, '.', '_' or '-' "
+            f"{opt('save_profile')} {name!r}: a profile id is lower-case letters, digits, '.', '_' or '-' "
             "(at most 64, starting with a letter or digit)",
             hint=hint,
         )
     if name in shipped_names() and not force:
         raise ConflictingOptions(
-            f"--save-profile {name}: {name!r} is a shipped hardware profile",
-            hint="choose another name, or add --force to shadow the shipped profile with this machine",
+            f"{opt('save_profile')} {name}: {name!r} is a shipped hardware profile",
+            hint=f"choose another name, or add {opt('force')} to shadow the shipped profile with this machine",
         )
     path = profile_path(name)
     others = [path.with_suffix(s) for s in PROFILE_SUFFIXES if path.with_suffix(s).exists()]
     if others and not force:
         raise InvalidValue(
-            f"--save-profile {name}: {others[0]} exists", hint="add --force to overwrite it, or choose another name"
+            f"{opt('save_profile')} {name}: {others[0]} exists",
+            hint=f"add {opt('force')} to overwrite it, or choose another name",
         )
     ancestor = path.parent
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent
     if not ancestor.is_dir() or not os.access(ancestor, os.W_OK):
         raise InvalidValue(
-            f"--save-profile {name}: cannot write to {path.parent}",
+            f"{opt('save_profile')} {name}: cannot write to {path.parent}",
             hint="set FLOPCAST_CONFIG_DIR to a writable directory",
         )
     return path

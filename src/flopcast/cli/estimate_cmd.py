@@ -15,39 +15,22 @@ from flopcast.cli._app import app
 from flopcast.cli.common import OutputFormat, emit_plot, emit_text, note, preflight_output, preflight_plot
 from flopcast.cli.options import (
     DEFAULT_HARDWARE,
-    ActiveExperts,
     Devices,
-    DModel,
-    Dp,
-    Experts,
-    Ffn,
     Force,
     Format,
-    GatedFfn,
-    GlobalBatch,
     Hardware,
-    HeadDim,
-    Heads,
-    Interleave,
-    KvHeads,
-    Layers,
-    MicroBatch,
     Model,
     Output,
     Plot,
-    Pp,
     Precision,
     PricePerHour,
     PriceTier,
     Profiles,
     Quiet,
-    Recompute,
     SeqLen,
-    TiedEmbeddings,
     Tokens,
-    Tp,
-    Vocab,
-    Zero,
+    with_architecture_options,
+    with_layout_options,
 )
 from flopcast.units import format_duration, format_si, format_usd
 
@@ -65,31 +48,16 @@ Sweep = Annotated[
 
 
 @app.command("estimate")
+@with_architecture_options
+@with_layout_options
 def estimate_command(
     model: Model = None,
     tokens: Tokens = None,
     hardware: Hardware = DEFAULT_HARDWARE,
     devices: Devices = None,
-    layers: Layers = None,
-    d_model: DModel = None,
-    heads: Heads = None,
-    kv_heads: KvHeads = None,
-    head_dim: HeadDim = None,
-    ffn: Ffn = None,
-    gated_ffn: GatedFfn = None,
-    vocab: Vocab = None,
+    architecture: dict = None,  # one option per architecture field: cli.options.with_architecture_options
     seq_len: SeqLen = None,
-    tied_embeddings: TiedEmbeddings = None,
-    experts: Experts = None,
-    active_experts: ActiveExperts = None,
-    tp: Tp = None,
-    pp: Pp = None,
-    dp: Dp = None,
-    micro_batch: MicroBatch = None,
-    global_batch: GlobalBatch = None,
-    zero: Zero = None,
-    recompute: Recompute = None,
-    interleave: Interleave = None,
+    layout: dict = None,  # one option per layout field: cli.options.with_layout_options
     precision: Precision = "bf16",
     mfu: Mfu = None,
     price_tier: PriceTier = None,
@@ -104,6 +72,8 @@ def estimate_command(
 ) -> None:
     """Estimate FLOPs, memory per device, step time, wall-clock, device-hours, cost and energy."""
     options = {k: v for k, v in locals().items() if k not in ("fmt", "output", "force", "quiet", "sweep", "plot")}
+    options.update(options.pop("layout"))
+    options.update(options.pop("architecture"))
     from flopcast.api import estimate
 
     preflight_output(output, force)
@@ -113,37 +83,7 @@ def estimate_command(
 
         run_sweep(sweep, options, fmt=fmt, output=output, force=force, plot=plot, quiet=quiet)
         return
-    report = estimate(
-        model=model,
-        tokens=tokens,
-        hardware=hardware,
-        devices=devices,
-        tp=tp,
-        pp=pp,
-        dp=dp,
-        micro_batch=micro_batch,
-        global_batch=global_batch,
-        zero=zero,
-        recompute=recompute,
-        precision=precision,
-        mfu=mfu,
-        price_tier=price_tier,
-        price_per_hour=price_per_hour,
-        profiles=profiles,
-        seq_len=seq_len,
-        interleave=interleave,
-        layers=layers,
-        d_model=d_model,
-        heads=heads,
-        kv_heads=kv_heads,
-        head_dim=head_dim,
-        ffn=ffn,
-        gated_ffn=gated_ffn,
-        vocab=vocab,
-        tied_embeddings=tied_embeddings,
-        experts=experts,
-        active_experts=active_experts,
-    )
+    report = estimate(**options)
     emit_text(render_estimate(report, fmt), output, force, quiet)
     emit_plot(report, plot, force, quiet)
     if fmt in (OutputFormat.csv, OutputFormat.markdown):
@@ -225,8 +165,9 @@ def estimate_tables(r) -> list:
     summary.add_row(
         "step time",
         format_duration(t.step_seconds),
-        f"MFU {r.efficiency.mfu:.1%}, HFU {r.efficiency.hfu:.1%}"
-        + (" (forced by --mfu)" if r.efficiency.mfu_forced else ""),
+        f"step MFU {r.efficiency.mfu:.1%}, HFU {r.efficiency.hfu:.1%}"
+        + (" (forced by --mfu)" if r.efficiency.mfu_forced else "")
+        + f"; over wall-clock {r.efficiency.effective_mfu:.1%}",
     )
     summary.add_row(
         "throughput",

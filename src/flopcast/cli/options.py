@@ -12,13 +12,15 @@ that two commands share is never declared in a command module (tests/test_cli_op
 
 from __future__ import annotations
 
+import functools
+import inspect
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from flopcast.cli.common import OutputFormat
-from flopcast.layout_fields import SPEC_BY_NAME
+from flopcast.layout_fields import CLI_LAYOUT_FIELDS, SPEC_BY_NAME
 
 
 def _value(*flags: str, help: str, metavar: str = "N"):  # noqa: A002 - typer's own keyword
@@ -60,6 +62,12 @@ TiedEmbeddings = Annotated[
 ]
 Experts = Annotated[str | None, _value("--experts", help="MoE: experts per layer.")]
 ActiveExperts = Annotated[str | None, _value("--active-experts", help="MoE: experts each token uses.")]
+# the explicit architecture (a preset or a size fixes it): one group, `with_architecture_options`
+ARCHITECTURE_OPTIONS = {
+    "layers": Layers, "d_model": DModel, "heads": Heads, "kv_heads": KvHeads, "head_dim": HeadDim, "ffn": Ffn,
+    "gated_ffn": GatedFfn, "vocab": Vocab, "tied_embeddings": TiedEmbeddings, "experts": Experts,
+    "active_experts": ActiveExperts,
+}  # fmt: skip
 # `size` designs the model itself: its sequence length and vocabulary have defaults of their own
 SizedSeqLen = Annotated[str | None, _value("--seq-len", help="Sequence length of the sized model (default 2048).")]
 SizedVocab = Annotated[str | None, _value("--vocab", help="Vocabulary of the sized model (default 32000).")]
@@ -91,23 +99,54 @@ MaxDevices = Annotated[
     _value("--max-devices", help="Largest device count to search (default 4096, or what --deadline implies)."),
 ]
 
-# --- the layout (estimate; `plan` searches them): help texts from the layout record (flopcast.layout_fields) ---
+# --- the layout (estimate; `plan` searches them): one flag per field of the layout record -------------------
 
 
-def _layout(name: str, metavar: str = "N"):
+def _layout(name: str):
     spec = SPEC_BY_NAME[name]
     text = f"{spec.help[0].upper()}{spec.help[1:]} (default: {spec.when_open})."
-    return _value("--" + name.replace("_", "-"), help=text, metavar=metavar)
+    return _value("--" + name.replace("_", "-"), help=text, metavar="MODE" if name == "recompute" else "N")
 
 
-Tp = Annotated[str | None, _layout("tp")]
-Pp = Annotated[str | None, _layout("pp")]
-Dp = Annotated[str | None, _layout("dp")]
-MicroBatch = Annotated[str | None, _layout("micro_batch")]
-GlobalBatch = Annotated[str | None, _layout("global_batch")]
-Zero = Annotated[str | None, _layout("zero")]
-Recompute = Annotated[str | None, _layout("recompute", metavar="MODE")]
-Interleave = Annotated[str | None, _layout("interleave")]
+# every layout field the CLI offers (flopcast.layout_fields: name, help, what happens when left open)
+LAYOUT_OPTIONS = {name: Annotated[str | None, _layout(name)] for name in CLI_LAYOUT_FIELDS}
+
+
+def option_group(group: str, options: dict):
+    """A decorator that gives a command one option per entry of ``options`` (name → Annotated type), in place of
+    its ``group`` parameter; the command receives their values as that one dict. Commands then declare a group
+    of shared options (the layout, the architecture) by one parameter, and a new member needs no edit in any
+    command module.
+
+    typer reads a command's parameters from ``inspect.signature`` and their types from ``__annotations__``, so
+    both are rewritten on the wrapper, with the command module's string annotations resolved."""
+
+    def decorate(command):
+        signature = inspect.signature(command, eval_str=True)
+        params = list(signature.parameters.values())
+        at = [p.name for p in params].index(group)
+        kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+        added = [inspect.Parameter(name, kind, default=None, annotation=t) for name, t in options.items()]
+
+        @functools.wraps(command)
+        def run(**kwargs):
+            values = {name: kwargs.pop(name) for name in options}
+            return command(**kwargs, **{group: values})
+
+        run.__signature__ = signature.replace(parameters=[*params[:at], *added, *params[at + 1 :]])
+        run.__annotations__ = {p.name: p.annotation for p in run.__signature__.parameters.values()}
+        run.__annotations__["return"] = signature.return_annotation
+        return run
+
+    return decorate
+
+
+with_layout_options = option_group("layout", LAYOUT_OPTIONS)
+with_architecture_options = option_group("architecture", ARCHITECTURE_OPTIONS)
+
+
+GlobalBatch = LAYOUT_OPTIONS["global_batch"]  # plan, compare and size take the global batch too
+
 
 # --- price -------------------------------------------------------------------------------------------------
 PriceTier = Annotated[
@@ -255,7 +294,7 @@ def attach_completion(option, callback):
 
 
 for _option, _callback in (
-    (Recompute, complete_recompute),
+    (LAYOUT_OPTIONS["recompute"], complete_recompute),
     (Objective, complete_objective),
     (Precision, complete_precision),
     (Hardware, complete_hardware),

@@ -13,21 +13,12 @@ from flopcast.cli._app import app
 from flopcast.cli._search import interruptible, workload
 from flopcast.cli.common import OutputFormat, emit_plot, emit_text, note, preflight_output, preflight_plot
 from flopcast.cli.options import (
-    ActiveExperts,
     Budget,
     Deadline,
-    DModel,
-    Experts,
-    Ffn,
     Force,
     Format,
-    GatedFfn,
     GlobalBatch,
     HardwareList,
-    HeadDim,
-    Heads,
-    KvHeads,
-    Layers,
     MaxDevices,
     Model,
     Objective,
@@ -38,9 +29,8 @@ from flopcast.cli.options import (
     Profiles,
     Quiet,
     SeqLen,
-    TiedEmbeddings,
     Tokens,
-    Vocab,
+    with_architecture_options,
 )
 from flopcast.units import format_duration, format_si, format_usd
 
@@ -153,6 +143,7 @@ def _flags(best) -> str:
 
 
 @app.command("plan")
+@with_architecture_options
 def plan_command(
     model: Model = None,
     tokens: Tokens = None,
@@ -164,18 +155,8 @@ def plan_command(
     price_tier: PriceTier = None,
     precision: Precision = "bf16",
     global_batch: GlobalBatch = None,
-    layers: Layers = None,
-    d_model: DModel = None,
-    heads: Heads = None,
-    kv_heads: KvHeads = None,
-    head_dim: HeadDim = None,
-    ffn: Ffn = None,
-    gated_ffn: GatedFfn = None,
-    vocab: Vocab = None,
+    architecture: dict = None,  # one option per architecture field: cli.options.with_architecture_options
     seq_len: SeqLen = None,
-    tied_embeddings: TiedEmbeddings = None,
-    experts: Experts = None,
-    active_experts: ActiveExperts = None,
     fmt: Format = OutputFormat.table,
     output: Output = None,
     force: Force = False,
@@ -192,12 +173,7 @@ def plan_command(
 
     preflight_output(output, force)
     preflight_plot(plot, force)
-    work = workload(
-        model, tokens, seq_len, precision, global_batch,
-        layers=layers, d_model=d_model, heads=heads, kv_heads=kv_heads, head_dim=head_dim, ffn=ffn,
-        gated_ffn=gated_ffn, vocab=vocab, tied_embeddings=tied_embeddings, experts=experts,
-        active_experts=active_experts,
-    )  # fmt: skip
+    work = workload(model, tokens, seq_len, precision, global_batch, **architecture)
     with interruptible():
         report = plan(
             **work,

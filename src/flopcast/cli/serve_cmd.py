@@ -8,19 +8,10 @@ from flopcast.cli._app import app
 from flopcast.cli.common import OutputFormat, emit_text, note, preflight_output, render_to_text
 from flopcast.cli.options import (
     DEFAULT_HARDWARE,
-    ActiveExperts,
     DevicesToFit,
-    DModel,
-    Experts,
-    Ffn,
     Force,
     Format,
-    GatedFfn,
     Hardware,
-    HeadDim,
-    Heads,
-    KvHeads,
-    Layers,
     Model,
     Output,
     PricePerHour,
@@ -28,14 +19,14 @@ from flopcast.cli.options import (
     Profiles,
     Quiet,
     SeqLen,
-    TiedEmbeddings,
-    Vocab,
     complete_kv_bits,
     complete_weight_bits,
+    with_architecture_options,
 )
 
 
 @app.command("serve")
+@with_architecture_options
 def serve(
     model: Model = None,
     hardware: Hardware = DEFAULT_HARDWARE,
@@ -58,18 +49,8 @@ def serve(
     bandwidth_efficiency: str | None = typer.Option(
         None, "--bandwidth-efficiency", help="Share of datasheet bandwidth reached (default 0.63; 1 for bench)."
     ),
-    layers: Layers = None,
-    d_model: DModel = None,
-    heads: Heads = None,
-    kv_heads: KvHeads = None,
-    head_dim: HeadDim = None,
-    ffn: Ffn = None,
-    gated_ffn: GatedFfn = None,
-    vocab: Vocab = None,
+    architecture: dict = None,  # one option per architecture field: cli.options.with_architecture_options
     seq_len: SeqLen = None,
-    tied_embeddings: TiedEmbeddings = None,
-    experts: Experts = None,
-    active_experts: ActiveExperts = None,
     fmt: Format = OutputFormat.table,
     output: Output = None,
     force: Force = False,
@@ -89,9 +70,7 @@ def serve(
         model=model, hardware=hardware, devices=devices, weights=weights, kv_bits=kv_bits, batch=batch,
         prompt_tokens=prompt_tokens, output_tokens=output_tokens, price_tier=price_tier, price_per_hour=price_per_hour,
         matmul_efficiency=matmul_efficiency, bandwidth_efficiency=bandwidth_efficiency, seq_len=seq_len,
-        profiles=profiles, layers=layers, d_model=d_model, heads=heads, kv_heads=kv_heads, head_dim=head_dim,
-        ffn=ffn, gated_ffn=gated_ffn, vocab=vocab, tied_embeddings=tied_embeddings, experts=experts,
-        active_experts=active_experts,
+        profiles=profiles, **architecture,
     )  # fmt: skip
     for line in report.warnings:
         note(f"warning: {line}", quiet or fmt is OutputFormat.json)

@@ -14,7 +14,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from flopcast.errors import InvalidValue
+from flopcast.errors import InvalidValue, opt
+from flopcast.layout_fields import LAYOUT_FIELDS, LAYOUT_SPECS  # plain data: the layout record, declared once
 
 # Recompute codes (LayoutArrays.recompute).
 RECOMPUTE_NONE = 0
@@ -175,15 +176,17 @@ PRECISIONS = tuple(_PRECISION_PEAKS)
 def training_peak(profile, precision: str) -> float:
     """Dense peak FLOP/s of ``profile`` for ``precision``; bf16 falls back to fp16 (Volta has no bf16)."""
     if precision not in _PRECISION_PEAKS:
-        raise InvalidValue(f"--precision: unknown precision {precision!r}", hint=f"use one of {', '.join(PRECISIONS)}")
+        raise InvalidValue(
+            f"{opt('precision')}: unknown precision {precision!r}", hint=f"use one of {', '.join(PRECISIONS)}"
+        )
     for dtype in _PRECISION_PEAKS[precision]:
         value = profile.peak_flops_per_s.get(dtype)
         if value is not None:
             return float(value)
     published = [d for d in ("bf16", "fp16", "fp8", "tf32", "fp32", "fp64") if profile.peak_flops_per_s.get(d)]
     raise InvalidValue(
-        f"--precision {precision}: {profile.id} publishes no {precision} peak",
-        hint=f"use --precision {published[0]}" if published else "choose another hardware profile",
+        f"{opt('precision')} {precision}: {profile.id} publishes no {precision} peak",
+        hint=f"use {opt('precision')} {published[0]}" if published else "choose another hardware profile",
     )
 
 
@@ -201,29 +204,33 @@ def activation_bytes_per_element(precision: str) -> float:
     return {"fp32": 4.0, "tf32": 4.0, "fp64": 8.0}.get(precision, 2.0)
 
 
-class LayoutArrays(NamedTuple):
-    """The parallel layout per row (fields: LAYOUT_FIELDS). ``recompute`` holds RECOMPUTE_* codes;
-    ``global_batch`` is in sequences; devices = tp · cp · pp · dp."""
+# each layout field's default as an array value (recompute as its RECOMPUTE_* code)
+_LAYOUT_ARRAY_DEFAULTS = {
+    s.name: RECOMPUTE_NAMES.index(s.default) if s.name == "recompute" else s.default for s in LAYOUT_SPECS
+}
 
-    tp: np.ndarray
-    pp: np.ndarray
-    dp: np.ndarray
-    cp: np.ndarray
-    ep: np.ndarray
-    micro_batch: np.ndarray
-    global_batch: np.ndarray
-    zero: np.ndarray
-    recompute: np.ndarray
-    interleave: np.ndarray  # virtual pipeline stages per device (1 = plain 1F1B)
+
+class LayoutArrays(NamedTuple("_LayoutColumns", [(name, np.ndarray) for name in LAYOUT_FIELDS])):
+    """The parallel layout per row, one array per field of the layout record (flopcast.layout_fields, in its
+    order). ``recompute`` holds RECOMPUTE_* codes; ``global_batch`` is in sequences; ``interleave`` is virtual
+    pipeline stages per device (1 = plain 1F1B); devices = tp · cp · pp · dp."""
+
+    __slots__ = ()
 
     @classmethod
     def of(cls, **values) -> LayoutArrays:
         """Arrays from keyword values (scalars or sequences); a field not given takes the record's default."""
-        defaults = {"recompute": 0, "zero": 0}
         unknown = set(values) - set(cls._fields)
         if unknown:
             raise TypeError(f"unknown layout field(s): {', '.join(sorted(unknown))}")
-        return cls(**{f: _arr(values.get(f, defaults.get(f, 1))) for f in cls._fields})
+        return cls(**{f: _arr(values.get(f, _LAYOUT_ARRAY_DEFAULTS[f])) for f in cls._fields})
+
+    @classmethod
+    def filled(cls, n: int, **columns) -> LayoutArrays:
+        """``n`` rows: the given columns, every other field at the record's default."""
+        return cls(
+            **{f: columns[f] if f in columns else np.full(n, float(_LAYOUT_ARRAY_DEFAULTS[f])) for f in cls._fields}
+        )
 
     @classmethod
     def empty(cls) -> LayoutArrays:
@@ -255,12 +262,6 @@ class LayoutArrays(NamedTuple):
     @property
     def devices(self) -> np.ndarray:
         return self.tp * self.cp * self.pp * self.dp
-
-
-# The parallel layout's fields, in one order: the layout record (flopcast.layout.Layout) is checked against
-# it, and its report form, flags and CSV columns follow it. cp (context parallel) and ep (expert parallel) are
-# slots for the modern-parallelism issue: the core treats them as 1 until it models them.
-LAYOUT_FIELDS = LayoutArrays._fields
 
 
 class Workload(NamedTuple):

@@ -63,6 +63,7 @@ def estimate_report(work, hw, devices: int, query, result, params, *, suggestion
     """The :class:`~flopcast.reports.estimate.EstimateReport` of ``result`` (a search.SearchResult) for the
     workload ``work`` (request.TrainingWorkload) on ``devices`` of ``hw`` (request.PricedHardware)."""
     from flopcast.estimator import costs
+    from flopcast.layout import default_global_batch
     from flopcast.reports import estimate as r
 
     row = result.estimates.row(0)
@@ -101,6 +102,9 @@ def estimate_report(work, hw, devices: int, query, result, params, *, suggestion
         parallelism=r.Parallelism(
             **layout.as_dict(),
             global_batch_tokens=layout.global_batch * spec.seq_len,
+            global_batch_rule=None
+            if query.global_batch is not None
+            else default_global_batch(spec.params, spec.seq_len),
             micro_batches_per_step=row["micro_batches"],
             layout_chosen_automatically=result.automatic,
             candidates_evaluated=result.candidates_evaluated,
@@ -150,6 +154,8 @@ def estimate_report(work, hw, devices: int, query, result, params, *, suggestion
         efficiency=r.Efficiency(
             mfu=row["mfu"],
             hfu=row["hfu"],
+            effective_mfu=row["model_flops_total"]
+            / (row["wall_clock_seconds"] * devices * float(hw.arrays.peak_flops_per_s[0])),
             gemm_efficiency=row["gemm_efficiency"],
             mfu_forced=work.mfu is not None,
             fitted_parameters=fitted_parameters(params),

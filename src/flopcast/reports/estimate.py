@@ -74,6 +74,9 @@ class Parallelism(LayoutInfo):
     """The layout estimated (the layout record's fields), and how it was chosen."""
 
     global_batch_tokens: int
+    global_batch_rule: int | None = Field(
+        None, description="sequences the default rule asks for when no global batch was given (null: given)"
+    )
     micro_batches_per_step: float
     layout_chosen_automatically: bool
     candidates_evaluated: int
@@ -141,8 +144,11 @@ class Time(_Section):
 
 
 class Efficiency(_Section):
-    mfu: float = Field(description="model FLOPs utilisation")
-    hfu: float = Field(description="hardware FLOPs utilisation (counts recomputation)")
+    mfu: float = Field(description="model FLOPs utilisation of a training step (before whole-run overhead)")
+    hfu: float = Field(description="hardware FLOPs utilisation of a step (counts recomputation)")
+    effective_mfu: float = Field(
+        description="model FLOPs of the whole run / (wall-clock × devices × peak): MFU after interruptions and overhead"
+    )
     gemm_efficiency: float = Field(description="matmul fraction of peak for this layout's shapes")
     mfu_forced: bool
     fitted_parameters: dict[str, float | dict[str, float]]

@@ -66,6 +66,11 @@ class PlanInputs(_Section):
     price_tier: str | None
     precision: str
     global_batch: int | None
+    global_batch_rule: int | None = Field(
+        None,
+        description="sequences the default rule asks for when no global batch was given; each point's own "
+        "batch is the nearest multiple of its dp × micro-batch (layout.global_batch)",
+    )
 
 
 class ModelSummary(_Section):

@@ -15,7 +15,7 @@ import json
 from importlib import import_module
 from pathlib import Path
 
-from flopcast.errors import InvalidValue
+from flopcast.errors import InvalidValue, opt
 
 # kind -> (module, class, one-line description). Order: how `flopcast schema` lists them.
 REPORTS: dict[str, tuple[str, str, str]] = {
@@ -149,9 +149,10 @@ def _read_report_text(path: Path) -> str:
             mode = None
         if mode is None or stat.S_ISDIR(mode):
             what = "is a directory" if mode is not None else "no such file"
-            raise InvalidValue(f"{path}: {what}", hint="give a JSON file written with --format json --output")
+            hint = f"give a JSON file written with {opt('format')} json {opt('output')}"
+            raise InvalidValue(f"{path}: {what}", hint=hint)
         if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
-            hint = "give a JSON file written with --format json --output, or - for stdin"
+            hint = f"give a JSON file written with {opt('format')} json {opt('output')}, or - for stdin"
             raise InvalidValue(f"{path}: not a regular file", hint=hint)
         with path.open("rb") as handle:
             raw = handle.read(MAX_REPORT_BYTES + 1)
@@ -172,7 +173,7 @@ def load_report(path: Path):
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         where = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
         raise InvalidValue(
-            f"{path}: not JSON{where}", hint="give a report written with --format json (not table/markdown/csv)"
+            f"{path}: not JSON{where}", hint=f"give a report written with {opt('format')} json (not table/markdown/csv)"
         ) from None
     except _NotFinite as exc:
         raise InvalidValue(
@@ -182,7 +183,8 @@ def load_report(path: Path):
     except OSError as exc:
         raise InvalidValue(f"{path}: cannot read it: {exc.strerror or exc}", hint="give a readable JSON file") from None
     except RecursionError:  # [[[[... thousands deep: no report nests like that
-        raise InvalidValue(f"{path}: JSON nested too deeply", hint="give a report written with --format json") from None
+        hint = f"give a report written with {opt('format')} json"
+        raise InvalidValue(f"{path}: JSON nested too deeply", hint=hint) from None
     if isinstance(data, list) or (isinstance(data, dict) and "report" not in data):
         raise InvalidValue(
             f"{path}: not a flopcast report (no 'report' field)",
