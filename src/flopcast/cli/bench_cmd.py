@@ -13,6 +13,7 @@ from flopcast.cli.common import (
     emit_plot,
     emit_text,
     note,
+    output_width,
     preflight_output,
     preflight_plot,
     render_to_text,
@@ -238,7 +239,8 @@ def _table(report) -> str:
     if report.roofline is not None:
         items += [
             table("Roofline (fitted)", ROOFLINE_HEADERS, roofline_rows(report)),
-            Text(roofline_chart(report.points, report.roofline)),
+            # the chart is about width + 14 columns: as wide as the table output, at most 60 plot columns
+            Text(roofline_chart(report.points, report.roofline, width=max(24, min(60, output_width() - 16)))),
         ]
     items.append(table("Points (median of repeats)", POINT_HEADERS, point_rows(report)))
     if report.verify is not None:

@@ -223,6 +223,9 @@ def fit_table(con, item):
 
     if not isinstance(item, Table) or not item.columns:
         return item
+    for column in item.columns:  # a header too wide folds (`fitted` / `/ GEMM`) rather than losing its end
+        if column.overflow == "ellipsis":
+            column.overflow = "fold"
     if _shows_every_number(con, item) or (_wrap_at_spaces(con, item) and _shows_every_number(con, item)):
         return item
     item.padding = (0, 1, 0, 0)  # one space between columns instead of two, then headers folded (`dev/` `node`)
