@@ -100,3 +100,39 @@ def test_plain_output_follows_the_terminal_width_not_120_columns(cli):
 def test_a_pipe_without_columns_keeps_the_plain_width(cli):
     out = cli("hardware", "list", env={"COLUMNS": ""}).stdout
     assert max(map(len, out.splitlines())) > 80  # PLAIN_WIDTH (120): piped output does not follow the window
+
+
+def test_a_real_narrow_terminal_with_no_color(tmp_path):
+    """A pseudo-terminal 60 columns wide, NO_COLOR=1 and no $COLUMNS: the table follows the terminal."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 60, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flopcast", "hardware", "list"], stdout=follower, stderr=subprocess.PIPE,
+        env={**env, "NO_COLOR": "1"},
+    )  # fmt: skip
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # the follower side closed
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=60)
+    os.close(leader)
+    out = b"".join(chunks).decode("utf-8").replace("\r\n", "\n")
+    assert proc.returncode == 0
+    assert "\x1b[" not in out  # NO_COLOR: plain
+    assert max(map(len, out.splitlines())) <= 60
+    assert {"1555", "5.07", "a100-40gb", "a100-80gb"} <= _words(out)
