@@ -243,7 +243,7 @@ def _clean_message(err: dict, loc: tuple) -> str:
         return "required field is missing"
     if kind == "string_type" and isinstance(err.get("input"), bool):  # `vendor: no`: YAML 1.1 read a boolean
         said = "yes/true/on" if err["input"] else "no/false/off"
-        return f"YAML reads an unquoted {said} as {str(err['input']).lower()}: quote the text (e.g. \"no\")"
+        return f'YAML reads an unquoted {said} as {str(err["input"]).lower()}: quote the text (e.g. "no")'
     if kind == "string_pattern_mismatch":
         return f"{err.get('input')!r} must be lower-case letters, digits, '.', '_' or '-' (e.g. my-gpu-80gb)"
     if kind in ("greater_than", "greater_than_equal") and isinstance(err.get("input"), int | float):
