@@ -190,23 +190,31 @@ def _shows_every_number(con, table) -> bool:
     return all(_numeric_words(t) <= drawn for t in texts)
 
 
-def _wrap_at_spaces(con, table, fold_headers_at: int = 1000) -> bool:
+def _wrap_at_spaces(con, table) -> bool:
     """Give each column a fixed width no narrower than its longest word, sharing what is left in proportion to
-    how much each column would need to be drawn on one line. False when even the longest words do not fit."""
+    how much each column would need to be drawn on one line. Header words fold when they must (`memory/` `device`),
+    the longest first and never below 4 columns or a number they hold; a cell word never folds. False when
+    even that does not fit."""
     from rich.cells import cell_len
 
-    lows, highs = [], []
-    for column in table.columns:  # a header may fold (`dev/` `node`) unless it holds a number; a cell never
+    hard, soft, highs = [], [], []
+    for column in table.columns:
         header = _cell_text(column.header)
         lines = [line for c in column._cells for line in _cell_text(c).splitlines()]
-        words = [cell_len(w) for ln in lines for w in ln.split()]
-        lows.append(max([min(fold_headers_at, max(map(cell_len, header.split()), default=1)),
-                         *map(cell_len, _numeric_words(header)), *words]))  # fmt: skip
+        words = [cell_len(w) for w in header.split()]
+        must = max([min(4, max(words, default=1)), *map(cell_len, _numeric_words(header)),
+                    *(cell_len(w) for ln in lines for w in ln.split())])  # fmt: skip
+        hard.append(must)
+        soft.append(max([must, *words]))
         highs.append(max([1, *(cell_len(line) for line in [*lines, *header.splitlines()])]))
     overhead = table._extra_width + sum(table._get_padding_width(i) for i in range(len(table.columns)))
     room = con.width - overhead
-    if sum(lows) > room:
+    if sum(hard) > room:
         return False
+    lows = list(soft)
+    while sum(lows) > room:  # fold the header that overhangs its cells the most, one column at a time
+        i = max(range(len(lows)), key=lambda j: lows[j] - hard[j])
+        lows[i] -= 1
     spare, need = room - sum(lows), [h - lo for h, lo in zip(highs, lows, strict=True)]
     widths = list(lows)
     if sum(need):
@@ -228,12 +236,11 @@ def fit_table(con, item):
             column.overflow = "fold"
     if _shows_every_number(con, item) or (_wrap_at_spaces(con, item) and _shows_every_number(con, item)):
         return item
-    item.padding = (0, 1, 0, 0)  # one space between columns instead of two, then headers folded (`dev/` `node`)
-    for fold_headers_at in (1000, 4):
-        if _wrap_at_spaces(con, item, fold_headers_at) and _shows_every_number(con, item):
-            return item
+    item.padding = (0, 1, 0, 0)  # one space between columns instead of two
+    if _wrap_at_spaces(con, item) and _shows_every_number(con, item):
+        return item
     if len(item.columns) <= 2:  # already "field | value": a word wider than the terminal (a path) has to fold
-        _wrap_at_spaces(con, item, fold_headers_at=4)
+        _wrap_at_spaces(con, item)
         return item
     from rich.console import Group
     from rich.text import Text
