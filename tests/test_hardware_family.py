@@ -29,6 +29,24 @@ EXPECTED = {
     "tpu-v5e": ("google-tpu", None),
     "tpu-v5p": ("google-tpu", None),
     "epyc-9654": ("amd-zen4", None),
+    # the hardware of 2026 (issue 15): same chip, same family (B200 10.0, Ada 8.9, Orin 8.7 per the Guide)
+    "b200-180gb": ("nvidia-blackwell", 10.0),
+    "gb200-nvl72": ("nvidia-blackwell", 10.0),
+    "h800-80gb": ("nvidia-hopper", 9.0),
+    "h20-96gb": ("nvidia-hopper", 9.0),
+    "l40s-48gb": ("nvidia-ada", 8.9),
+    "rtx4090-24gb": ("nvidia-ada", 8.9),
+    "jetson-agx-orin-64gb": ("nvidia-orin", 8.7),
+    "mi300x-192gb": ("amd-cdna3", None),
+    "mi325x-256gb": ("amd-cdna3", None),
+    "mi355x-288gb": ("amd-cdna4", None),
+    "gaudi3-128gb": ("intel-gaudi3", None),
+    "tpu-v6e": ("google-tpu", None),
+    "tpu7x": ("google-tpu", None),
+    "trainium2": ("aws-trainium2", None),
+    "m2-ultra-192gb": ("apple-m2", None),
+    "m4-max-128gb": ("apple-m4", None),
+    "xeon-8592plus": ("intel-emerald-rapids", None),
 }
 JOB = dict(model="llama-2-7b", tokens="1T", devices=64, tp=1, pp=1, micro_batch=4, global_batch=512, zero=1)
 
@@ -60,6 +78,10 @@ def _user_profile(directory: Path, pid: str, family: str | None, capability: str
     path = directory / f"{pid}.yaml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def test_every_shipped_profile_is_listed_here():
+    assert {p.stem for p in shipped_profiles_dir().glob("*.yaml")} == set(EXPECTED)
 
 
 @pytest.mark.parametrize(("hardware_id", "expected"), sorted(EXPECTED.items()))
@@ -174,3 +196,24 @@ def test_a_bench_profile_declares_an_uncalibrated_local_family(tmp_path):
     assert "family: local-cpu" in path.read_text(encoding="utf-8").splitlines()
     profile = load_catalog([tmp_path]).get("my-box")
     assert EfficiencyParams.load().gemm_ceiling_for(profile)[1] is False
+
+
+def test_a_new_family_starts_from_its_measured_matmul_efficiency(tmp_path, stored):
+    """A profile of a family no published run calibrates, with a measured ``calibration.matmul_efficiency``:
+    the estimate uses that ceiling (not the base one) end to end, and keeps the uncalibrated range."""
+    path = _user_profile(tmp_path, "acme-measured", "acme-x1")
+    text = path.read_text(encoding="utf-8") + "calibration:\n  matmul_efficiency: 0.4\n  fitted_on: local GEMM sweep\n"
+    path.write_text(text, encoding="utf-8")
+    plain = _user_profile(tmp_path / "plain", "acme-plain", "acme-x1")
+    catalog = load_catalog([tmp_path, plain.parent])
+    params = EfficiencyParams.load()
+    assert params.gemm_ceiling_for(catalog.get("acme-measured")) == (0.4, False)
+    measured = flopcast.estimate(hardware="acme-measured", profiles=[tmp_path], **JOB)
+    base = flopcast.estimate(hardware="acme-plain", profiles=[plain.parent], **JOB)
+    assert stored["gemm_ceiling"] > 0.4
+    assert measured.efficiency.gemm_efficiency / base.efficiency.gemm_efficiency == pytest.approx(
+        0.4 / stored["gemm_ceiling"], rel=1e-9
+    )
+    assert measured.time.step_seconds > base.time.step_seconds
+    t = measured.time
+    assert t.device_hours_p90 / t.device_hours == pytest.approx(math.exp(stored["log_ratio_p90_uncalibrated"]))

@@ -99,11 +99,10 @@ def test_serve_matmul_efficiency_is_the_training_cores(a100, tp):
     fit = EfficiencyParams.load()
     ceiling = fit.gemm_ceiling_for(a100)[0]
     curve = float(gemm_efficiency(np.array(ceiling), np.array(4096 / tp), np.array(2.0), fit.gemm_half_width))
-    # at 2 tokens per pass the tensor-core tiles are nearly empty and the GEMV path on the CUDA cores is
-    # faster: fp32 19.5 of bf16 312 TFLOP/s (NVIDIA A100 datasheet), at the same ceiling
+    # at 2 tokens per pass the tensor-core tiles are nearly empty, and the GEMV path on the CUDA cores (fp32
+    # 19.5 of bf16 312 TFLOP/s, NVIDIA A100 datasheet, at the same ceiling) may be faster: the faster one runs
     gemv = ceiling * 19.5e12 / 312e12
-    assert curve < gemv
-    assert serve.decode.matmul_efficiency == pytest.approx(gemv, rel=1e-12)
+    assert serve.decode.matmul_efficiency == pytest.approx(max(curve, gemv), rel=1e-12)
 
 
 def test_a_given_matmul_efficiency_replaces_the_curve(a100):

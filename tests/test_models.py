@@ -66,13 +66,60 @@ PUBLISHED_PARAMS = [
     ("palm-540b", 540.35e9, "Chowdhery et al. 2022, PaLM, Table 1"),
     # Mistral AI, "Mixtral of experts" (Dec 2023): 46.7B total, 12.9B used per token.
     ("mixtral-8x7b", 46.7e9, "Mistral AI announcement"),
+    # Llama 3.1/3.2/3.3: HF model pages (8.03B, 70.6B) and Meta's Llama 3.2 model card (1.23B, 3.21B).
+    ("llama-3.1-8b", 8.03e9, "HF meta-llama/Llama-3.1-8B"),
+    ("llama-3.1-70b", 70.6e9, "HF meta-llama/Llama-3.1-70B"),
+    ("llama-3.2-1b", 1.23e9, "Meta, Llama 3.2 model card"),
+    ("llama-3.2-3b", 3.21e9, "Meta, Llama 3.2 model card"),
+    ("llama-3.3-70b", 70.6e9, "HF meta-llama/Llama-3.3-70B-Instruct"),
+    # Meta, "The Llama 4 herd" (April 2025): Scout 109B total, Maverick 400B total (both 17B active). The
+    # totals are of the multimodal checkpoints: see BEYOND_THE_TEXT_MODEL for Scout's vision encoder.
+    ("llama-4-scout", 109e9, "Meta 2025, The Llama 4 herd"),
+    ("llama-4-maverick", 400e9, "Meta 2025, The Llama 4 herd"),
+    ("mistral-7b", 7.24e9, "HF mistralai/Mistral-7B-v0.1"),
+    ("mistral-7b", 7.3e9, "Mistral AI, Mistral 7B announcement"),
+    ("mixtral-8x22b", 141e9, "Mistral AI 2024, Cheaper, Better, Faster, Stronger"),
+    # Qwen: the HF model cards' "Number of Parameters".
+    ("qwen2.5-7b", 7.61e9, "HF Qwen/Qwen2.5-7B model card"),
+    ("qwen2.5-72b", 72.7e9, "HF Qwen/Qwen2.5-72B model card"),
+    ("qwen3-8b", 8.2e9, "HF Qwen/Qwen3-8B model card"),
+    ("qwen3-30b-a3b", 30.5e9, "HF Qwen/Qwen3-30B-A3B model card"),
+    # DeepSeek-AI 2024: DeepSeek-V2 paper (V2-Lite 15.7B), DeepSeek-V3 Technical Report (671B, without MTP).
+    ("deepseek-v2-lite", 15.7e9, "DeepSeek-V2 paper, DeepSeek-V2-Lite"),
+    ("deepseek-v3", 671e9, "DeepSeek-V3 Technical Report"),
+    # Gemma: HF google/gemma-2-9b (9.24B); Gemma 3 report Table 1, 27B: 1,416M embedding + 25,600M non-embedding
+    # (the 417M vision encoder listed beside them is not part of the language model).
+    ("gemma-2-9b", 9.24e9, "HF google/gemma-2-9b"),
+    ("gemma-3-27b", 1_416e6 + 25_600e6, "Gemma 3 Technical Report, Table 1"),
+    # Phi: Phi-3 report (3.8B); HF microsoft/phi-4 (14.7B; the Phi-4 report rounds to 14B).
+    ("phi-3-mini", 3.8e9, "Abdin et al. 2024, Phi-3 Technical Report"),
+    ("phi-4", 14.7e9, "HF microsoft/phi-4"),
 ]
+
+# Published totals of multimodal checkpoints that hold more than the text model flopcast counts: the part left
+# out, computed here by hand from the released config, closes the gap to within 1%.
+#   Llama 4 vision_config (meta-llama/Llama-4-Scout-17B-16E): a ViT of 34 layers, width 1408, MLP 5632, with biases
+#   and LayerNorms with bias (per layer 4·1408² + 4·1408 attention, 2·1408·5632 + 5632 + 1408 MLP, 4·1408 norms),
+#   14×14 RGB patches, 577 positions; then the multi-modal projector 4096 → 5120. (The pixel-shuffle adapter,
+#   about 40M more, is left out: the check holds without it.)
+_VIT_LAYER = 4 * 1408**2 + 4 * 1408 + 2 * 1408 * 5632 + 5632 + 1408 + 4 * 1408
+LLAMA_4_VISION = 34 * _VIT_LAYER + 3 * 14 * 14 * 1408 + 577 * 1408 + 4096 * 5120
+BEYOND_THE_TEXT_MODEL = {"llama-4-scout": LLAMA_4_VISION}
 
 
 @pytest.mark.parametrize(("preset", "published", "source"), PUBLISHED_PARAMS)
 def test_preset_reproduces_published_count_within_1_percent(preset, published, source):
     spec = get_preset(preset)
-    assert spec.params == pytest.approx(published, rel=PRESET_TOLERANCE), source
+    counted = spec.params + BEYOND_THE_TEXT_MODEL.get(preset, 0)
+    assert counted == pytest.approx(published, rel=PRESET_TOLERANCE), source
+
+
+def test_a_count_outside_1_percent_is_explained_in_the_notes():
+    for preset, left_out in BEYOND_THE_TEXT_MODEL.items():
+        spec = get_preset(preset)
+        assert abs(spec.params / spec.published_params - 1) > PRESET_TOLERANCE  # still needed, or drop the entry
+        assert 0.5e9 < left_out < 1.0e9  # Scout: about 0.85B of vision encoder
+        assert any("vision encoder" in note for note in preset_details(preset).notes)
 
 
 def test_every_preset_is_checked_against_a_figure_written_in_this_test():
@@ -83,7 +130,8 @@ def test_every_preset_is_checked_against_a_figure_written_in_this_test():
 def test_the_presets_file_agrees_with_its_own_published_counts():
     for spec in list_presets():
         assert spec.published_params is not None and spec.source, spec.name
-        assert spec.params == pytest.approx(spec.published_params, rel=PRESET_TOLERANCE), spec.name
+        counted = spec.params + BEYOND_THE_TEXT_MODEL.get(spec.name, 0)
+        assert counted == pytest.approx(spec.published_params, rel=PRESET_TOLERANCE), spec.name
 
 
 def test_required_presets_exist():

@@ -66,6 +66,7 @@ def estimate(
 def estimate_on(work, hw, devices: int, query, params):
     """The estimate report of ``work`` (request.TrainingWorkload) on ``devices`` of ``hw``
     (request.PricedHardware) with the layout ``query`` fixes (the rest searched)."""
+    from flopcast.hf_config import config_warnings
     from flopcast.layout import check_layout, default_global_batch
     from flopcast.reports.build import estimate_report
     from flopcast.request import hardware_warnings
@@ -75,7 +76,7 @@ def estimate_on(work, hw, devices: int, query, params):
     check_layout(spec, devices, query)
     result = search_layouts(spec, hw, devices, work.core(), query=query, params=params)
     layout, row = result.layout, result.estimates.row(0)
-    warnings = hardware_warnings(hw, devices)
+    warnings = hardware_warnings(hw, devices) + config_warnings(work.label)  # a config.json's notes
     if query.global_batch is None:
         rule = default_global_batch(spec.params, spec.seq_len)
         chosen = f"{layout.global_batch} sequences ({layout.global_batch * spec.seq_len / 1e6:.3g}M tokens)"

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 
+from flopcast.confidence import at, parse_confidence
 from flopcast.errors import ConflictingOptions, InvalidLayout, InvalidValue, opt
 from flopcast.planner import (
     DEFAULT_MAX_DEVICES,
@@ -36,10 +37,16 @@ def compare(
     seq_len=None,
     profiles=None,
     params=None,
+    confidence=None,
     **architecture,
 ):
     """One workload on every (or the named) hardware at ``devices`` or, with ``deadline``, at the fewest
-    devices of each hardware that meet it; returns a :class:`~flopcast.reports.plan.CompareReport`."""
+    devices of each hardware that meet it; returns a :class:`~flopcast.reports.plan.CompareReport`.
+
+    ``confidence`` (p50, the default; p80; p90): the percentile of each estimate's calibrated range at which
+    the deadline is met and by which rows are ranked. With a deadline every row that meets it is ranked by
+    its cost (objective cost), its device count (objective time: the fewest devices that meet the deadline)
+    or its energy — never by how far under the deadline it finishes."""
     from flopcast import request
     from flopcast.estimator.efficiency import EfficiencyParams
     from flopcast.reports.build import model_summary
@@ -47,6 +54,7 @@ def compare(
 
     started = time.perf_counter()
     objective = parse_objective(objective)
+    confidence = parse_confidence(confidence)
     deadline_s, _, limit = parse_constraints(deadline, None, max_devices)
     n_devices = None if devices is None else parse_int(devices, what=opt("devices"))
     if n_devices is not None and deadline_s is not None:
@@ -71,9 +79,14 @@ def compare(
     chosen = request.resolve_hardware_list(hardware, profiles)
     request.check_price_tier(price_tier, chosen)
     params = params or EfficiencyParams.load()
-    rows = [_compare_row(work, gb, p, n_devices, deadline_s, limit, objective, price_tier, params) for p in chosen]
-    value = {"cost": "cost_usd", "time": "wall_clock_seconds", "energy": "energy_kwh"}[objective]
-    rows.sort(key=lambda r: (not r.ok, _sort_value(getattr(r, value)), r.hardware))
+    rows = [
+        _compare_row(work, gb, p, n_devices, deadline_s, limit, objective, price_tier, params, confidence)
+        for p in chosen
+    ]
+    value = {"cost": at("cost_usd", confidence), "time": at("wall_clock_seconds", confidence), "energy": "energy_kwh"}
+    if deadline_s is not None:  # every ok row meets the deadline: rank by what it takes, not by the margin
+        value["time"] = "devices"
+    rows.sort(key=lambda r: (not r.ok, _sort_value(getattr(r, value[objective])), r.hardware))
     ranked = [r.model_copy(update={"rank": k + 1}) for k, r in enumerate(rows)]
     return CompareReport(
         inputs=CompareInputs(
@@ -87,6 +100,7 @@ def compare(
             price_tier=price_tier,
             precision=work.precision,
             global_batch=gb,
+            confidence=confidence,
         ),  # fmt: skip
         model=model_summary(work.spec),
         rows=ranked,
@@ -130,7 +144,7 @@ def _empty_row(profile, reason: str):
     )
 
 
-def _compare_row(work, gb, profile, n_devices, deadline_s, limit, objective, price_tier, params):
+def _compare_row(work, gb, profile, n_devices, deadline_s, limit, objective, price_tier, params, confidence="p50"):
     from flopcast.api import estimate_on
     from flopcast.request import layout_query, priced_hardware, unsearchable_reason
 
@@ -145,7 +159,7 @@ def _compare_row(work, gb, profile, n_devices, deadline_s, limit, objective, pri
         if n_devices is not None:
             report = estimate_on(work, hw, n_devices, query, params)
         else:
-            report, note = _fewest_devices(work, gb, hw, deadline_s, limit, params)
+            report, note = _fewest_devices(work, gb, hw, deadline_s, limit, params, confidence)
             if report is None:
                 return _empty_row(profile, note)
     except InvalidLayout as exc:
@@ -153,7 +167,7 @@ def _compare_row(work, gb, profile, n_devices, deadline_s, limit, objective, pri
     return _row_from_estimate(profile, report, objective, price_tier, has_tier, note)
 
 
-def _fewest_devices(work, gb, hw, deadline_s, limit, params):
+def _fewest_devices(work, gb, hw, deadline_s, limit, params, confidence="p50"):
     """(estimate at the fewest devices whose winning layout meets the deadline, note) or (None, why). The
     winners are the search's, so the estimate at that count is the point itself."""
     from flopcast.api import estimate_on
@@ -168,7 +182,7 @@ def _fewest_devices(work, gb, hw, deadline_s, limit, params):
     dpn = hw.profile.devices_per_node
     sweeps = [search_counts(spec, marr, hw, device_counts(dpn, top), workload, params, cache)]
     if limit is None:
-        more = _deadline_extension(sweeps[0], deadline_s, top)
+        more = _deadline_extension(sweeps[0], deadline_s, top, confidence)
         if more:
             sweeps.append(search_counts(spec, marr, hw, more, workload, params, cache))
             top = more[-1]
@@ -177,7 +191,8 @@ def _fewest_devices(work, gb, hw, deadline_s, limit, params):
         return None, "no parallel layout matches the options"
     v = pts.values
     fits = v["fits"].astype(bool)
-    meets = np.flatnonzero(fits & (v["wall_clock_seconds"] <= deadline_s))
+    wall = v[at("wall_clock_seconds", confidence)]
+    meets = np.flatnonzero(fits & (wall <= deadline_s))
     if len(meets):
         i = int(meets[np.argmin(pts.devices[meets])])
         return estimate_on(work, hw, int(pts.devices[i]), query, params), None
@@ -187,11 +202,12 @@ def _fewest_devices(work, gb, hw, deadline_s, limit, params):
             f"does not fit on up to {top} devices (needs {v['memory_bytes'][i] / 1e9:.1f} GB per device of "
             f"{hw.profile.memory_bytes / 1e9:.0f} GB)"
         )
-    i = int(np.argmin(np.where(fits, v["wall_clock_seconds"], np.inf)))
+    i = int(np.argmin(np.where(fits, wall, np.inf)))
     report = estimate_on(work, hw, int(pts.devices[i]), query, params)
+    level = "" if confidence == "p50" else f" at {confidence.upper()}"
     return report, (
-        f"misses the {format_duration(deadline_s)} deadline on up to {top} devices "
-        f"(fastest: {format_duration(report.time.wall_clock_seconds)} on {int(pts.devices[i])})"
+        f"misses the {format_duration(deadline_s)} deadline{level} on up to {top} devices "
+        f"(fastest: {format_duration(float(wall[i]))} on {int(pts.devices[i])})"
     )
 
 
@@ -230,12 +246,15 @@ def _row_from_estimate(profile, r, objective, price_tier, has_tier, note):
         capacity_bytes=r.memory.capacity_bytes,
         wall_clock_seconds=t.wall_clock_seconds,
         wall_clock_seconds_p10=t.wall_clock_seconds_p10,
+        wall_clock_seconds_p80=t.wall_clock_seconds_p80,
         wall_clock_seconds_p90=t.wall_clock_seconds_p90,
         device_hours=t.device_hours,
         device_hours_p10=t.device_hours_p10,
+        device_hours_p80=t.device_hours_p80,
         device_hours_p90=t.device_hours_p90,
         cost_usd=cost,
         cost_usd_p10=c.total_usd_p10 if has_tier else None,
+        cost_usd_p80=c.total_usd_p80 if has_tier else None,
         cost_usd_p90=c.total_usd_p90 if has_tier else None,
         price_tier=tier,
         usd_per_device_hour=c.usd_per_device_hour if has_tier else None,

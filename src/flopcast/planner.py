@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from flopcast.confidence import at, parse_confidence
 from flopcast.errors import Infeasible, InvalidValue, flag_style, opt, render_options
 from flopcast.points import Points, describe_miss, near_misses, objective_values, pareto_front
 from flopcast.units import format_duration, format_usd, parse_duration, parse_int, parse_usd
@@ -128,8 +129,10 @@ def search(
     precision: str = "bf16",
     global_batch: int | None = None,
     params=None,
+    confidence: str = "p50",
 ) -> PlanResult:
-    """Search every hardware × device count × layout; return the winners, the best, the Pareto front."""
+    """Search every hardware × device count × layout; return the winners, the best, the Pareto front.
+    Deadline, budget, objective and front compare the estimates at ``confidence`` (confidence.py)."""
     from flopcast.estimator.arrays import ModelArrays, Workload
     from flopcast.estimator.efficiency import EfficiencyParams
     from flopcast.layout import LayoutQuery
@@ -149,7 +152,8 @@ def search(
     def run(hw, counts):
         nonlocal n_counts
         w = search_counts(
-            spec, marr, hw, counts, workload, params, cache, deadline_seconds=deadline_seconds, budget_usd=budget_usd
+            spec, marr, hw, counts, workload, params, cache, deadline_seconds=deadline_seconds, budget_usd=budget_usd,
+            confidence=confidence,
         )
         sweeps.append(w)
         n_counts += len(w.devices)
@@ -164,22 +168,23 @@ def search(
         hardware.append(hw)
         w = run(hw, device_counts(profile.devices_per_node, limit))
         if deadline_seconds is not None and max_devices is None:
-            more = _deadline_extension(w, deadline_seconds, limit)
+            more = _deadline_extension(w, deadline_seconds, limit, confidence)
             if more:
                 searched_max = max(searched_max, more[-1])
                 run(hw, more)
     points = Points.join(hardware, sweeps)
     values = points.values
+    wall, cost = values[at("wall_clock_seconds", confidence)], values[at("cost_usd", confidence)]
     ok = values["fits"].astype(bool) if len(points) else np.zeros(0, dtype=bool)
     if deadline_seconds is not None:
-        ok = ok & (values["wall_clock_seconds"] <= deadline_seconds)
+        ok = ok & (wall <= deadline_seconds)
     if budget_usd is not None:
-        ok = ok & (values["cost_usd"] <= budget_usd)
-    obj = objective_values(points, objective)
-    best = _best(points, ok & np.isfinite(obj), objective)
-    front_rows = np.flatnonzero(ok & np.isfinite(values["cost_usd"])) if len(points) else np.zeros(0, dtype=int)
-    pareto = front_rows[pareto_front(values["wall_clock_seconds"][front_rows], values["cost_usd"][front_rows])]
-    near = [] if best is not None else near_misses(points, deadline_seconds, budget_usd)
+        ok = ok & (cost <= budget_usd)
+    obj = objective_values(points, objective, confidence)
+    best = _best(points, ok & np.isfinite(obj), objective, confidence)
+    front_rows = np.flatnonzero(ok & np.isfinite(cost)) if len(points) else np.zeros(0, dtype=int)
+    pareto = front_rows[pareto_front(wall[front_rows], cost[front_rows])]
+    near = [] if best is not None else near_misses(points, deadline_seconds, budget_usd, confidence=confidence)
     result = PlanResult(
         points=points,
         feasible=ok,
@@ -194,17 +199,19 @@ def search(
         skipped=skipped,
     )
     if best is None:
-        result.message = infeasible_message(result, objective, deadline_seconds, budget_usd, searched_max)
+        result.message = infeasible_message(
+            result, objective, deadline_seconds, budget_usd, searched_max, confidence=confidence
+        )
     result.seconds = time.perf_counter() - started
     return result
 
 
-def _deadline_extension(w, deadline_seconds: float, limit: int) -> list[int]:
+def _deadline_extension(w, deadline_seconds: float, limit: int, confidence: str = "p50") -> list[int]:
     """Device counts beyond ``limit`` worth searching when ``w`` cannot meet the deadline within it."""
     if w.estimates is None or not len(w.devices):
         return []
     fits = np.asarray(w.estimates.fits, dtype=bool)
-    wall = np.asarray(w.estimates.wall_clock_seconds)
+    wall = np.asarray(getattr(w.estimates, at("wall_clock_seconds", confidence)))
     if not fits.any() or (fits & (wall <= deadline_seconds)).any():
         return []
     i = int(np.argmin(np.where(fits, wall, np.inf)))
@@ -215,19 +222,21 @@ def _deadline_extension(w, deadline_seconds: float, limit: int) -> list[int]:
     return device_counts(w.hardware.profile.devices_per_node, target, above=limit)
 
 
-def _best(points: Points, candidates: np.ndarray, objective: str) -> int | None:
+def _best(points: Points, candidates: np.ndarray, objective: str, confidence: str = "p50") -> int | None:
     rows = np.flatnonzero(candidates)
     if len(rows) == 0:
         return None
     v = points.values
-    primary = objective_values(points, objective)[rows]
-    cost = np.nan_to_num(v["cost_usd"][rows], nan=np.inf)
-    secondary = cost if objective == "time" else v["wall_clock_seconds"][rows]
+    primary = objective_values(points, objective, confidence)[rows]
+    cost = np.nan_to_num(v[at("cost_usd", confidence)][rows], nan=np.inf)
+    secondary = cost if objective == "time" else v[at("wall_clock_seconds", confidence)][rows]
     order = np.lexsort((points.devices[rows], secondary, primary))
     return int(rows[order[0]])
 
 
-def infeasible_message(result: PlanResult, objective: str, deadline_seconds, budget_usd, max_devices: int) -> str:
+def infeasible_message(
+    result: PlanResult, objective: str, deadline_seconds, budget_usd, max_devices: int, confidence: str = "p50"
+) -> str:
     asked = []
     if deadline_seconds is not None:
         asked.append(f"{opt('deadline')} {format_duration(deadline_seconds)}")
@@ -239,10 +248,12 @@ def infeasible_message(result: PlanResult, objective: str, deadline_seconds, bud
         what = {"cost": "a price for the tier", "energy": "a published power figure", "time": "a time"}[objective]
         return f"no plan that meets the constraints has {what}, which {opt('objective')} {objective} needs"
     constraint = " and ".join(asked) if asked else "memory"
+    if asked and confidence != "p50":
+        constraint += f" at {confidence.upper()}"
     head = f"no plan meets {constraint} on up to {max_devices} devices"
     if result.near_misses:
         i, misses = result.near_misses[0]
-        head += "; closest: " + describe_miss(result.points, i, misses, deadline_seconds, budget_usd)
+        head += "; closest: " + describe_miss(result.points, i, misses, deadline_seconds, budget_usd, confidence)
     return head
 
 
@@ -295,11 +306,14 @@ def plan(
     seq_len=None,
     profiles=None,
     params=None,
+    confidence=None,
     **architecture,
 ):
     """Search hardware × device count × layout under the constraints; returns a
-    :class:`~flopcast.reports.plan.PlanReport`. Never raises :class:`Infeasible`: a report with ``feasible``
-    False carries the reason and the near-misses (the CLI exits 3 via :func:`raise_if_infeasible`)."""
+    :class:`~flopcast.reports.plan.PlanReport`. ``confidence`` (p50, the default; p80; p90): the percentile
+    of the estimate's calibrated range at which the deadline and budget are met. Never raises
+    :class:`Infeasible`: a report with ``feasible`` False carries the reason and the near-misses (the CLI
+    exits 3 via :func:`raise_if_infeasible`)."""
     from flopcast import request
     from flopcast.estimator.efficiency import EfficiencyParams
     from flopcast.layout import default_global_batch
@@ -307,6 +321,7 @@ def plan(
     from flopcast.reports.plan import NearMiss, PlanInputs, PlanReport, SearchStats
 
     objective = parse_objective(objective)
+    confidence = parse_confidence(confidence)
     deadline_s, budget_usd, limit = parse_constraints(deadline, budget, max_devices)
     work = request.training_workload(
         model=model, tokens=tokens, seq_len=seq_len, precision=precision, architecture=architecture
@@ -319,6 +334,7 @@ def plan(
     result = search(
         spec, chosen, work.tokens, objective=objective, deadline_seconds=deadline_s, budget_usd=budget_usd,
         max_devices=limit, price_tier=price_tier, precision=work.precision, global_batch=gb, params=params,
+        confidence=confidence,
     )  # fmt: skip
     pts = result.points
     warnings, best_report = [], None
@@ -344,6 +360,7 @@ def plan(
             precision=work.precision,
             global_batch=gb,
             global_batch_rule=None if gb is not None else default_global_batch(spec.params, spec.seq_len),
+            confidence=confidence,
         ),  # fmt: skip
         model=model_summary(spec),
         feasible=result.best is not None,
@@ -353,7 +370,10 @@ def plan(
         best_point=None if result.best is None else point_report(pts, result.best),
         pareto=[point_report(pts, int(i)) for i in result.pareto],
         near_misses=[
-            NearMiss(point=point_report(pts, i), misses=m, description=describe_miss(pts, i, m, deadline_s, budget_usd))
+            NearMiss(
+                point=point_report(pts, i), misses=m,
+                description=describe_miss(pts, i, m, deadline_s, budget_usd, confidence),
+            )  # fmt: skip
             for i, m in result.near_misses
         ],
         search=SearchStats(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from flopcast.confidence import at
 from flopcast.estimator.arrays import LayoutArrays
 from flopcast.units import format_duration, format_usd
 
@@ -35,12 +36,15 @@ def pareto_front(time_values, cost_values) -> np.ndarray:
 _FIELDS = (
     "wall_clock_seconds",
     "wall_clock_seconds_p10",
+    "wall_clock_seconds_p80",
     "wall_clock_seconds_p90",
     "device_hours",
     "device_hours_p10",
+    "device_hours_p80",
     "device_hours_p90",
     "cost_usd",
     "cost_usd_p10",
+    "cost_usd_p80",
     "cost_usd_p90",
     "energy_kwh",
     "co2_kg",
@@ -88,19 +92,24 @@ class Points:
         return caps[self.hw_index] if len(self.hw_index) else np.zeros(0)
 
 
-def objective_values(points: Points, objective: str) -> np.ndarray:
-    key = {"cost": "cost_usd", "time": "wall_clock_seconds", "energy": "energy_kwh"}[objective]
-    return points.values[key]
+def objective_values(points: Points, objective: str, confidence: str = "p50") -> np.ndarray:
+    key = {"cost": at("cost_usd", confidence), "time": at("wall_clock_seconds", confidence), "energy": "energy_kwh"}
+    return points.values[key[objective]]
 
 
 def near_misses(
-    points: Points, deadline_seconds: float | None, budget_usd: float | None, count: int = NEAR_MISS_COUNT
+    points: Points,
+    deadline_seconds: float | None,
+    budget_usd: float | None,
+    count: int = NEAR_MISS_COUNT,
+    confidence: str = "p50",
 ) -> list[tuple[int, dict[str, float]]]:
     """The points closest to meeting every constraint (at most one per hardware), with their relative
-    excess per constraint: ``memory`` (needs / capacity − 1), ``deadline``, ``budget``."""
+    excess per constraint: ``memory`` (needs / capacity − 1), ``deadline``, ``budget`` (at ``confidence``)."""
     if not len(points):
         return []
-    v = points.values
+    v = dict(points.values)
+    v["wall_clock_seconds"], v["cost_usd"] = v[at("wall_clock_seconds", confidence)], v[at("cost_usd", confidence)]
     fits = v["fits"].astype(bool)
     miss_memory = np.where(fits, 0.0, v["memory_bytes"] / points.capacity() - 1.0)
     miss_deadline = (
@@ -139,7 +148,7 @@ def near_misses(
 
 def format_overshoot(excess: float, limit: str) -> str:
     """How far over a limit, readably: ``+37% over the 30 d deadline`` up to twice the limit, then a ratio:
-    ``×52,000 the 60 min deadline`` (a percentage like +5225866% is hard to read)."""
+    ``52,000× the 60 min deadline`` (a percentage like +5225866% is hard to read)."""
     if excess < 1.0:
         return f"+{excess:.0%} over the {limit}"
     ratio = 1.0 + excess
@@ -147,25 +156,27 @@ def format_overshoot(excess: float, limit: str) -> str:
     return f"{shown}× the {limit}"
 
 
-def describe_miss(points: Points, i: int, misses: dict[str, float], deadline_seconds, budget_usd) -> str:
-    """``h100-80gb × 2048: takes 41.2 d (+37% over the 30 d deadline)``; far over: ``(52,000× the 60 min deadline)``."""
-    v = points.values
+def describe_miss(
+    points: Points, i: int, misses: dict[str, float], deadline_seconds, budget_usd, confidence: str = "p50"
+) -> str:
+    """``h100-80gb × 2048: takes 41.2 d (+37% over the 30 d deadline)`` (at ``confidence``: "P90 41.2 d"); far
+    over: ``(52,000× the 60 min deadline)``."""
+    v = dict(points.values)
+    v["wall_clock_seconds"], v["cost_usd"] = v[at("wall_clock_seconds", confidence)], v[at("cost_usd", confidence)]
+    level = "" if confidence == "p50" else f"{confidence.upper()} "
     hw = points.hardware[int(points.hw_index[i])]
     parts = []
     if "memory" in misses:
         parts.append(f"needs {v['memory_bytes'][i] / 1e9:.1f} GB per device of {hw.profile.memory_bytes / 1e9:.0f} GB")
     if "deadline" in misses:
         parts.append(
-            f"takes {format_duration(v['wall_clock_seconds'][i])} "
+            f"takes {level}{format_duration(v['wall_clock_seconds'][i])} "
             f"({format_overshoot(misses['deadline'], format_duration(deadline_seconds) + ' deadline')})"
         )
     if "budget" in misses:
         cost = v["cost_usd"][i]
-        parts.append(
-            "has no price"
-            if not np.isfinite(cost)
-            else f"costs {format_usd(cost)} ({format_overshoot(misses['budget'], format_usd(budget_usd) + ' budget')})"
-        )
+        over = format_overshoot(misses["budget"], format_usd(budget_usd) + " budget")
+        parts.append("has no price" if not np.isfinite(cost) else f"costs {level}{format_usd(cost)} ({over})")
     if not parts:
         parts.append("meets the constraints but lacks the objective's figure")
     return f"{hw.profile.id} × {int(points.devices[i])}: " + " and ".join(parts)

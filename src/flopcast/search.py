@@ -255,9 +255,11 @@ def search_counts(
     *,
     deadline_seconds: float | None = None,
     budget_usd: float | None = None,
+    confidence: str = "p50",
 ) -> Winners:
     """Evaluate every layout of ``hw`` (a PricedHardware) on each of ``counts`` devices; keep each count's
     winner. The core runs over chunks of :data:`CHUNK_ROWS` rows."""
+    from flopcast.confidence import at
     from flopcast.estimator.core import evaluate
 
     cands, kept, starts = cache.layouts(int(hw.profile.devices_per_node), counts)
@@ -271,10 +273,10 @@ def search_counts(
         est = evaluate(marr, hw.arrays, cands.take(slice(s, e)), workload, params)
         wall[s:e], memory[s:e], fits[s:e] = est.wall_clock_seconds, est.memory_bytes, est.fits
         ok = fits[s:e].copy()
-        if deadline_seconds is not None:
-            ok &= wall[s:e] <= deadline_seconds
+        if deadline_seconds is not None:  # the deadline and budget are met at the confidence asked
+            ok &= getattr(est, at("wall_clock_seconds", confidence)) <= deadline_seconds
         if budget_usd is not None:
-            ok &= est.cost_usd <= budget_usd
+            ok &= getattr(est, at("cost_usd", confidence)) <= budget_usd
         feasible += int(np.count_nonzero(ok))
     groups = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, n)))
     best = winners(wall, memory, fits, cands.devices, groups, len(starts))

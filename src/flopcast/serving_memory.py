@@ -37,9 +37,9 @@ def bytes_per_quantized_weight(bits: np.ndarray | int) -> np.ndarray:
 
 
 def quantized_params(model: ModelSpec, *, active: bool = False) -> int:
-    """Weights of the transformer blocks' matmuls (attention + MLP experts): the ones GPTQ/AWQ quantize."""
-    experts = model.active_experts if active else model.experts
-    return model.layers * (model.attention_params_per_layer + experts * model.ffn_params_per_expert)
+    """Weights of the transformer blocks' matmuls (attention + dense FFNs and experts, shared ones included;
+    routers left out): the ones GPTQ/AWQ quantize."""
+    return model.block_matmul_params(active=active) - model.moe_layers * model.router_params_per_layer
 
 
 def weight_bytes(model: ModelSpec, bits: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
@@ -53,8 +53,9 @@ def weight_bytes(model: ModelSpec, bits: np.ndarray | int) -> tuple[np.ndarray, 
 
 
 def kv_cache_bytes_per_token(model: ModelSpec, kv_bits: int) -> float:
-    """K and V of every layer for one token of one sequence: 2·L·kv_heads·head_dim·kv_bits/8 bytes."""
-    return 2.0 * model.layers * model.n_kv_heads * model.dim_head * kv_bits / BITS_PER_BYTE
+    """K and V of every layer for one token of one sequence: 2·L·kv_heads·head_dim·kv_bits/8 bytes (MLA:
+    L·(kv_lora_rank + qk_rope_head_dim), ModelSpec.kv_cache_width). Sliding windows are not applied here."""
+    return float(model.layers * model.kv_cache_width) * kv_bits / BITS_PER_BYTE
 
 
 def kv_cache_bytes(model: ModelSpec, tokens: int, batch: int, kv_bits: int) -> float:

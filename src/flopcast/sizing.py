@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from flopcast.confidence import at, parse_confidence
 from flopcast.errors import ConflictingOptions, Infeasible, InvalidValue, opt
 from flopcast.units import format_duration, format_si, format_usd, parse_count, parse_int
 
@@ -144,7 +145,7 @@ def _shape(n: float, seq_len, vocab):
     )
 
 
-def _usage_on_grid(ns, budget: Budget, hw, devices: int, *, precision: str, seq_len, vocab, params):
+def _usage_on_grid(ns, budget: Budget, hw, devices: int, *, precision: str, seq_len, vocab, params, confidence="p50"):
     """(sizes that have a shape, their specs, what each compute-optimal run uses) on ``hw`` × ``devices``.
 
     One evaluate call over every layout of every size (models indexed per row); each size's layout is the one
@@ -175,20 +176,22 @@ def _usage_on_grid(ns, budget: Budget, hw, devices: int, *, precision: str, seq_
     est = evaluate(model, hw.arrays, layouts, Workload(tokens=tokens, precision=precision), params)
     rows = winners_of(est, layouts, groups, len(specs))
     key = {"usd": "cost_usd", "device_hours": "device_hours", "deadline": "wall_clock_seconds"}[budget.kind]
-    return np.asarray(kept), specs, np.asarray(getattr(est, key))[rows]
+    return np.asarray(kept), specs, np.asarray(getattr(est, at(key, confidence)))[rows]
 
 
 def size_on_hardware(
-    budget: Budget, hw, devices: int, *, precision="bf16", seq_len=None, vocab=None, params=None
+    budget: Budget, hw, devices: int, *, precision="bf16", seq_len=None, vocab=None, params=None, confidence="p50"
 ) -> SizeResult:
-    """The largest compute-optimal size whose run on ``hw`` × ``devices`` stays within ``budget``."""
+    """The largest compute-optimal size whose run on ``hw`` × ``devices`` stays within ``budget`` (at the
+    ``confidence`` percentile of its calibrated range)."""
     steps: list[SizeStep] = []
     ns = np.geomspace(SIZE_GRID_MIN_PARAMS, SIZE_GRID_MAX_PARAMS, SIZE_GRID_POINTS)
     best = None
     for round_ in range(SIZE_REFINE_ROUNDS + 1):
         kept, specs, used = _usage_on_grid(
-            ns, budget, hw, devices, precision=precision, seq_len=seq_len, vocab=vocab, params=params
-        )
+            ns, budget, hw, devices, precision=precision, seq_len=seq_len, vocab=vocab, params=params,
+            confidence=confidence,
+        )  # fmt: skip
         within = used <= budget.value
         steps += [
             SizeStep(float(n), float(optimal_tokens(n)), float(u), bool(w))
@@ -239,6 +242,7 @@ def size_with_planner(
     vocab=None,
     max_devices=None,
     params=None,
+    confidence="p50",
 ) -> SizeResult:
     """Dollar budget, no device count: the planner's cheapest plan for a guessed size; adjust the guess
     (N ∝ sqrt(budget / cost), as C ∝ N²) until the plan uses between PLANNER_BUDGET_FILL and all of it."""
@@ -267,13 +271,14 @@ def size_with_planner(
             precision=precision,
             max_devices=max_devices,
             params=params,
+            confidence=confidence,
         )
         if result.best is None:
             raise Infeasible(
                 f"no plan for a {format_si(n)}-parameter model: {result.message}",
                 hint=f"give {opt('hardware')} and {opt('devices')}, or more hardware",
             )
-        cost = float(result.points.values["cost_usd"][result.best])
+        cost = float(result.points.values[at("cost_usd", confidence)][result.best])
         steps.append(SizeStep(n, float(optimal_tokens(n)), cost, cost <= budget.value))
         if cost <= budget.value and (best is None or n > best[0]):
             best = (n, spec, result)
@@ -307,8 +312,11 @@ def size(
     max_devices=None,
     profiles=None,
     params=None,
+    confidence=None,
 ):
-    """Parse the options, size the model, and build the :class:`~flopcast.reports.plan.SizeReport`."""
+    """Parse the options, size the model, and build the :class:`~flopcast.reports.plan.SizeReport`.
+    ``confidence`` (p50, the default; p80; p90): a dollar, device-hour or deadline budget is met at that
+    percentile of the estimate's calibrated range (a FLOP budget needs none)."""
     from flopcast.api import estimate
     from flopcast.estimator.efficiency import EfficiencyParams
     from flopcast.reports.build import model_summary
@@ -317,6 +325,7 @@ def size(
     from flopcast.request import parse_precision, priced_hardware, resolve_hardware_list
 
     b = parse_budget(flops, budget, device_hours, deadline)
+    confidence = parse_confidence(confidence)
     precision = parse_precision(precision)
     n_devices = None if devices is None else parse_int(devices, what=opt("devices"))
     limit = None if max_devices is None else parse_int(max_devices, what=opt("max_devices"))
@@ -359,7 +368,9 @@ def size(
         hw = priced_hardware(chosen[0], precision=precision, params=params, tier=price_tier)
         if b.kind == "usd" and hw.price.usd_per_device_hour is None:
             raise InvalidValue(f"{opt('budget')}: {hw.profile.id} lists no price", hint="choose hardware with a price")
-        result = size_on_hardware(b, hw, n_devices, precision=precision, seq_len=seq, vocab=voc, params=params)
+        result = size_on_hardware(
+            b, hw, n_devices, precision=precision, seq_len=seq, vocab=voc, params=params, confidence=confidence
+        )
     else:
         profiles_list = chosen if chosen is not None else resolve_hardware_list(None, profiles)
         result = size_with_planner(
@@ -371,6 +382,7 @@ def size(
             vocab=voc,
             max_devices=limit,
             params=params,
+            confidence=confidence,
         )
 
     n = result.params
@@ -393,12 +405,7 @@ def size(
                 f"the cheapest plan takes {format_duration(report_estimate.time.wall_clock_seconds)}; "
                 "give --hardware and --devices to size for a faster placement"
             )
-    used = {
-        "flops": optimal_flops(n),
-        "usd": None if report_estimate is None else report_estimate.cost.total_usd,
-        "device_hours": None if report_estimate is None else report_estimate.time.device_hours,
-        "deadline": None if report_estimate is None else report_estimate.time.wall_clock_seconds,
-    }[b.kind]
+    used = optimal_flops(n) if b.kind == "flops" else _used_at(report_estimate, b.kind, confidence)
     spec = result.spec
     return SizeReport(
         inputs=SizeInputs(
@@ -411,6 +418,7 @@ def size(
             precision=precision,
             seq_len=seq,
             vocab=voc,
+            confidence=confidence,
         ),
         rule=SizeRule(
             tokens_per_param=CHINCHILLA_TOKENS_PER_PARAM,
@@ -427,6 +435,15 @@ def size(
         estimate=report_estimate,
         warnings=warnings,
     )
+
+
+def _used_at(report, kind: str, confidence: str) -> float | None:
+    """What the estimate ``report`` uses of a ``kind`` budget, at ``confidence``."""
+    if report is None:
+        return None
+    field = {"usd": "total_usd", "device_hours": "device_hours", "deadline": "wall_clock_seconds"}[kind]
+    section = report.cost if kind == "usd" else report.time
+    return getattr(section, field if confidence == "p50" else f"{field}_{confidence}")
 
 
 def _planner_placement(n, spec, profiles, precision, price_tier, max_devices, params) -> SizeResult:

@@ -2,9 +2,10 @@
 
 The runs live in ``flopcast/data/published_runs.csv`` (the calibration set: a copy of
 shared/data/calibration_runs.csv with every source column kept; the columns are described in that folder's
-README) and ``flopcast/data/holdout_runs.csv`` (44 more runs with the same columns, compiled as a holdout;
-both are fitted on). Optional columns: ``zero`` (the ZeRO stage) and ``fused_attention`` (true/false),
-when published. Each row becomes a Run: its architecture a ModelSpec (tied or untied embeddings, whichever
+README) and ``flopcast/data/holdout_runs.csv`` (40 more runs with the same columns), split by source family
+into a fitted part and a frozen holdout (``holdout_families.json``). Optional columns: ``zero`` (the ZeRO
+stage) and ``fused_attention`` (true/false), when published. Each row becomes a Run: its architecture a
+ModelSpec (tied or untied embeddings, whichever
 matches the published parameter count), its published layout options kept (blank ones are searched by
 backtest.py), its target and source.
 
@@ -13,7 +14,7 @@ forward pass) with no published recompute mode is taken to be a full-recompute r
 for one.
 
 Targets, compared like with like:
-  device_hours        whole-run device-hours (includes interruptions and the fitted idle overhead)
+  device_hours        whole-run device-hours (includes interruptions and the named overheads of reliability.py)
   tflops_per_device   hardware FLOP/s per device when ``flops_convention`` counts recomputation
                       (Megatron papers), model FLOP/s otherwise
   mfu                 model FLOPs utilisation (PaLM / MosaicML convention)
@@ -32,8 +33,11 @@ from pathlib import Path
 from flopcast.errors import InvalidValue
 
 PUBLISHED_RUNS_FILE = "published_runs.csv"
-HOLDOUT_RUNS_FILE = "holdout_runs.csv"  # 44 more runs, compiled as a holdout; fitted on since (fit.py)
+HOLDOUT_RUNS_FILE = "holdout_runs.csv"  # 40 more runs (the name is historical: the split is by family below)
 SHIPPED_RUNS_FILES = (PUBLISHED_RUNS_FILE, HOLDOUT_RUNS_FILE)
+# The frozen holdout: whole source families, chosen before fitting and never fitted (the file says why).
+HOLDOUT_FAMILIES_FILE = "holdout_families.json"
+SPLIT_FIT, SPLIT_HOLDOUT = "fit", "holdout"
 TARGETS = ("device_hours", "tflops_per_device", "mfu", "step_seconds")
 REQUIRED_COLUMNS = (
     "run_id",
@@ -88,8 +92,22 @@ def published_runs_path() -> Path:
 
 
 def shipped_runs_paths() -> list[Path]:
-    """Every shipped file of published runs: the calibration set and the second set (both are fitted on)."""
+    """Every shipped file of published runs (both files; :func:`split_runs` separates fit and holdout)."""
     return [_data_dir() / name for name in SHIPPED_RUNS_FILES]
+
+
+def holdout_families() -> tuple[str, ...]:
+    """The source families of the frozen holdout (``flopcast/data/holdout_families.json``)."""
+    import json
+
+    doc = json.loads((_data_dir() / HOLDOUT_FAMILIES_FILE).read_text(encoding="utf-8"))
+    return tuple(doc["holdout_families"])
+
+
+def split_runs(runs: list) -> tuple[list, list]:
+    """(fit runs, held-out runs): a run is held out when its source family is in :func:`holdout_families`."""
+    held = set(holdout_families())
+    return [r for r in runs if r.family not in held], [r for r in runs if r.family in held]
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from flopcast.cli._app import app
 from flopcast.cli._search import interruptible, workload
 from flopcast.cli.common import OutputFormat, emit_plot, emit_text, preflight_output, preflight_plot
 from flopcast.cli.options import (
+    Confidence,
     DeadlineInsteadOfDevices,
     DevicesPerHardware,
     Force,
@@ -76,11 +77,14 @@ def _compare_title(report) -> str:
         f"{i.devices} devices"
         if i.devices is not None
         else f"the fewest devices that meet {format_duration(i.deadline_seconds)}"
+        + ("" if i.confidence == "p50" else f" at {i.confidence.upper()}")
     )
+    rank = {"cost": "cost", "time": "devices" if i.deadline_seconds is not None else "time", "energy": "energy"}
+    at_c = "" if i.confidence == "p50" or rank[i.objective] in ("devices", "energy") else f" {i.confidence.upper()}"
     tier = f"{i.price_tier} prices" if i.price_tier else "on-demand prices where listed"
     return (
         f"Compare: {report.model.name} ({format_si(report.model.params)} params), {format_si(i.tokens)} tokens "
-        f"on {where}; {tier}; best {i.objective} first"
+        f"on {where}; {tier}; best{at_c} {rank[i.objective]} first"
     )
 
 
@@ -92,6 +96,7 @@ def compare_command(
     hardware: HardwareList = None,
     devices: DevicesPerHardware = None,
     deadline: DeadlineInsteadOfDevices = None,
+    confidence: Confidence = None,
     max_devices: MaxDevices = None,
     objective: Objective = None,
     price_tier: PriceTier = None,
@@ -118,6 +123,7 @@ def compare_command(
             hardware=hardware,
             devices=devices,
             deadline=deadline,
+            confidence=confidence,
             max_devices=max_devices,
             objective=objective,
             price_tier=price_tier,

@@ -171,6 +171,12 @@ DeadlineBudget = Annotated[
     str | None, _value("--deadline", help="Wall-clock budget, e.g. 30d (needs --hardware and --devices).")
 ]
 Budget = Annotated[str | None, _value("--budget", help="Cost limit, e.g. $2M, 500k.")]
+Confidence = Annotated[
+    str | None,
+    _value("--confidence",
+           help="Meet deadlines and budgets at this percentile of the calibrated range: p50 (the estimate, "
+                "default), p80 or p90.", metavar="p50|p80|p90"),
+]  # fmt: skip
 DollarBudget = Annotated[
     str | None,
     _value("--budget", help="Dollar budget, e.g. $2M (on --hardware --devices, or the planner's cheapest plan)."),

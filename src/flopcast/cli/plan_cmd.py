@@ -14,6 +14,7 @@ from flopcast.cli._search import interruptible, workload
 from flopcast.cli.common import OutputFormat, emit_plot, emit_text, note, preflight_output, preflight_plot
 from flopcast.cli.options import (
     Budget,
+    Confidence,
     Deadline,
     Force,
     Format,
@@ -107,6 +108,8 @@ def _plan_title(report) -> str:
         limits.append(f"deadline {format_duration(i.deadline_seconds)}")
     if i.budget_usd is not None:
         limits.append(f"budget {format_usd(i.budget_usd)}")
+    if i.confidence != "p50" and (i.deadline_seconds is not None or i.budget_usd is not None):
+        limits.append(f"met at {i.confidence.upper()}")
     limits.append(f"searched up to {report.search.max_devices} devices")
     return (
         f"Plan: {report.model.name} ({format_si(report.model.params)} params), {format_si(i.tokens)} tokens; "
@@ -127,9 +130,14 @@ def _best_line(report) -> str:
     p = report.best_point
     if p is None:
         return "no feasible plan"
+    c = report.inputs.confidence
+    at_c = "" if c == "p50" else (
+        f" ({c.upper()} {format_duration(getattr(p, f'wall_clock_seconds_{c}'))}, "
+        f"{col.usd(getattr(p, f'cost_usd_{c}'))})"
+    )
     return (
         f"best: {p.devices} × {p.hardware}, {col.layout_text(p.layout)}: {format_duration(p.wall_clock_seconds)}, "
-        f"{col.usd(p.cost_usd)}, {col.mwh(p.energy_kwh)} — `flopcast estimate --hardware {p.hardware} --devices "
+        f"{col.usd(p.cost_usd)}{at_c}, {col.mwh(p.energy_kwh)} — `flopcast estimate --hardware {p.hardware} --devices "
         f"{p.devices} {_flags(report.best)}`"
     )
 
@@ -150,6 +158,7 @@ def plan_command(
     hardware: HardwareList = None,
     deadline: Deadline = None,
     budget: Budget = None,
+    confidence: Confidence = None,
     max_devices: MaxDevices = None,
     objective: Objective = None,
     price_tier: PriceTier = None,
@@ -181,6 +190,7 @@ def plan_command(
             objective=objective,
             deadline=deadline,
             budget=budget,
+            confidence=confidence,
             max_devices=max_devices,
             price_tier=price_tier,
             profiles=profiles,

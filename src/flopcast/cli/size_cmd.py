@@ -15,6 +15,7 @@ from flopcast.cli._app import app
 from flopcast.cli._search import interruptible
 from flopcast.cli.common import OutputFormat, emit_text, note, preflight_output
 from flopcast.cli.options import (
+    Confidence,
     DeadlineBudget,
     DollarBudget,
     Force,
@@ -48,6 +49,12 @@ def _budget_text(kind: str, value: float) -> str:
     return Budget(kind, value).describe()
 
 
+def _met_at(report) -> str:
+    """`` at P90`` when the budget is met at a percentile (a FLOP budget has no range)."""
+    c = report.inputs.confidence
+    return "" if c == "p50" or report.inputs.budget_kind == "flops" else f" at {c.upper()}"
+
+
 def _estimated(get, none: str = "—"):
     """A cell from the report's estimate; ``none`` when the report has no estimate."""
     return lambda r: none if r.estimate is None else get(r.estimate)
@@ -55,7 +62,7 @@ def _estimated(get, none: str = "—"):
 
 # one row: the SizeReport itself
 SIZE_COLUMNS: col.Columns = (
-    ("budget", lambda r: _budget_text(r.inputs.budget_kind, r.inputs.budget)),
+    ("budget", lambda r: _budget_text(r.inputs.budget_kind, r.inputs.budget) + _met_at(r)),
     ("N (params)", lambda r: format_si(r.compute_optimal.params)),
     ("D (tokens)", lambda r: format_si(r.compute_optimal.tokens)),
     ("C = 6·N·D", lambda r: f"{r.compute_optimal.flops:.3g}"),
@@ -90,6 +97,7 @@ SIZE_CSV_COLUMNS: col.Columns = (
     ("fits", _estimated_csv(lambda e: col.flag(e.memory.fits))),
     ("budget_used", lambda r: col.raw(r.budget_used)),
     ("budget_used_fraction", lambda r: col.raw(r.budget_used_fraction)),
+    ("confidence", lambda r: r.inputs.confidence),
 )
 SIZE_CSV_HEADERS = col.headers(SIZE_CSV_COLUMNS)
 
@@ -103,6 +111,7 @@ def size_command(
     hardware: SizedHardware = None,
     devices: SizedDevices = None,
     max_devices: MaxDevices = None,
+    confidence: Confidence = None,
     price_tier: PriceTier = None,
     precision: Precision = "bf16",
     seq_len: SizedSeqLen = None,
@@ -130,6 +139,7 @@ def size_command(
             seq_len=seq_len,
             vocab=vocab,
             max_devices=max_devices,
+            confidence=confidence,
             profiles=profiles,
         )
     emit_text(render_size(report, fmt), output, force, quiet)

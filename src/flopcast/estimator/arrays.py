@@ -313,13 +313,17 @@ class EstimateArrays(NamedTuple):
     cost_usd: np.ndarray
     energy_kwh: np.ndarray
     co2_kg: np.ndarray
-    # P10–P90 from the calibration residuals (multiplicative)
+    # P10, P80, P90 from the held-out calibration residuals (multiplicative; uncertainty.py)
     wall_clock_seconds_p10: np.ndarray
+    wall_clock_seconds_p80: np.ndarray
     wall_clock_seconds_p90: np.ndarray
     device_hours_p10: np.ndarray
+    device_hours_p80: np.ndarray
     device_hours_p90: np.ndarray
     cost_usd_p10: np.ndarray
+    cost_usd_p80: np.ndarray
     cost_usd_p90: np.ndarray
+    extrapolation_doublings: np.ndarray  # doublings of devices + parameters beyond the fitted runs (0 inside)
 
     def row(self, i: int) -> dict[str, float]:
         """One row as plain Python numbers (for the report of the chosen layout)."""

@@ -80,16 +80,15 @@ def evaluate(
 
     steps = tokens / tokens_per_step
     training = steps * step
-    wall = reliability.wall_clock_seconds(training, devices, params.idle_overhead)
+    wall = reliability.wall_clock_seconds(training, devices)
     device_hours = wall * devices / SECONDS_PER_HOUR
     tps = tokens_per_step / step
     peak_total = devices * hardware.peak_flops_per_s
     cost = costs.cost_usd(device_hours, hardware.price_usd_per_device_hour)
     kwh = costs.energy_kwh(device_hours, hardware.power_watts)
-    lo, hi = uncertainty.range_factors(hardware.calibrated, params)
-    wall_lo, wall_hi = uncertainty.percentile_range(wall, lo, hi)
-    dh_lo, dh_hi = uncertainty.percentile_range(device_hours, lo, hi)
-    cost_lo, cost_hi = uncertainty.percentile_range(cost, lo, hi)
+    doublings = uncertainty.extrapolation_doublings(devices, model.params, params)
+    factors = uncertainty.range_factors(hardware.calibrated, params, doublings)
+    pct = uncertainty.percentile
 
     shape = np.broadcast(step, mem.total_bytes, tokens, hardware.memory_bytes).shape
     b = lambda a: np.broadcast_to(np.asarray(a, dtype=float), shape)  # noqa: E731
@@ -128,10 +127,14 @@ def evaluate(
         cost_usd=b(cost),
         energy_kwh=b(kwh),
         co2_kg=b(costs.co2_kg(kwh)),
-        wall_clock_seconds_p10=b(wall_lo),
-        wall_clock_seconds_p90=b(wall_hi),
-        device_hours_p10=b(dh_lo),
-        device_hours_p90=b(dh_hi),
-        cost_usd_p10=b(cost_lo),
-        cost_usd_p90=b(cost_hi),
+        wall_clock_seconds_p10=b(pct(wall, factors, "p10")),
+        wall_clock_seconds_p80=b(pct(wall, factors, "p80")),
+        wall_clock_seconds_p90=b(pct(wall, factors, "p90")),
+        device_hours_p10=b(pct(device_hours, factors, "p10")),
+        device_hours_p80=b(pct(device_hours, factors, "p80")),
+        device_hours_p90=b(pct(device_hours, factors, "p90")),
+        cost_usd_p10=b(pct(cost, factors, "p10")),
+        cost_usd_p80=b(pct(cost, factors, "p80")),
+        cost_usd_p90=b(pct(cost, factors, "p90")),
+        extrapolation_doublings=b(doublings),
     )

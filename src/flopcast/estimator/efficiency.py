@@ -15,9 +15,10 @@ Physical picture (one device, one micro-batch):
   sequences. The passes are the same on every device, so a device with
   more FLOP/s per byte of bandwidth (H100 vs A100) or less bandwidth (A100-40GB vs 80GB) loses more to
   them: the roofline decides, not a per-hardware factor.
-* Data-parallel gradient traffic overlaps the backward pass up to ``dp_overlap`` of its duration.
-* A whole run loses ``idle_overhead`` of its time to evaluation, checkpoint writes, scheduling and
-  restarts beyond the interruption model (reliability.py).
+* Data-parallel gradient traffic overlaps the backward pass up to ``dp_overlap`` of its duration (pinned
+  at 1, not fitted), except the last gradient bucket, which is always exposed (timing.py).
+* A whole run's time beyond steps × step time is named, pinned parts in reliability.py (interruptions,
+  checkpoint writes, evaluation, data stalls): nothing fitted hides there.
 
 The achievable large-GEMM fraction is a property of the chip and its software stack, so it is the one
 constant allowed to depend on the hardware *family* — the profile's ``family`` field (hardware
@@ -28,8 +29,9 @@ calibration runs (CPUs, user hardware, a profile without a family) use the base 
 profile's own measured ``calibration.matmul_efficiency`` — and a wider P10–P90 band (uncertainty.py).
 
 The fitted values live in ``flopcast/data/efficiency_fit.json`` with the runs and date they were fitted
-on; ``scripts/refit_efficiency.py`` refits them from every shipped run
-(``flopcast/data/published_runs.csv`` and ``holdout_runs.csv``) with the fit of calibration/fit.py.
+on; ``scripts/refit_efficiency.py`` refits them with the fit of calibration/fit.py on the shipped runs
+(``flopcast/data/published_runs.csv`` and ``holdout_runs.csv``) except the frozen held-out source families
+(``flopcast/data/holdout_families.json``), which are never fitted.
 The file ships with flopcast: when it is missing or unreadable, :meth:`EfficiencyParams.load` raises
 :class:`~flopcast.errors.BrokenInstall` rather than estimate with made-up constants.
 """
@@ -47,7 +49,8 @@ from flopcast.errors import BrokenInstall
 
 FIT_FILE = "efficiency_fit.json"
 BASE_FAMILY = "nvidia-ampere"  # the ceiling ``gemm_ceiling`` itself; other families scale it
-FITTED_NAMES = ("gemm_ceiling", "gemm_half_width", "memory_passes", "dp_overlap", "idle_overhead")
+FITTED_NAMES = ("gemm_ceiling", "gemm_half_width", "memory_passes")  # fitted (with the family factors)
+PINNED_NAMES = ("dp_overlap",)  # stored in the fit file, never fitted (sources where they are used)
 
 
 # FlashAttention-2 needs CUDA compute capability 8.0 or newer (its README, "Requirements": "Ampere, Ada, or
@@ -85,12 +88,18 @@ class EfficiencyParams(NamedTuple):
     gemm_half_width: float
     memory_passes: float
     dp_overlap: float
-    idle_overhead: float
-    # P10/P90 of log(reported / predicted) on runs left out of the fit; wider for uncalibrated hardware.
+    # Quantiles of log(reported / predicted time) on runs left out of the fit (split-conformal over the
+    # fit families, each predicted by a fit without its family); wider for uncalibrated hardware.
     log_ratio_p10: float
+    log_ratio_p80: float
     log_ratio_p90: float
     log_ratio_p10_uncalibrated: float
+    log_ratio_p80_uncalibrated: float
     log_ratio_p90_uncalibrated: float
+    # The largest device count and parameter count of the fitted runs: beyond them a range widens
+    # (uncertainty.py) and a report warns.
+    calibrated_max_devices: float
+    calibrated_max_params: float
     fitted_on: str
     fitted_date: str
     extra: dict = {}  # noqa: RUF012 (never mutated): what the fit file holds beyond the constants

@@ -18,9 +18,13 @@ Communication (comms.py: ring bandwidth plus NCCL's latency model; all-reduce as
   the interleaved schedule with v stages per device sends v× as often and shrinks the bubble to
   (p − 1)/(v·m) (Narayanan et al. 2021, Sec. 2.2.2).
 * data parallel (ZeRO 0–1): one all-reduce (or ZeRO-1's reduce-scatter + all-gather, the same volume) of
-  the stage's 16-bit gradients per step, overlapped with the last micro-batch's backward pass up to the
-  fitted ``dp_overlap``. ZeRO-2 keeps only a shard of the gradients, so it reduce-scatters every
-  micro-batch's gradients as they are produced (ZeRO paper Sec. 5.2; why DeepSpeed's pipeline engine
+  the stage's 16-bit gradients per step, overlapped with the last micro-batch's backward pass up to
+  ``dp_overlap`` of it (pinned at 1: the bucketed all-reduce runs beside the backward), except the last
+  gradient bucket, which can start only when the backward pass ends: at least one bucket's all-reduce is
+  always exposed (Megatron-LM's DistributedDataParallel buckets max(40M, 1M·dp) parameters,
+  ``megatron/core/distributed/distributed_data_parallel.py``; PyTorch DDP's ``bucket_cap_mb`` is 25 MiB).
+  ZeRO-2 keeps only a shard of the gradients, so it reduce-scatters every micro-batch's gradients as they
+  are produced (ZeRO paper Sec. 5.2; why DeepSpeed's pipeline engine
   refuses ZeRO-2 with pipeline parallelism) and all-gathers the updated weights once per step; those
   reduce-scatters overlap every micro-batch's backward pass.
 * ZeRO-3 / FSDP full sharding re-gathers every layer's weights before its forward and again before its
@@ -73,6 +77,10 @@ BACKWARD_SHARE_OF_COMPUTE = 2.0 / 3.0  # the backward pass is 2 of the 3 forward
 # Adam update traffic per parameter: read fp32 master, m, v and the fp32 main gradient (16 B), write
 # master, m, v (12 B) and the 16-bit copy of the weight (2 B). Memory bound.
 ADAM_STEP_BYTES_PER_PARAM = 30.0
+# Megatron-LM DistributedDataParallel: bucket_size = max(40,000,000, 1,000,000 · dp) parameters
+# (megatron/core/distributed/distributed_data_parallel.py): the last bucket's all-reduce is never hidden.
+DP_BUCKET_MIN_PARAMS = 40_000_000
+DP_BUCKET_PARAMS_PER_DP_RANK = 1_000_000
 CAUSAL_FUSED_ATTENTION_FRACTION = 0.5  # share of the s × s score blocks a causal fused kernel computes
 # Memory traffic of an unfused attention per score element (one head, one query–key pair), 16-bit, counted
 # kernel by kernel as Megatron-LM runs them (QKᵀ GEMM, fused scale-mask-softmax, dropout, A·V GEMM):
@@ -224,7 +232,10 @@ def step_time(
     window = stage_compute * np.where(
         zero3, micro_batches, BACKWARD_SHARE_OF_COMPUTE * np.where(zero2, micro_batches, 1.0)
     )
-    dp_exposed = np.maximum(dp_total - params.dp_overlap * window, 0.0)
+    bucket_params = np.minimum(np.maximum(DP_BUCKET_MIN_PARAMS, DP_BUCKET_PARAMS_PER_DP_RANK * dp), params_per_device)
+    last_bucket = np.where(dp > 1, dp_group.all_reduce_seconds(element_bytes * bucket_params), 0.0)
+    hidden_until = np.maximum(dp_total - params.dp_overlap * window, np.where(zero3, 0.0, last_bucket))
+    dp_exposed = np.minimum(np.maximum(hidden_until, 0.0), dp_total)
 
     updated = params_per_device / np.where(zero >= 1, dp, 1.0)
     optimizer = ADAM_STEP_BYTES_PER_PARAM * updated / bw

@@ -52,9 +52,9 @@ def model_summary(spec):
 
 
 def fitted_parameters(params) -> dict:
-    from flopcast.estimator.efficiency import FITTED_NAMES
+    from flopcast.estimator.efficiency import FITTED_NAMES, PINNED_NAMES
 
-    out: dict = {name: float(getattr(params, name)) for name in FITTED_NAMES}
+    out: dict = {name: float(getattr(params, name)) for name in FITTED_NAMES + PINNED_NAMES}
     out["family_ceiling_factor"] = {k: float(v) for k, v in params.family_ceiling_factor.items()}
     return out
 
@@ -146,10 +146,13 @@ def estimate_report(work, hw, devices: int, query, result, params, *, suggestion
             reliability_share=row["reliability_seconds"] / row["wall_clock_seconds"],
             wall_clock_seconds=row["wall_clock_seconds"],
             wall_clock_seconds_p10=row["wall_clock_seconds_p10"],
+            wall_clock_seconds_p80=row["wall_clock_seconds_p80"],
             wall_clock_seconds_p90=row["wall_clock_seconds_p90"],
             device_hours=dh,
             device_hours_p10=row["device_hours_p10"],
+            device_hours_p80=row["device_hours_p80"],
             device_hours_p90=row["device_hours_p90"],
+            extrapolation_doublings=row["extrapolation_doublings"],
         ),
         efficiency=r.Efficiency(
             mfu=row["mfu"],
@@ -171,6 +174,7 @@ def estimate_report(work, hw, devices: int, query, result, params, *, suggestion
         cost=r.Cost(
             total_usd=row["cost_usd"] if has_price else None,
             total_usd_p10=row["cost_usd_p10"] if has_price else None,
+            total_usd_p80=row["cost_usd_p80"] if has_price else None,
             total_usd_p90=row["cost_usd_p90"] if has_price else None,
             usd_per_device_hour=price.usd_per_device_hour,
             tier=price.tier,
@@ -191,7 +195,7 @@ def estimate_report(work, hw, devices: int, query, result, params, *, suggestion
             )
             for s in suggestions
         ],
-        warnings=list(warnings),
+        warnings=list(warnings) + _extrapolation_warning(row, devices, spec, params),
     )
 
 
@@ -209,10 +213,12 @@ def plan_point(hw, devices: int, layout, values: dict):
         capacity_bytes=float(hw.profile.memory_bytes),
         wall_clock_seconds=float(values["wall_clock_seconds"]),
         wall_clock_seconds_p10=float(values["wall_clock_seconds_p10"]),
+        wall_clock_seconds_p80=float(values["wall_clock_seconds_p80"]),
         wall_clock_seconds_p90=float(values["wall_clock_seconds_p90"]),
         device_hours=float(values["device_hours"]),
         cost_usd=_num(values["cost_usd"]),
         cost_usd_p10=_num(values["cost_usd_p10"]),
+        cost_usd_p80=_num(values["cost_usd_p80"]),
         cost_usd_p90=_num(values["cost_usd_p90"]),
         price_tier=price.tier,
         usd_per_device_hour=price.usd_per_device_hour,
@@ -220,3 +226,19 @@ def plan_point(hw, devices: int, layout, values: dict):
         mfu=float(values["mfu"]),
         tokens_per_second=float(values["tokens_per_second"]),
     )
+
+
+def _extrapolation_warning(row, devices: int, spec, params) -> list[str]:
+    """A job beyond the fitted runs (devices or parameters): its P10–P90 is widened; say so."""
+    if row["extrapolation_doublings"] <= 0:
+        return []
+    beyond = []
+    if devices > params.calibrated_max_devices:
+        beyond.append(f"{devices} devices (fitted runs: up to {params.calibrated_max_devices:,.0f})")
+    if spec.params > params.calibrated_max_params:
+        most = params.calibrated_max_params / 1e9
+        beyond.append(f"{spec.params / 1e9:,.0f}B parameters (fitted runs: up to {most:,.0f}B)")
+    return [
+        "extrapolation: " + " and ".join(beyond) + "; the P10–P90 range is widened "
+        f"({row['extrapolation_doublings']:.1f} doublings beyond the calibration)"
+    ]

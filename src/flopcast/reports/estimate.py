@@ -137,10 +137,15 @@ class Time(_Section):
     reliability_share: float
     wall_clock_seconds: float
     wall_clock_seconds_p10: float
+    wall_clock_seconds_p80: float | None = None
     wall_clock_seconds_p90: float
     device_hours: float
     device_hours_p10: float
+    device_hours_p80: float | None = None
     device_hours_p90: float
+    extrapolation_doublings: float = Field(
+        0.0, description="doublings of devices + parameters beyond the largest fitted run (0: inside); widens the range"
+    )
 
 
 class Efficiency(_Section):
@@ -166,6 +171,7 @@ class Throughput(_Section):
 class Cost(_Section):
     total_usd: float | None
     total_usd_p10: float | None
+    total_usd_p80: float | None = None
     total_usd_p90: float | None
     usd_per_device_hour: float | None
     tier: str | None

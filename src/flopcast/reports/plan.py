@@ -16,6 +16,10 @@ from flopcast.reports.estimate import EstimateReport
 from flopcast.reports.layout import LayoutInfo
 
 Objective = Literal["cost", "time", "energy"]
+Confidence = Literal["p50", "p80", "p90"]
+CONFIDENCE_HELP = (
+    "the percentile of the calibrated range at which the deadline and budget are met (p50: the estimate)"
+)
 
 
 class _Section(BaseModel):
@@ -33,10 +37,12 @@ class PlanPoint(_Section):
     capacity_bytes: float
     wall_clock_seconds: float
     wall_clock_seconds_p10: float
+    wall_clock_seconds_p80: float | None = None
     wall_clock_seconds_p90: float
     device_hours: float
     cost_usd: float | None = Field(description="null when the hardware lists no price for the tier")
     cost_usd_p10: float | None
+    cost_usd_p80: float | None = None
     cost_usd_p90: float | None
     price_tier: str | None
     usd_per_device_hour: float | None
@@ -71,6 +77,7 @@ class PlanInputs(_Section):
         description="sequences the default rule asks for when no global batch was given; each point's own "
         "batch is the nearest multiple of its dp × micro-batch (layout.global_batch)",
     )
+    confidence: Confidence = Field("p50", description=CONFIDENCE_HELP)
 
 
 class ModelSummary(_Section):
@@ -123,12 +130,15 @@ class CompareRow(_Section):
     capacity_bytes: float
     wall_clock_seconds: float | None
     wall_clock_seconds_p10: float | None
+    wall_clock_seconds_p80: float | None = None
     wall_clock_seconds_p90: float | None
     device_hours: float | None
     device_hours_p10: float | None
+    device_hours_p80: float | None = None
     device_hours_p90: float | None
     cost_usd: float | None
     cost_usd_p10: float | None
+    cost_usd_p80: float | None = None
     cost_usd_p90: float | None
     price_tier: str | None
     usd_per_device_hour: float | None
@@ -150,6 +160,7 @@ class CompareInputs(_Section):
     price_tier: str | None
     precision: str
     global_batch: int | None
+    confidence: Confidence = Field("p50", description=CONFIDENCE_HELP)
 
 
 class CompareReport(ReportBase):
@@ -193,6 +204,7 @@ class SizeInputs(_Section):
     precision: str
     seq_len: int | None
     vocab: int | None
+    confidence: Confidence = Field("p50", description=CONFIDENCE_HELP)
 
 
 class SizeReport(ReportBase):
