@@ -52,9 +52,9 @@ def test_fixed_choices_complete():
 
 def test_hardware_ids_and_model_presets_complete():
     assert _complete("estimate -H a100") == ["a100-40gb", "a100-80gb"]  # ids first; aliases only if no id
-    assert _complete("plan -H a100-80gb,h2") == ["a100-80gb,h200-141gb"]
+    assert _complete("plan -H a100-80gb,h200") == ["a100-80gb,h200-141gb"]
     assert _complete("estimate -m llama-2") == ["llama-2-7b", "llama-2-13b", "llama-2-70b"]
-    assert _complete("hardware show h2") == ["h200-141gb"]
+    assert _complete("hardware show h200") == ["h200-141gb"]
     assert _complete("models show llama-2-7") == ["llama-2-7b", "llama-2-70b"]
 
 

@@ -249,12 +249,13 @@ def fit_table(con, item):
     headers = [_cell_text(column.header) for column in item.columns]
     rows = list(zip(*(column._cells for column in item.columns), strict=True))
     for row in rows:
-        card = Table(show_header=False, box=item.box, title_justify="left")
+        card = Table(show_header=False, box=item.box)
         card.add_column("field", overflow="fold", style="bold")
         card.add_column("value", overflow="fold")
         show = [(h, v) for h, v in zip(headers, row, strict=True) if _cell_text(v).strip()]
-        if item.show_header and headers and len(rows) > 1:
-            card.title = f"{headers[0]}: {_cell_text(row[0])}" if headers[0] else _cell_text(row[0])
+        if item.show_header and headers and len(rows) > 1:  # the row's first cell names it, above the card
+            # (a line of its own: a card title would wrap at the card's width and split an id)
+            parts.append(Text(f"{headers[0]}: {_cell_text(row[0])}" if headers[0] else _cell_text(row[0])))
             show = show[1:] if show and show[0][1] is row[0] else show
         for header, value in show:
             card.add_row(header, value)
