@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -46,6 +47,22 @@ BASE = ["-m", "llama-2-7b", "-t", "2T", "-n", "8"]  # a valid estimate that the 
 SERVE = ["-m", "llama-2-7b", "--hardware", "a100-80gb"]  # a valid serve
 
 
+_SAVED: list[str] = []
+
+
+def _estimate_json() -> str:
+    """One valid saved estimate report (made once per test session)."""
+    if not _SAVED:
+        from typer.testing import CliRunner
+
+        from flopcast.cli import app
+
+        result = CliRunner().invoke(app, ["estimate", *BASE, "-f", "json"])
+        assert result.exit_code == 0, result.stderr
+        _SAVED.append(result.stdout)
+    return _SAVED[0]
+
+
 @pytest.fixture
 def fx(tmp_path: Path) -> dict[str, str]:
     """Paths the cases refer to as {name}: an empty output folder and a few bad input files."""
@@ -59,10 +76,15 @@ def fx(tmp_path: Path) -> dict[str, str]:
     (files / "exists.json").write_text("keep me\n")
     (files / "plain.txt").write_text("not a folder\n")
     (files / "empty").mkdir()
+    saved = _estimate_json()
+    (files / "nan.json").write_text(re.sub(r'"mfu": [0-9.e+-]+', '"mfu": NaN', saved, count=1))
+    (files / "inf.json").write_text(re.sub(r'"mfu": [0-9.e+-]+', '"mfu": 1e999', saved, count=1))
     for name, text in (
         ("badtype", VALID_PROFILE.replace("memory_bytes: 8.0e10", "memory_bytes: [80, GB]")),
         ("bomb", YAML_BOMB),
         ("subnormal", VALID_PROFILE.replace("bf16: 1.0e15", "bf16: 5.0e-324")),
+        ("tab", VALID_PROFILE.replace("kind: gpu\n", "kind: gpu\n\tvendor: x\n")),
+        ("vendorno", VALID_PROFILE + "vendor: no\n"),
     ):
         folder = tmp_path / name
         folder.mkdir()
@@ -75,6 +97,8 @@ def fx(tmp_path: Path) -> dict[str, str]:
         "outdir": str(outdir),
         "files": str(files),
         "nope": str(files / "nope.json"),
+        "nan": str(files / "nan.json"),
+        "inf": str(files / "inf.json"),
         "broken": str(files / "broken.json"),
         "deep": str(files / "deep.json"),
         "exists": str(files / "exists.json"),
@@ -83,6 +107,8 @@ def fx(tmp_path: Path) -> dict[str, str]:
         "badtype": str(tmp_path / "badtype"),
         "bomb": str(tmp_path / "bomb"),
         "subnormal": str(tmp_path / "subnormal"),
+        "tab": str(tmp_path / "tab"),
+        "vendorno": str(tmp_path / "vendorno"),
         "unreadable": str(tmp_path / "unreadable"),
         "longname": str(outdir / ("x" * 300 + ".json")),
     }
@@ -130,6 +156,10 @@ CASES = [
     ("profile-yaml-bomb", ["estimate", *BASE, "--profiles", "{bomb}"], 2, ["p.yaml:2", "aliases"]),
     ("profile-subnormal-peak", ["estimate", *BASE, "--profiles", "{subnormal}"], 2, ["bf16", "sane range"]),
     ("profile-unreadable", ["estimate", *BASE, "--profiles", "{unreadable}"], 2, ["p.yaml", "cannot read"]),
+    ("profile-yaml-tab", ["estimate", *BASE, "--profiles", "{tab}"], 2, ["p.yaml:4", "tab", "with spaces"]),
+    ("profile-vendor-no", ["estimate", *BASE, "--profiles", "{vendorno}"], 2, ["p.yaml:9", "vendor", "quote"]),
+    ("hardware-ambiguous-a100", ["estimate", *BASE, "-H", "a100"], 2, ["ambiguous", "a100-40gb or a100-80gb"]),
+    ("model-100k-characters", ["estimate", *BASE, "-m", "x" * 100_000], 2, ["unknown model", "…'", "100,000"]),
     # --- --output: a directory, read-only, missing parent, existing, special, too long -------------------------
     ("output-is-a-directory", ["estimate", *BASE, "-o", "{outdir}"], 2, ["--output", "directory"]),
     ("output-read-only-proc", ["estimate", *BASE, "-o", "/proc/flopcast-out.json"], 2, ["--output", "/proc"]),
@@ -138,6 +168,13 @@ CASES = [
     ("output-dev-null-force", ["estimate", *BASE, "-o", "/dev/null", "--force"], 2, ["not a regular file"]),
     ("output-name-too-long", ["estimate", *BASE, "-o", "{longname}"], 2, ["--output", "too long"]),
     ("plot-unknown-type", ["estimate", *BASE, "--plot", "{outdir}/x.txt"], 2, ["--plot", ".txt"]),
+    ("output-is-plot", ["estimate", *BASE, "-o", "{outdir}/x.png", "--plot", "{outdir}/x.png"], 2, ["--plot both"]),
+    (
+        "output-is-plot-force",  # --force must not let one silently replace the other
+        ["estimate", *BASE, "-o", "{outdir}/x.png", "--plot", "{outdir}/./x.png", "--force"],
+        2,
+        ["--output and --plot both name"],
+    ),
     # --- validate --------------------------------------------------------------------------------------------
     ("validate-directory", ["validate", "{files}", "-o", "{out}"], 2, ["is a directory"]),
     ("validate-unreadable", ["validate", "/proc/self/mem", "-o", "{out}"], 2, ["cannot read"]),
@@ -187,6 +224,9 @@ CASES = [
     ("report-deep-json", ["report", "{deep}", "-o", "{out}"], 2, ["nested too deeply"]),
     ("report-special-file", ["report", "/dev/zero"], 2, ["not a regular file"]),
     ("report-missing-file", ["report", "{files}/gone.json"], 2, ["no such file"]),
+    ("report-nan-field", ["report", "{nan}", "-o", "{out}"], 2, ["NaN", "finite"]),
+    ("report-overflowing-field", ["report", "{inf}", "-o", "{out}"], 2, ["1e999", "finite"]),
+    ("report-stdin-not-json", ["report", "-", "-o", "{out}"], 2, ["-: not JSON"]),
 ]
 
 
@@ -380,3 +420,199 @@ def test_debug_shows_numpy_warnings_that_are_hidden_otherwise(cli, monkeypatch):
         loud = cli("--debug", "estimate", *BASE, "-f", "json")
     assert loud.exit_code == 0
     assert any("overflow" in str(w.message) for w in caught)
+
+
+# --- odd environments (issue 19): a stdout that cannot encode UTF-8 ------------------------------------------------
+
+ODD_ENCODINGS = {
+    "PYTHONIOENCODING=ascii": {"PYTHONIOENCODING": "ascii"},
+    "LC_ALL=POSIX PYTHONUTF8=0": {"LC_ALL": "POSIX", "LANG": "", "PYTHONUTF8": "0", "PYTHONIOENCODING": ""},
+}
+
+
+@pytest.mark.parametrize("encoding", list(ODD_ENCODINGS))
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["estimate", *BASE],
+        ["plan", "-m", "7B", "-t", "1T", "-H", "a100-80gb", "--max-devices", "16"],
+        ["serve", *SERVE],
+    ],
+    ids=["estimate", "plan", "serve"],
+)
+def test_a_stdout_that_cannot_encode_utf8_gets_ascii_equivalents(args, encoding):
+    # an empty value removes the variable (so PYTHONIOENCODING from the outer shell cannot rescue the run)
+    env = {k: v for k, v in {**os.environ, "NO_COLOR": "1", **ODD_ENCODINGS[encoding]}.items() if v != ""}
+    proc = subprocess.run([sys.executable, "-m", "flopcast", *args], capture_output=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    assert b"UnicodeEncodeError" not in proc.stderr and b"Traceback" not in proc.stderr
+    out = proc.stdout.decode("ascii")  # every byte is ASCII
+    assert out.strip()
+    if args[0] == "estimate":
+        assert "8 x a100-80gb" in out and "P10-P90" in out  # × and – became x and -
+
+
+def test_ascii_safe_spells_the_ascii_equivalents():
+    import io
+
+    from flopcast.cli.common import ascii_safe
+
+    stream = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    assert ascii_safe("8 × a100 – 3 m² 5 µs ≈ 2", stream) == "8 x a100 - 3 m^2 5 us ~ 2"
+    assert ascii_safe("caf\u00e9 \u2603", stream) == "cafe ?"
+    utf8 = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    assert ascii_safe("8 × a100", utf8) == "8 × a100"
+
+
+# --- odd environments (issue 19): no HOME, an unreadable config dir ---------------------------------------------
+
+
+def _homeless(monkeypatch):
+    """HOME unset and a uid without a passwd entry (`docker run --user 4242`)."""
+    import pwd
+
+    def no_entry(uid):
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+
+    for name in ("HOME", "FLOPCAST_CONFIG_DIR", "XDG_CONFIG_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+
+
+def test_no_home_and_no_passwd_entry_runs_without_a_user_config_dir(cli, monkeypatch):
+    _homeless(monkeypatch)
+    from flopcast.hardware import user_profiles_dir
+
+    assert user_profiles_dir() is None
+    for args in (["hardware", "list", "-f", "json"], ["estimate", *BASE, "-f", "json"], ["models", "list"]):
+        result = cli(*args)
+        assert result.exit_code == 0, result.stderr
+        assert "internal error" not in result.stderr and result.stderr == ""
+
+
+def test_no_home_is_a_note_under_debug_and_save_profile_says_what_to_set(cli, monkeypatch):
+    _homeless(monkeypatch)
+    script = (
+        "import pwd, sys\n"
+        "def no_entry(uid): raise KeyError(uid)\n"
+        "pwd.getpwuid = no_entry\n"
+        "from flopcast.cli import main\n"
+        "main(sys.argv[1:])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("HOME", "FLOPCAST_CONFIG_DIR", "XDG_CONFIG_HOME")}
+    proc = subprocess.run(
+        [sys.executable, "-c", script, "--debug", "hardware", "list", "-f", "csv"],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "debug: no user config dir" in proc.stderr and "FLOPCAST_CONFIG_DIR" in proc.stderr
+    quiet = subprocess.run(
+        [sys.executable, "-c", script, "hardware", "list", "-f", "csv"], capture_output=True, text=True, timeout=60,
+        env=env,
+    )  # fmt: skip
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    from flopcast.bench.profile import check_profile_target
+    from flopcast.errors import InvalidValue
+
+    with pytest.raises(InvalidValue, match="no user config dir") as caught:
+        check_profile_target("mybox", force=False)
+    assert "FLOPCAST_CONFIG_DIR" in caught.value.hint
+
+
+def test_an_unreadable_config_dir_says_what_and_how_to_fix(cli, fx, tmp_path, monkeypatch):
+    config = tmp_path / "cfg"
+    (config / "profiles").mkdir(parents=True)
+    monkeypatch.setenv("FLOPCAST_CONFIG_DIR", str(config))
+    if IS_ROOT:  # root reads everything: make the folder refuse the way a chmod 000 one does
+        import pathlib
+
+        real = pathlib.Path.iterdir
+
+        def refuse(self):
+            if self == config / "profiles":
+                raise PermissionError(13, "Permission denied", str(self))
+            return real(self)
+
+        monkeypatch.setattr(pathlib.Path, "iterdir", refuse)
+    else:
+        (config / "profiles").chmod(0)
+    try:
+        for args in (["estimate", *BASE, "-o", "{out}"], ["hardware", "list"]):
+            line = assert_clean_refusal(cli(*_fill(args, fx)), 2, ["cannot read profile directory"], fx)
+            assert "Permission denied" in line and "user config" in line and "FLOPCAST_CONFIG_DIR" in line
+            assert "free space" not in line and "--output" not in line
+    finally:
+        (config / "profiles").chmod(0o755)
+
+
+def test_an_echoed_value_is_cut_to_about_sixty_characters(cli, one_line_error):
+    line = one_line_error(cli("estimate", *BASE, "-m", "x" * 100_000), 2, "unknown model")
+    assert len(line) < 400 and "x" * 61 not in line
+
+
+def test_a_deadline_missed_by_far_reads_as_a_ratio_not_a_percentage(cli):
+    args = ["plan", "-m", "70B", "-t", "2T", "--deadline", "1h", "-H", "a100-80gb", "--max-devices", "8"]
+    result = cli(*args)
+    assert result.exit_code == 3
+    line = result.stderr.strip().splitlines()[-1]
+    assert "× the 60 min deadline" in line and not re.search(r"\+\d{4,}%", line), line
+
+
+def test_far_missed_deadline_reads_as_a_ratio():
+    from flopcast.points import format_overshoot
+
+    assert format_overshoot(0.37, "30 d deadline") == "+37% over the 30 d deadline"
+    assert format_overshoot(52_257.66, "60 min deadline") == "52,000× the 60 min deadline"
+    assert format_overshoot(1.5, "$1M budget") == "2.5× the $1M budget"
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_output_dev_stdout_writes_to_the_stream_and_keeps_the_link(force):
+    link = Path("/dev/stdout")
+    was_link = link.is_symlink()
+    proc = _run("estimate", *BASE, "-f", "json", "-o", "/dev/stdout", *(["--force"] if force else []))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["hardware"]["id"] == "a100-80gb"
+    assert "exists" not in proc.stderr
+    assert link.is_symlink() == was_link  # not replaced by a regular file (root passes every permission check)
+
+
+def test_output_dash_is_stdout(cli):
+    result = cli("hardware", "list", "-f", "json", "-o", "-")
+    assert result.exit_code == 0 and json.loads(result.stdout)
+    assert not Path("-").exists()
+
+
+def test_hardware_validate_gives_the_yaml_hints(cli, fx):
+    out = cli("hardware", "validate", f"{fx['tab']}/p.yaml", f"{fx['vendorno']}/p.yaml").stderr
+    assert "replace the tab on line 4 with spaces" in out
+    assert 'YAML reads an unquoted no/false/off as false: quote the text (e.g. "no")' in out
+
+
+# --- report reads standard input and pipes (issue 19) ---------------------------------------------------------
+
+
+def test_report_reads_standard_input(cli):
+    from typer.testing import CliRunner
+
+    from flopcast.cli import app
+
+    result = CliRunner().invoke(app, ["report", "-", "-f", "json"], input=_estimate_json())
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["hardware"]["id"] == "a100-80gb"
+
+
+@pytest.mark.parametrize(
+    "shell",
+    ['"$FC" report - -f csv < "$F"', '"$FC" report <(cat "$F") -f csv', 'cat "$F" | "$FC" report /dev/stdin -f csv'],
+)
+def test_report_reads_pipes_in_a_real_shell(tmp_path, shell):
+    saved = tmp_path / "e.json"
+    saved.write_text(_estimate_json())
+    flopcast = f"{sys.executable} -m flopcast"
+    proc = subprocess.run(
+        ["bash", "-c", shell.replace('"$FC"', flopcast)], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "F": str(saved)},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("model,params,hardware")

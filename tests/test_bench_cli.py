@@ -190,14 +190,18 @@ def test_ctrl_c_prints_partial_result_and_exits_130(monkeypatch):
     assert len(line) == 1 and "interrupted" in line[0] and "profile not saved" in line[0]
 
 
-def test_ctrl_c_never_writes_output(monkeypatch, tmp_path, config_dir):
+def test_ctrl_c_writes_the_partial_result_to_output(monkeypatch, tmp_path, config_dir):
+    """Issue 19: Ctrl-C with --output keeps what was measured, marked partial; a profile is never saved."""
     interrupt_after(monkeypatch, 1)
     out = tmp_path / "bench.json"
     result = invoke([*TINY, "--format", "json", "--output", str(out), "--save-profile", "never"])
     assert result.exit_code == 130 and result.stdout == ""
-    assert not out.exists() and not (config_dir / "profiles" / "never.yaml").exists()
-    assert [p.name for p in tmp_path.iterdir() if p.name != "cfg"] == []  # no temporary file either
-    assert "nothing written" in result.stderr
+    assert not (config_dir / "profiles" / "never.yaml").exists()
+    doc = json.loads(out.read_text())
+    assert doc["partial"] is True and len(doc["points"]) == 1
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "cfg") == ["bench.json"]  # no temporary file
+    assert f"partial result written to {out}" in result.stderr
+    assert "PARTIAL" in invoke(["report", str(out)]).stdout  # and it reads back as partial
 
 
 def test_real_subprocess_run(tmp_path):

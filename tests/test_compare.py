@@ -122,7 +122,7 @@ def test_compare_json_and_csv(cli):
 @pytest.mark.parametrize(
     ("args", "fragments"),
     [
-        (["--devices", "8", "--hardware", "a100,h10O-80gb"], ["unknown hardware", "did you mean"]),
+        (["--devices", "8", "--hardware", "a100-80gb,h10O-80gb"], ["unknown hardware", "did you mean"]),
         (["--devices", "8", "--deadline", "30d"], ["--devices together with --deadline"]),
         ([], ["--devices N or --deadline"]),
         (["--deadline", "30 fortnights"], ["--deadline", "cannot read"]),

@@ -80,7 +80,7 @@ def test_unknown_id_suggests_the_closest(cli, one_line_error):
 
 @pytest.mark.parametrize(("name", "ids"), [("a100", ("a100-40gb", "a100-80gb")), ("v100", ("v100-16gb", "v100-32gb"))])
 def test_ambiguous_name_suggests_both_sizes(cli, one_line_error, name, ids):
-    one_line_error(cli("hardware", "show", name), 2, f"unknown hardware '{name}'", *ids)
+    one_line_error(cli("hardware", "show", name), 2, f"hardware '{name}' is ambiguous", *ids)  # as README says
 
 
 def test_unrelated_id_points_to_the_list(cli, one_line_error):

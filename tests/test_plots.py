@@ -70,6 +70,24 @@ def test_each_report_kind_draws_a_labelled_figure(saved, kind, tmp_path):
         assert label in svg, (kind, label)
 
 
+def test_estimate_and_validate_figures_say_what_a_reader_needs(saved, tmp_path):
+    """Issue 19: the memory panel has a capacity line and a total, the step panel the overhead share, and the
+    validate legend names what was predicted in words, not by field name."""
+    import json
+
+    for kind in ("estimate", "validate"):
+        assert run("report", saved[kind], "--plot", tmp_path / f"{kind}.svg").exit_code == 0
+    estimate = (tmp_path / "estimate.svg").read_text()
+    report = json.loads(saved["estimate"].read_text())
+    capacity_gb = report["memory"]["capacity_bytes"] / 1e9
+    assert f"capacity {capacity_gb:.0f} GB" in estimate and ">total<" in estimate
+    assert "interruptions and" in estimate and "share of wall-clock" in estimate
+    validate = (tmp_path / "validate.svg").read_text()
+    targets = {row["target"] for row in json.loads(saved["validate"].read_text())["rows"]}
+    assert targets and not any(f">{t}<" in validate for t in targets if "_" in t)
+    assert "device-hours" in validate or "TFLOP/s per device" in validate
+
+
 def test_the_same_report_gives_the_same_svg(saved, tmp_path):
     first, second = tmp_path / "a.svg", tmp_path / "b.svg"
     run("report", saved["plan"], "--plot", first)

@@ -23,13 +23,19 @@ from flopcast.units import Quantity, parse_int, parse_quantity
         ("90min", Quantity.DURATION, 90 * 60),
         ("$2M", Quantity.USD, 2e6),
         ("2.5k", Quantity.USD, 2500),
+        # lower-case count suffixes (issue 19): m is mega for counts, never milli
+        ("2t", Quantity.COUNT, 2e12),
+        ("7b", Quantity.COUNT, 7e9),
+        ("350m", Quantity.COUNT, 350e6),
+        ("4k", Quantity.COUNT, 4e3),
+        ("$2m", Quantity.USD, 2e6),
     ],
 )
 def test_parses_documented_forms(text, kind, expected):
     assert parse_quantity(text, kind) == pytest.approx(expected)
 
 
-@pytest.mark.parametrize("text", ["7Q", "1..5T", "", "nan", "inf", "-3", "0", "abc", "1e400"])
+@pytest.mark.parametrize("text", ["7Q", "1..5T", "", "nan", "inf", "-3", "0", "abc", "1e400", "2g", "1p", "7bb"])
 def test_refuses_bad_counts_with_accepted_forms(text):
     with pytest.raises(InvalidValue) as info:
         parse_quantity(text, Quantity.COUNT, what=opt("tokens"))

@@ -25,6 +25,23 @@ def opt(name: str) -> str:
     return f"{_OPTION_MARK}{name}{_OPTION_MARK}"
 
 
+ECHO_MAX = 60  # characters of a value the user gave that an error message repeats
+_LONG = f"{{{ECHO_MAX + 1},}}"
+_QUOTED = re.compile(f"'([^'\\n]{_LONG})'|\"([^\"\\n]{_LONG})\"")
+
+
+def shorten_echoes(text: str) -> str:
+    """``text`` with every quoted value longer than ECHO_MAX characters cut to its start and "…": a
+    100,000-character ``--model`` must not come back whole in a one-line error."""
+
+    def cut(m: re.Match) -> str:
+        quote = "'" if m.group(1) is not None else '"'
+        value = m.group(1) if m.group(1) is not None else m.group(2)
+        return f"{quote}{value[: ECHO_MAX - 1]}…{quote} ({len(value):,} characters)"
+
+    return _QUOTED.sub(cut, text)
+
+
 def keyword_style(name: str) -> str:
     return name
 
@@ -55,7 +72,7 @@ class FlopcastError(Exception):
         text = render_options(self.raw_message, style).replace("\n", " ").strip()
         if self.hint:
             text = f"{text} ({render_options(self.raw_hint, style).replace(chr(10), ' ').strip()})"
-        return text
+        return shorten_echoes(text)
 
 
 class UsageError(FlopcastError):

@@ -9,6 +9,7 @@ order, the shipped profiles, ``$FLOPCAST_PROFILES`` (an ``os.pathsep`` list), th
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -240,6 +241,9 @@ def _clean_message(err: dict, loc: tuple) -> str:
         return f"unknown key ({fix})"
     if kind == "missing":
         return "required field is missing"
+    if kind == "string_type" and isinstance(err.get("input"), bool):  # `vendor: no`: YAML 1.1 read a boolean
+        said = "yes/true/on" if err["input"] else "no/false/off"
+        return f'YAML reads an unquoted {said} as {str(err["input"]).lower()}: quote the text (e.g. "no")'
     if kind == "string_pattern_mismatch":
         return f"{err.get('input')!r} must be lower-case letters, digits, '.', '_' or '-' (e.g. my-gpu-80gb)"
     if kind in ("greater_than", "greater_than_equal") and isinstance(err.get("input"), int | float):
@@ -305,13 +309,32 @@ def shipped_profiles_dir() -> Path:
     return here.parent.parent / "hardware_profiles"
 
 
-def user_profiles_dir() -> Path:
-    """``$FLOPCAST_CONFIG_DIR/profiles`` when set, else ``$XDG_CONFIG_HOME/flopcast/profiles`` (~/.config)."""
+def _home_path(text: str) -> Path | None:
+    """``text`` with ``~`` expanded; None when there is no home to expand it to (HOME unset and a uid with no
+    passwd entry, as under `docker run --user 4242`)."""
+    try:
+        return Path(text).expanduser()
+    except (RuntimeError, KeyError):  # Path.home(): "Could not determine home directory"
+        return None
+
+
+def user_profiles_dir() -> Path | None:
+    """``$FLOPCAST_CONFIG_DIR/profiles`` when set, else ``$XDG_CONFIG_HOME/flopcast/profiles`` (~/.config).
+
+    None when no home directory can be found and neither variable is set: flopcast then runs without a user
+    config dir (logged at debug level, which ``--debug`` shows)."""
     base = os.environ.get(ENV_CONFIG_DIR)
     if base:
-        return Path(base).expanduser() / "profiles"
-    xdg = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(xdg).expanduser() / "flopcast" / "profiles"
+        found = _home_path(base)
+        return None if found is None else found / "profiles"
+    xdg = _home_path(os.environ.get("XDG_CONFIG_HOME") or "~/.config")
+    if xdg is None:
+        logging.getLogger("flopcast").debug(
+            "no user config dir: HOME is unset and uid %s has no passwd entry; set %s or HOME to use one",
+            os.getuid() if hasattr(os, "getuid") else "?", ENV_CONFIG_DIR,
+        )  # fmt: skip
+        return None
+    return xdg / "flopcast" / "profiles"
 
 
 def search_path(extra_dirs: list[Path] | None = None) -> list[tuple[Path, str, bool]]:
@@ -320,7 +343,9 @@ def search_path(extra_dirs: list[Path] | None = None) -> list[tuple[Path, str, b
     for part in (os.environ.get(ENV_PROFILES) or "").split(os.pathsep):
         if part.strip():
             dirs.append((Path(part.strip()).expanduser(), f"${ENV_PROFILES}", True))
-    dirs.append((user_profiles_dir(), "user config", False))
+    user = user_profiles_dir()
+    if user is not None:
+        dirs.append((user, "user config", False))
     for d in extra_dirs or []:
         dirs.append((Path(d).expanduser(), "--profiles", True))
     return dirs
@@ -387,6 +412,11 @@ class Catalog:
         close = self.closest_ids(key)
         if key in self.ambiguous_aliases:
             raise UnknownHardware(f"hardware alias {name!r} is ambiguous", hint=f"use one of: {', '.join(close)}")
+        prefixed = [pid for pid in close if pid.startswith(key)]
+        if len(prefixed) > 1:  # `a100`: README calls it ambiguous (two memory sizes), and so does the error
+            raise UnknownHardware(
+                f"hardware {name!r} is ambiguous: it could be {' or '.join(prefixed)}", hint="give the full id"
+            )
         hint = f"did you mean {' or '.join(close)}?" if close else "run `flopcast hardware list` to see the ids"
         raise UnknownHardware(f"unknown hardware {name!r}", hint=hint)
 
@@ -408,34 +438,43 @@ def load_catalog(extra_dirs: list[Path] | None = None) -> Catalog:
     """Load every profile on the search path; raise :class:`InvalidProfile` on the first bad file or directory."""
     entries: dict[str, CatalogEntry] = {}
     for rank, (directory, origin, must_exist) in enumerate(search_path(extra_dirs)):
-        if not directory.exists():
-            if must_exist:
-                raise InvalidProfile(
-                    f"profile directory {directory} ({origin}) does not exist", hint="create it or correct the path"
-                )
-            continue
-        if not directory.is_dir():
-            raise InvalidProfile(
-                f"profile directory {directory} ({origin}) is not a directory", hint="give a folder of .yaml profiles"
-            )
         try:
-            files = _files_in(directory)
-        except OSError as exc:
-            raise InvalidProfile(f"cannot read profile directory {directory} ({origin}): {exc.strerror}") from None
-        seen_here: dict[str, Path] = {}
-        for path in files:
-            profile, doc = _load_profile_with_doc(path)
-            if profile.id in seen_here:
-                line = doc.line_of(("id",))
-                raise InvalidProfile(
-                    f"{path}:{line}: id: {profile.id!r} is also defined in {seen_here[profile.id].name}",
-                    hint="give each profile in one directory its own id",
-                )
-            seen_here[profile.id] = path
-            previous = entries.get(profile.id)
-            overridden = [*previous.overrides, previous.path] if previous else []
-            aliases = list(dict.fromkeys([*profile.aliases, *(previous.aliases if previous else [])]))
-            entries[profile.id] = CatalogEntry(
-                profile=profile, path=path, origin=origin, rank=rank, overrides=overridden, aliases=aliases
-            )
+            _add_directory(entries, rank, directory, origin, must_exist)
+        except OSError as exc:  # e.g. a config dir without read or search permission
+            fix = f"set {ENV_CONFIG_DIR} to another directory" if origin == "user config" else "correct the path"
+            raise InvalidProfile(
+                f"cannot read profile directory {exc.filename or directory} ({origin}): {exc.strerror or exc}",
+                hint=f"make it readable (chmod u+rx) or {fix}",
+            ) from None
     return Catalog(entries)
+
+
+def _add_directory(entries: dict[str, CatalogEntry], rank: int, directory: Path, origin: str, must_exist: bool):
+    """Add the profiles of one directory of the search path to ``entries`` (later ranks override)."""
+    if not directory.exists():
+        if must_exist:
+            raise InvalidProfile(
+                f"profile directory {directory} ({origin}) does not exist", hint="create it or correct the path"
+            )
+        return
+    if not directory.is_dir():
+        raise InvalidProfile(
+            f"profile directory {directory} ({origin}) is not a directory", hint="give a folder of .yaml profiles"
+        )
+    files = _files_in(directory)
+    seen_here: dict[str, Path] = {}
+    for path in files:
+        profile, doc = _load_profile_with_doc(path)
+        if profile.id in seen_here:
+            line = doc.line_of(("id",))
+            raise InvalidProfile(
+                f"{path}:{line}: id: {profile.id!r} is also defined in {seen_here[profile.id].name}",
+                hint="give each profile in one directory its own id",
+            )
+        seen_here[profile.id] = path
+        previous = entries.get(profile.id)
+        overridden = [*previous.overrides, previous.path] if previous else []
+        aliases = list(dict.fromkeys([*profile.aliases, *(previous.aliases if previous else [])]))
+        entries[profile.id] = CatalogEntry(
+            profile=profile, path=path, origin=origin, rank=rank, overrides=overridden, aliases=aliases
+        )

@@ -44,10 +44,13 @@ def looks_like_config_path(text: str) -> bool:
     text = text.strip()
     if text.lower().endswith(".json"):
         return True
-    path = Path(text).expanduser()
-    if path.is_dir() and (path / CONFIG_NAME).is_file():
-        return True
-    return ("/" in text or os.sep in text) and path.exists()
+    try:
+        path = Path(text).expanduser()
+        if path.is_dir() and (path / CONFIG_NAME).is_file():
+            return True
+        return ("/" in text or os.sep in text) and path.exists()
+    except (OSError, RuntimeError):  # a name too long for the file system (a 100,000-character --model), no HOME
+        return False
 
 
 def _fail(shown: str, problem: str, hint: str | None = None) -> InvalidValue:

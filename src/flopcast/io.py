@@ -9,13 +9,25 @@ from pathlib import Path
 
 from flopcast.errors import InvalidValue, RuntimeFailure
 
+STDOUT_PATHS = ("-", "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1")
+
+
+def is_stdout_path(path: Path | str | None) -> bool:
+    """True for an output path that names standard output (``/dev/stdout``, ``/dev/fd/1``, ``-``): the result is
+    written to the stream, never by renaming a file over the link."""
+    return path is not None and str(path) in STDOUT_PATHS
+
 
 def check_output_path(path: Path, force: bool) -> Path:
     """Refuse, before any work is done, an output path that cannot or must not be written."""
+    if is_stdout_path(path):
+        return Path(path)
     try:
         return _check_output_path(Path(path).expanduser(), force)
     except OSError as exc:  # e.g. a name longer than the file system allows
         raise InvalidValue(f"--output {path}: {exc.strerror or exc}", hint="choose another path") from None
+    except RuntimeError:  # `~` with HOME unset and a uid that has no passwd entry
+        raise InvalidValue(f"--output {path}: no home directory to expand ~ to", hint="give a full path") from None
 
 
 def _check_output_path(path: Path, force: bool) -> Path:
@@ -63,7 +75,15 @@ def _file_mode(path: Path) -> int:
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, force: bool = False) -> Path:
-    """Write ``data`` to a temporary file beside ``path``, fsync, then rename over it."""
+    """Write ``data`` to a temporary file beside ``path``, fsync, then rename over it. A path that names
+    standard output (``/dev/stdout``) is written to the stream: renaming over the link would replace it."""
+    if is_stdout_path(path):
+        import sys
+
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return Path(path)
     path = check_output_path(path, force)
     mode = _file_mode(path)
     try:

@@ -160,28 +160,36 @@ def _estimate(r):
         ("pipeline bubble", sb.bubble_seconds),
         ("optimizer update", sb.optimizer_seconds),
     ]
+    # interruptions, restarts and checkpoints are no part of a step: shown amortised over the steps, and every
+    # share is of the wall-clock per step (as the table's "share of wall-clock" column)
+    per_step_wall = t.wall_clock_seconds / t.steps if t.steps > 0 else sum(v for _, v in parts)
+    parts.append(("interruptions and\noverhead (amortised)", max(0.0, per_step_wall - t.training_seconds / t.steps)
+                  if t.steps > 0 else 0.0))  # fmt: skip
     names = [n for n, _ in parts][::-1]
     values = [v for _, v in parts][::-1]
-    bars = ax_t.barh(names, values, color=PALETTE[0])
-    step = max(sum(values), 1e-30)
-    ax_t.bar_label(bars, labels=[f"{_seconds_short(v)} ({v / step:.0%})" for v in values], padding=3, fontsize=8)
-    ax_t.set_xlabel("seconds per optimizer step")
+    colours = [MUTED] + [PALETTE[0]] * (len(values) - 1)  # the overhead bar (drawn first, at the bottom) apart
+    bars = ax_t.barh(names, values, color=colours)
+    whole = max(per_step_wall, 1e-30)
+    ax_t.bar_label(bars, labels=[f"{_seconds_short(v)} ({v / whole:.0%})" for v in values], padding=3, fontsize=8)
+    ax_t.set_xlabel("seconds per optimizer step (%: share of wall-clock)")
     ax_t.set_title(f"Step time {format_duration(t.step_seconds)} (MFU {r.efficiency.mfu:.0%})", loc="left")
     ax_t.set_xlim(0, max(values) * 1.35 if max(values) > 0 else 1)
     ax_t.grid(axis="y", visible=False)
 
     m = r.memory
     mparts = m.breakdown.labelled()
-    mnames = [n for n, _ in mparts][::-1]
-    mvalues = [v / GB for _, v in mparts][::-1]
+    mnames = [n for n, _ in mparts][::-1] + ["total"]  # barh draws upwards: the first part under the total
+    mvalues = [v / GB for _, v in mparts][::-1] + [m.per_device_bytes / GB]
     colour = PALETTE[2] if m.fits else HIGHLIGHT
-    mbars = ax_m.barh(mnames, mvalues, color=colour)
+    mbars = ax_m.barh(mnames, mvalues, color=[colour] * len(mparts) + ["black"])
     ax_m.bar_label(mbars, labels=[f"{v:.1f} GB" for v in mvalues], padding=3, fontsize=8)
     cap = m.capacity_bytes / GB
+    ax_m.axvline(cap, color=HIGHLIGHT, linestyle="--", linewidth=1.2, label=f"capacity {cap:.0f} GB")
+    ax_m.legend(loc="center right")
     ax_m.set_xlabel("GB per device (1 GB = 10⁹ bytes)")
     verdict = "fits" if m.fits else "DOES NOT FIT"
     ax_m.set_title(f"Memory {m.per_device_bytes / GB:.1f} GB of {cap:.0f} GB per device: {verdict}", loc="left")
-    ax_m.set_xlim(0, max(mvalues) * 1.3 if max(mvalues) > 0 else 1)
+    ax_m.set_xlim(0, max(*mvalues, cap) * 1.3 if max(*mvalues, cap) > 0 else 1)
     ax_m.grid(axis="y", visible=False)
     p = r.parallelism
     fig.suptitle(
@@ -428,6 +436,17 @@ def _bench(r):
 # --- validate ------------------------------------------------------------------------------------------------
 
 
+# what a backtest row predicts, as a reader says it (the report's field names are for machines)
+TARGET_LABELS = {
+    "device_hours": "device-hours",
+    "tflops_per_device": "TFLOP/s per device",
+    "mfu": "MFU",
+    "step_seconds": "step time",
+    "tokens_per_second": "tokens/s",
+    "wall_clock_seconds": "wall-clock",
+}
+
+
 def _validate(r):
     import numpy as np
 
@@ -444,7 +463,7 @@ def _validate(r):
         ratio, rlo, rhi = pred / rep, lo / rep, hi / rep
         idx = np.arange(len(allv), len(allv) + len(rows))
         ax.errorbar(idx, ratio, yerr=[ratio - rlo, rhi - ratio], fmt="o", color=PALETTE[k % len(PALETTE)],
-                    elinewidth=0.8, capsize=0, label=target)  # fmt: skip
+                    elinewidth=0.8, capsize=0, label=TARGET_LABELS.get(target, target.replace("_", " ")))  # fmt: skip
         allv += [row.run_id for row in rows]
     ax.axhline(1.0, color="black", linewidth=0.8)
     band = r.bars.trust_a_abs_error_max

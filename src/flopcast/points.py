@@ -146,10 +146,21 @@ def near_misses(
     return out
 
 
+def format_overshoot(excess: float, limit: str) -> str:
+    """How far over a limit, readably: ``+37% over the 30 d deadline`` up to twice the limit, then a ratio:
+    ``52,000× the 60 min deadline`` (a percentage like +5225866% is hard to read)."""
+    if excess < 1.0:
+        return f"+{excess:.0%} over the {limit}"
+    ratio = 1.0 + excess
+    shown = f"{ratio:,.1f}" if ratio < 10 else f"{float(f'{ratio:.2g}'):,.0f}"
+    return f"{shown}× the {limit}"
+
+
 def describe_miss(
     points: Points, i: int, misses: dict[str, float], deadline_seconds, budget_usd, confidence: str = "p50"
 ) -> str:
-    """``h100-80gb × 2048: takes 41.2 d (+37% over the 30 d deadline)`` (at ``confidence``: "P90 41.2 d")."""
+    """``h100-80gb × 2048: takes 41.2 d (+37% over the 30 d deadline)`` (at ``confidence``: "P90 41.2 d"); far
+    over: ``(52,000× the 60 min deadline)``."""
     v = dict(points.values)
     v["wall_clock_seconds"], v["cost_usd"] = v[at("wall_clock_seconds", confidence)], v[at("cost_usd", confidence)]
     level = "" if confidence == "p50" else f"{confidence.upper()} "
@@ -160,15 +171,12 @@ def describe_miss(
     if "deadline" in misses:
         parts.append(
             f"takes {level}{format_duration(v['wall_clock_seconds'][i])} "
-            f"(+{misses['deadline']:.0%} over the {format_duration(deadline_seconds)} deadline)"
+            f"({format_overshoot(misses['deadline'], format_duration(deadline_seconds) + ' deadline')})"
         )
     if "budget" in misses:
         cost = v["cost_usd"][i]
-        parts.append(
-            "has no price"
-            if not np.isfinite(cost)
-            else f"costs {level}{format_usd(cost)} (+{misses['budget']:.0%} over the {format_usd(budget_usd)} budget)"
-        )
+        over = format_overshoot(misses["budget"], format_usd(budget_usd) + " budget")
+        parts.append("has no price" if not np.isfinite(cost) else f"costs {level}{format_usd(cost)} ({over})")
     if not parts:
         parts.append("meets the constraints but lacks the objective's figure")
     return f"{hw.profile.id} × {int(points.devices[i])}: " + " and ".join(parts)

@@ -2,6 +2,9 @@
 
 Decimal SI prefixes (k, M, G/B, T, P, E) unless the unit says ``iB`` (KiB, MiB, GiB, TiB, PiB).
 ``B`` after a bare number is *billion* for counts ("7B" parameters) and *bytes* for sizes ("80GB").
+Counts and dollars also take the lower-case k, m, b, t (``2t`` tokens, ``350m`` parameters): ``m`` is mega
+there, never milli (no count or amount is typed in thousandths); ``g``, ``p`` and ``e`` stay upper-case only
+(``1e`` would read as a broken exponent). Sizes keep their own rules: ``B`` bytes, ``b`` bits (``400Gb/s``).
 Every parser refuses NaN, infinities, negatives and junk with an :class:`InvalidValue` that lists
 the accepted forms.
 """
@@ -28,6 +31,7 @@ MAX_QUANTITY = 1e50
 MIN_POSITIVE_QUANTITY = 1e-9
 
 _DECIMAL_PREFIX = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "B": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
+_LOWER_COUNT_PREFIX = {"k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}  # counts and dollars: 2t, 350m, 7b
 _BINARY_PREFIX = {"Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50}
 _DURATION_UNIT = {
     "s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "seconds": 1.0,
@@ -54,7 +58,7 @@ class Quantity(str, Enum):
 
 
 ACCEPTED_FORMS = {
-    Quantity.COUNT: "a number with an optional k/M/B/G/T/P suffix, e.g. 7B, 350M, 2T, 1.5e12",
+    Quantity.COUNT: "a number with an optional k/M/B/G/T/P suffix, e.g. 7B, 350M, 2T, 2t, 1.5e12",
     Quantity.BYTES: "a size such as 80GB, 80GiB, 512MiB, 1.5TB or a plain number of bytes",
     Quantity.BANDWIDTH: "a rate such as 2TB/s, 900GB/s, 1.6TiB/s, 400Gb/s (bits) or bytes per second",
     Quantity.DURATION: "a duration such as 30d, 12h, 90min, 2w, 45s or a plain number of seconds",
@@ -133,9 +137,7 @@ def _parse_text(text: str, kind: Quantity, what: str) -> float:
 
 def _scale(unit: str, kind: Quantity) -> float | None:
     if kind is Quantity.COUNT or kind is Quantity.USD:
-        if kind is Quantity.USD and unit.lower() in {"k", "m", "b", "t"}:
-            return {"k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}[unit.lower()]
-        return _DECIMAL_PREFIX.get(unit)
+        return _DECIMAL_PREFIX.get(unit, _LOWER_COUNT_PREFIX.get(unit))
     if kind is Quantity.DURATION:
         if unit == "":
             return 1.0

@@ -69,7 +69,8 @@ def _collect_lines(node: yaml.Node, path: tuple, out: dict[tuple, int]) -> None:
 
 
 def _problem(path: Path, line: int, message: str, field: str = YAML_FIELD, hint: str | None = None) -> InvalidProfile:
-    return InvalidProfile(f"{path}:{line}: {field}: {message}", hint=hint)
+    text = f"{path}:{line}: {field}: {message}"
+    return InvalidProfile(text, problems=[f"{text} ({hint})" if hint else text], hint=hint)  # validate shows hints
 
 
 def _check_tree(path: Path, root: yaml.Node, text: str) -> None:
@@ -156,7 +157,12 @@ def load_yaml(path: Path) -> YamlDocument:
             problem += f" ({' '.join(exc.context.split())} that starts on line {exc.context_mark.line + 1})"
         if "python/" in problem or "could not determine a constructor" in problem:
             problem = f"{problem} (Python object tags are refused: flopcast reads YAML safely)"
-        raise _problem(path, line, f"malformed YAML: {problem}") from None
+        hint = None
+        if "tab character" in problem:
+            hint = f"YAML indents with spaces only: replace the tab on line {line} with spaces"
+        elif "mapping values are not allowed" in problem:
+            hint = "quote a value that holds ': ' (name: \"A: B\"), or indent nested keys with spaces"
+        raise _problem(path, line, f"malformed YAML: {problem}", hint=hint) from None
     except yaml.YAMLError as exc:
         raise _problem(path, 1, f"malformed YAML: {' '.join(str(exc).split())}") from None
     except RecursionError:  # pure-Python parser on absurd nesting

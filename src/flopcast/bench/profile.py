@@ -55,7 +55,13 @@ def shipped_names() -> set[str]:
 
 
 def profile_path(name: str) -> Path:
-    return user_profiles_dir() / f"{name}.yaml"
+    folder = user_profiles_dir()
+    if folder is None:  # HOME unset and a uid without a passwd entry (e.g. `docker run --user 4242`)
+        raise InvalidValue(
+            f"--save-profile {name}: there is no user config dir (HOME is unset and this uid has no home)",
+            hint="set FLOPCAST_CONFIG_DIR (or HOME) to a writable directory",
+        )
+    return folder / f"{name}.yaml"
 
 
 def check_profile_target(name: str, force: bool) -> Path:

@@ -12,7 +12,7 @@ from typer.core import TyperGroup
 
 from flopcast._version import __version__
 from flopcast.cli._clickcompat import click
-from flopcast.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, EXIT_USAGE, FlopcastError, flag_style
+from flopcast.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, EXIT_USAGE, FlopcastError, flag_style, shorten_echoes
 
 DEBUG_FLAG = "--debug"
 ENV_DEBUG = "FLOPCAST_DEBUG"
@@ -20,7 +20,9 @@ ENV_DEBUG = "FLOPCAST_DEBUG"
 
 def _say(line: str) -> None:
     try:
-        sys.stderr.write(f"flopcast: {line}\n")
+        from flopcast.cli.common import ascii_safe
+
+        sys.stderr.write(ascii_safe(f"flopcast: {line}\n", sys.stderr))
         sys.stderr.flush()
     except (OSError, ValueError):
         pass
@@ -46,6 +48,75 @@ def _reopen_closed_streams() -> io.StringIO | None:
     return None
 
 
+def _os_error_line(exc: OSError) -> str:
+    """One line for an OSError nobody caught: what failed, and a fix that fits the cause (not always the disk)."""
+    import errno
+
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        fix = f"check the permissions of {exc.filename}" if exc.filename else "check the permissions"
+    elif exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG):
+        fix = "free space or choose another --output"
+    elif exc.errno in (errno.ENOENT, errno.ENOTDIR):
+        fix = "check the path"
+    else:
+        fix = "check the path and the device, or rerun with --debug"
+    return f"input/output failed{where}: {exc.strerror or exc} ({fix})"
+
+
+COMPLETION_SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
+COMPLETE_VAR = "_FLOPCAST_COMPLETE"
+
+
+def _completion_request(argv: list[str]) -> tuple[str, str] | None:
+    """``("--show-completion", "zsh")`` when the line names a shell for --show/--install-completion.
+
+    typer detects the running shell and reads such a flag as a bare switch, so `--show-completion zsh` from
+    bash printed the bash script; a shell named on the line wins."""
+    for i, arg in enumerate(argv):
+        flag, eq, value = arg.partition("=")
+        if flag not in ("--show-completion", "--install-completion"):
+            continue
+        if not eq:
+            value = argv[i + 1] if i + 1 < len(argv) else ""
+        if value.lower() in COMPLETION_SHELLS:
+            return flag, value.lower()
+    return None
+
+
+def _completion(flag: str, shell: str, prog_name: str) -> int:
+    from typer._completion_shared import get_completion_script, install
+
+    if flag == "--show-completion":
+        click.echo(get_completion_script(prog_name=prog_name, complete_var=COMPLETE_VAR, shell=shell))
+        return 0
+    shell, path = install(shell=shell, prog_name=prog_name, complete_var=COMPLETE_VAR)
+    click.echo(f"{shell} completion installed in {path}")
+    click.echo("Completion will take effect once you restart the terminal")
+    return 0
+
+
+class _StderrNotes:
+    """A logging handler that writes to whatever sys.stderr is when a note comes (tests swap the stream)."""
+
+    level = 0
+
+    def handle(self, record) -> None:
+        _say(f"debug: {record.getMessage()}")
+
+
+def _debug_notes():
+    """Show the library's debug notes (logger "flopcast") on stderr for this run; returns the handler."""
+    import logging
+
+    logger = logging.getLogger("flopcast")
+    logger.handlers = [h for h in logger.handlers if not isinstance(h, _StderrNotes)]
+    handler = _StderrNotes()
+    logger.addHandler(handler)  # type: ignore[arg-type]  # duck-typed: handle() and level are all logging uses
+    logger.setLevel(logging.DEBUG)
+    return handler
+
+
 class FlopcastGroup(TyperGroup):
     """Runs a command and turns every failure into one line and an exit code."""
 
@@ -54,6 +125,13 @@ class FlopcastGroup(TyperGroup):
         debug = DEBUG_FLAG in argv or bool(os.environ.get(ENV_DEBUG))
         argv = [a for a in argv if a != DEBUG_FLAG]
         lost = _reopen_closed_streams()
+        asked = _completion_request(argv)
+        if asked is not None:
+            code = _completion(*asked, prog_name=prog_name or "flopcast")
+            if standalone_mode:
+                sys.exit(code)
+            return code
+        notes = _debug_notes() if debug else None  # the library's debug notes, e.g. "no user config dir"
         code = 0
         try:
             with warnings.catch_warnings():
@@ -79,7 +157,8 @@ class FlopcastGroup(TyperGroup):
                 raise
             where = f" (see `flopcast {exc.ctx.command_path.partition(' ')[2]} --help`)".replace("  ", " ") \
                 if getattr(exc, "ctx", None) is not None else ""
-            _say(f"error: {exc.format_message().splitlines()[0] if exc.format_message() else exc}{where}")
+            first = exc.format_message().splitlines()[0] if exc.format_message() else str(exc)
+            _say(f"error: {shorten_echoes(first)}{where}")
             code = exc.exit_code if exc.exit_code else EXIT_USAGE
         except typer.Exit as exc:
             code = exc.exit_code
@@ -93,8 +172,7 @@ class FlopcastGroup(TyperGroup):
         except OSError as exc:  # the system refused I/O (a full disk, a closed stream): a runtime failure, not a bug
             if debug:
                 raise
-            where = f" ({exc.filename})" if exc.filename else ""
-            _say(f"error: input/output failed{where}: {exc.strerror or exc} (free space or choose another --output)")
+            _say(f"error: {_os_error_line(exc)}")
             _detach_stdout()
             code = EXIT_RUNTIME
         except Exception as exc:  # a bug: say so in one line unless debugging
@@ -116,6 +194,10 @@ class FlopcastGroup(TyperGroup):
             code = code or EXIT_RUNTIME
         except ValueError:
             pass
+        if notes is not None:
+            import logging
+
+            logging.getLogger("flopcast").removeHandler(notes)
         if standalone_mode:
             sys.exit(code)
         return code

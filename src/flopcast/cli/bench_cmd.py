@@ -13,6 +13,7 @@ from flopcast.cli.common import (
     emit_plot,
     emit_text,
     note,
+    output_width,
     preflight_output,
     preflight_plot,
     render_to_text,
@@ -88,13 +89,14 @@ def bench(
     if n_threads is not None and usable and n_threads > usable:
         report.warnings.append(f"--threads {n_threads} is more than the {usable} usable cores")
     if report.partial:
-        # a partial result goes to stdout only (marked "partial"); --output and the profile are never written
+        # what was measured is kept, marked partial (JSON "partial": true, the table's title says PARTIAL), on
+        # stdout or atomically in --output; a profile is never saved from a partial run
         done = len(report.points)
-        if output is None and done:
-            _emit(report, fmt, None, force)
-        what = f"nothing written to {output}" if output is not None else "partial result printed"
+        if done:
+            _emit(report, fmt, output, force, quiet=True)
+        what = f"partial result written to {output}" if output is not None else "partial result printed"
         if not done:
-            what = "nothing measured yet"
+            what = "nothing measured yet, nothing written"
         skipped = "; profile not saved" if save_profile else ""
         raise Interrupted(f"interrupted after {done} of {len(config.ks) * len(config.dtypes)} points ({what}{skipped})")
     if profile_target is not None:
@@ -105,8 +107,10 @@ def bench(
         report.saved_profile = str(path)
         note(f"saved profile {save_profile!r} to {path} (use --hardware {save_profile})", quiet)
     for warning in report.warnings:
-        # a table on stdout shows the warnings itself; JSON/CSV/Markdown or a file: say them on stderr too
-        note(f"warning: {warning}", quiet or (fmt is OutputFormat.table and output is None))
+        # warnings are part of the report: a table on stdout shows them and JSON holds them in "warnings" (and
+        # prints nothing else, README "Reports you can share"); CSV, Markdown or a table in a file: stderr too
+        in_report = fmt is OutputFormat.json or (fmt is OutputFormat.table and output is None)
+        note(f"warning: {warning}", quiet or in_report)
     _emit(report, fmt, output, force, quiet)
     emit_plot(report, plot, force, quiet)
 
@@ -235,7 +239,8 @@ def _table(report) -> str:
     if report.roofline is not None:
         items += [
             table("Roofline (fitted)", ROOFLINE_HEADERS, roofline_rows(report)),
-            Text(roofline_chart(report.points, report.roofline)),
+            # the chart is about width + 14 columns: as wide as the table output, at most 60 plot columns
+            Text(roofline_chart(report.points, report.roofline, width=max(24, min(60, output_width() - 16)))),
         ]
     items.append(table("Points (median of repeats)", POINT_HEADERS, point_rows(report)))
     if report.verify is not None:

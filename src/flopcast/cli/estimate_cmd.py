@@ -14,6 +14,7 @@ import typer
 from flopcast.cli._app import app
 from flopcast.cli.common import OutputFormat, emit_plot, emit_text, note, preflight_output, preflight_plot
 from flopcast.cli.options import (
+    DEFAULT_HARDWARE,
     Devices,
     Force,
     Format,
@@ -33,8 +34,6 @@ from flopcast.cli.options import (
     with_layout_options,
 )
 from flopcast.units import format_duration, format_si, format_usd
-
-DEFAULT_HARDWARE = "a100-80gb"  # the most common training GPU in published runs (shared/data/calibration_runs.csv)
 
 # estimate's own options (every shared one is in flopcast.cli.options)
 Mfu = Annotated[

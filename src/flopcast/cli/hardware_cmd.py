@@ -14,7 +14,7 @@ from flopcast.cli.common import (
     preflight_output,
     render_to_text,
 )
-from flopcast.cli.options import Force, Format, Output, Profiles
+from flopcast.cli.options import Force, Format, Output, Profiles, complete_hardware
 
 hardware_app = typer.Typer(help="List, show and validate hardware profiles.", no_args_is_help=True)
 app.add_typer(hardware_app, name="hardware")
@@ -133,7 +133,9 @@ def list_hardware(
 
 @hardware_app.command("show")
 def show_hardware(
-    hardware_id: str = typer.Argument(..., metavar="ID", help="Profile id or alias, e.g. a100-80gb or h100."),
+    hardware_id: str = typer.Argument(
+        ..., metavar="ID", help="Profile id or alias, e.g. a100-80gb or h100.", autocompletion=complete_hardware
+    ),
     fmt: Format = OutputFormat.table,
     output: Output = None,
     force: Force = False,

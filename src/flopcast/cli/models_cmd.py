@@ -14,7 +14,7 @@ from flopcast.cli.common import (
     preflight_output,
     render_to_text,
 )
-from flopcast.cli.options import Force, Format, Output
+from flopcast.cli.options import Force, Format, Output, complete_model
 
 models_app = typer.Typer(help="List and show model presets (and what a size such as 7B becomes).", no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -187,7 +187,12 @@ def _show_rows(spec, title: str, aliases, notes) -> list[list[str]]:
 
 @models_app.command("show")
 def show_model(
-    model: str = typer.Argument(..., metavar="ID", help="Preset id or alias (e.g. llama-2-7b), or a size such as 7B."),
+    model: str = typer.Argument(
+        ...,
+        metavar="ID",
+        help="Preset id or alias (e.g. llama-2-7b), or a size such as 7B.",
+        autocompletion=complete_model,
+    ),
     fmt: Format = OutputFormat.table,
     output: Output = None,
     force: Force = False,

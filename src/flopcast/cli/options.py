@@ -78,6 +78,9 @@ SizedSeqLen = Annotated[str | None, _value("--seq-len", help="Sequence length of
 SizedVocab = Annotated[str | None, _value("--vocab", help="Vocabulary of the sized model (default 32000).")]
 
 # --- hardware and devices ----------------------------------------------------------------------------------
+# the one default profile (estimate, serve): the most common training GPU in published runs
+# (shared/data/calibration_runs.csv)
+DEFAULT_HARDWARE = "a100-80gb"
 Hardware = Annotated[str, typer.Option("--hardware", "-H", help="Hardware profile id or alias.", metavar="ID")]
 HardwareList = Annotated[
     str | None, _value("--hardware", "-H", help="Hardware ids or aliases, comma-separated (default: every profile).")
@@ -206,3 +209,109 @@ Plot = Annotated[
     typer.Option("--plot", metavar="FILE.png|svg", dir_okay=False,
                  help='Also draw the result to FILE (.png or .svg; needs matplotlib: pip install "flopcast[plot]").'),
 ]  # fmt: skip
+
+
+# --- shell completion (issue 19) ----------------------------------------------------------------------------------
+# Callbacks that typer calls while a shell completes a word; each imports what it needs only then, so a normal
+# run pays nothing. attach_completion() fits them to the options declared above (and to options a command
+# declares itself, such as serve's --weights and schema's KIND).
+
+RECOMPUTE_CHOICES = ("none", "selective", "full")
+OBJECTIVE_CHOICES = ("cost", "time", "energy")
+WEIGHT_BITS_CHOICES = ("16", "8", "4")
+KV_BITS_CHOICES = ("16", "8")
+
+
+def _starting(choices, incomplete: str) -> list[str]:
+    return [c for c in choices if c.startswith(incomplete.lower())]
+
+
+def complete_recompute(incomplete: str) -> list[str]:
+    return _starting(RECOMPUTE_CHOICES, incomplete)
+
+
+def complete_objective(incomplete: str) -> list[str]:
+    return _starting(OBJECTIVE_CHOICES, incomplete)
+
+
+def complete_weight_bits(incomplete: str) -> list[str]:
+    return _starting(WEIGHT_BITS_CHOICES, incomplete)
+
+
+def complete_kv_bits(incomplete: str) -> list[str]:
+    return _starting(KV_BITS_CHOICES, incomplete)
+
+
+def complete_precision(incomplete: str) -> list[str]:
+    from flopcast.estimator.arrays import PRECISIONS
+
+    return _starting(PRECISIONS, incomplete)
+
+
+def complete_schema_kind(incomplete: str) -> list[str]:
+    from flopcast.reports.registry import kinds
+
+    return _starting(kinds(), incomplete)
+
+
+def _hardware_ids(ctx) -> tuple[list[str], list[str]] | None:
+    """Ids (then aliases) of every profile on the search path, with --profiles if already typed; none on error."""
+    try:
+        from flopcast.hardware import load_catalog
+
+        catalog = load_catalog((ctx.params.get("profiles") if ctx is not None else None) or None)
+    except Exception:  # noqa: BLE001 - a broken profile must not break the shell
+        return None
+    return catalog.ids(), sorted(catalog.aliases)
+
+
+def _matching_hardware(ctx, incomplete: str) -> list[str]:
+    """Ids that start with ``incomplete``; aliases only when no id does (``h100`` → h100-80gb, not five names)."""
+    found = _hardware_ids(ctx)
+    if not found:
+        return []
+    ids, aliases = found
+    return _starting(ids, incomplete) or _starting(aliases, incomplete)
+
+
+def complete_hardware(ctx: typer.Context, incomplete: str) -> list[str]:
+    return _matching_hardware(ctx, incomplete)
+
+
+def complete_hardware_list(ctx: typer.Context, incomplete: str) -> list[str]:
+    """The last id of a comma-separated list: ``a100-80gb,h1`` → ``a100-80gb,h100-80gb``."""
+    done, _, last = incomplete.rpartition(",")
+    head = f"{done}," if done else ""
+    return [head + pid for pid in _matching_hardware(ctx, last)]
+
+
+def complete_model(incomplete: str) -> list[str]:
+    from flopcast.presets import list_presets
+
+    return _starting([spec.name for spec in list_presets()], incomplete)
+
+
+def complete_price_tier(incomplete: str) -> list[str]:
+    from flopcast.hardware import PRICE_TIERS_KNOWN
+
+    return _starting(PRICE_TIERS_KNOWN, incomplete)
+
+
+def attach_completion(option, callback):
+    """Give an option (an ``Annotated[...]`` alias above, or a bare typer.Option) its completion callback."""
+    info = option.__metadata__[0] if hasattr(option, "__metadata__") else option
+    info.autocompletion = callback
+    return option
+
+
+for _option, _callback in (
+    (LAYOUT_OPTIONS["recompute"], complete_recompute),
+    (Objective, complete_objective),
+    (Precision, complete_precision),
+    (Hardware, complete_hardware),
+    (HardwareList, complete_hardware_list),
+    (SizedHardware, complete_hardware_list),
+    (Model, complete_model),
+    (PriceTier, complete_price_tier),
+):
+    attach_completion(_option, _callback)

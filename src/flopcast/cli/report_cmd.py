@@ -44,7 +44,10 @@ def render_report(report, fmt: OutputFormat) -> str:
 def report_command(
     ctx: typer.Context,
     file: Path = typer.Argument(
-        ..., metavar="FILE.json", help="A report saved with --format json (--output FILE.json).", dir_okay=False
+        ...,
+        metavar="FILE.json",
+        help="A report saved with --format json (--output FILE.json); - reads standard input (a pipe works too).",
+        dir_okay=False,
     ),
     fmt: Format = OutputFormat.table,
     output: Output = None,

@@ -16,7 +16,7 @@ from flopcast.cli.common import (
     emit_text,
     preflight_output,
 )
-from flopcast.cli.options import Force, Format, Output
+from flopcast.cli.options import Force, Format, Output, complete_schema_kind
 
 LIST_HEADERS = ["kind", "type", "what"]
 
@@ -24,7 +24,10 @@ LIST_HEADERS = ["kind", "type", "what"]
 @app.command("schema")
 def schema_command(
     kind: str | None = typer.Argument(
-        None, metavar="[KIND]", help="Report kind (estimate, sweep, compare, plan, size, serve, validate, bench, ...)."
+        None,
+        metavar="[KIND]",
+        help="Report kind (estimate, sweep, compare, plan, size, serve, validate, bench, ...).",
+        autocompletion=complete_schema_kind,
     ),
     fmt: Format = OutputFormat.table,
     output: Output = None,

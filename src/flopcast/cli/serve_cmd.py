@@ -7,6 +7,7 @@ import typer
 from flopcast.cli._app import app
 from flopcast.cli.common import OutputFormat, emit_text, note, preflight_output, render_to_text
 from flopcast.cli.options import (
+    DEFAULT_HARDWARE,
     DevicesToFit,
     Force,
     Format,
@@ -18,6 +19,8 @@ from flopcast.cli.options import (
     Profiles,
     Quiet,
     SeqLen,
+    complete_kv_bits,
+    complete_weight_bits,
     with_architecture_options,
 )
 
@@ -26,10 +29,15 @@ from flopcast.cli.options import (
 @with_architecture_options
 def serve(
     model: Model = None,
-    hardware: Hardware = ...,
+    hardware: Hardware = DEFAULT_HARDWARE,
     devices: DevicesToFit = None,
-    weights: str = typer.Option("16", "--weights", help="Weight bits: 16, 8 or 4 (weight-only quantization)."),
-    kv_bits: str = typer.Option("16", "--kv-bits", help="KV-cache bits: 16 or 8."),
+    weights: str = typer.Option(
+        "16",
+        "--weights",
+        help="Weight bits: 16, 8 or 4 (weight-only quantization).",
+        autocompletion=complete_weight_bits,
+    ),
+    kv_bits: str = typer.Option("16", "--kv-bits", help="KV-cache bits: 16 or 8.", autocompletion=complete_kv_bits),
     batch: str = typer.Option("1", "--batch", help="Concurrent sequences decoded together."),
     prompt_tokens: str = typer.Option("512", "--prompt-tokens", help="Prompt (input) tokens per request."),
     output_tokens: str = typer.Option("256", "--output-tokens", help="Generated (output) tokens per request."),

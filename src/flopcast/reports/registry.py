@@ -114,6 +114,53 @@ def schema_major(version: str) -> str:
     return str(version).split(".", 1)[0]
 
 
+MAX_REPORT_BYTES = 200_000_000  # a plan with its whole Pareto front is a few MB; a stream is read up to this
+STDIN = "-"
+
+
+class _NotFinite(ValueError):
+    pass
+
+
+def _refuse_constant(name: str):
+    raise _NotFinite(name)  # NaN, Infinity, -Infinity: Python's json reads them, JSON has no such numbers
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value != value or value in (float("inf"), float("-inf")):  # 1e999 overflows to inf
+        raise _NotFinite(text)
+    return value
+
+
+def _read_report_text(path: Path) -> str:
+    """The text of a report: a regular file, ``-`` (standard input) or a pipe (``<(cat f.json)``, /dev/stdin);
+    a device such as /dev/zero is refused, and a stream is read only up to MAX_REPORT_BYTES."""
+    import stat
+    import sys
+
+    if str(path) == STDIN:
+        stream = getattr(sys.stdin, "buffer", None)
+        raw = stream.read(MAX_REPORT_BYTES + 1) if stream is not None else sys.stdin.read().encode("utf-8")
+    else:
+        try:
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            mode = None
+        if mode is None or stat.S_ISDIR(mode):
+            what = "is a directory" if mode is not None else "no such file"
+            hint = f"give a JSON file written with {opt('format')} json {opt('output')}"
+            raise InvalidValue(f"{path}: {what}", hint=hint)
+        if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+            hint = f"give a JSON file written with {opt('format')} json {opt('output')}, or - for stdin"
+            raise InvalidValue(f"{path}: not a regular file", hint=hint)
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_REPORT_BYTES + 1)
+    if len(raw) > MAX_REPORT_BYTES:
+        raise InvalidValue(f"{path}: larger than {MAX_REPORT_BYTES:,} bytes", hint="give a report file")
+    return raw.decode("utf-8")
+
+
 def load_report(path: Path):
     """Read and validate a JSON report written by flopcast; one-line InvalidValue for anything else."""
     from pydantic import ValidationError
@@ -121,16 +168,17 @@ def load_report(path: Path):
     from flopcast.reports.base import SCHEMA_VERSION
 
     path = Path(path)
-    if not path.is_file():
-        what = "not a regular file" if path.exists() else "no such file"
-        hint = f"give a JSON file written with {opt('format')} json {opt('output')}"
-        raise InvalidValue(f"{path}: {what}", hint=hint)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(_read_report_text(path), parse_constant=_refuse_constant, parse_float=_finite_float)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         where = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
         raise InvalidValue(
             f"{path}: not JSON{where}", hint=f"give a report written with {opt('format')} json (not table/markdown/csv)"
+        ) from None
+    except _NotFinite as exc:
+        raise InvalidValue(
+            f"{path}: holds the number {exc.args[0]}, which no report field may be",
+            hint="a report's numbers are finite: rerun the command that wrote it",
         ) from None
     except OSError as exc:
         raise InvalidValue(f"{path}: cannot read it: {exc.strerror or exc}", hint="give a readable JSON file") from None
