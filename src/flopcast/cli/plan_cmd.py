@@ -51,12 +51,13 @@ PARETO_COLUMNS: col.Columns = (
     ("hardware", lambda m: m.point.hardware),
     ("devices", lambda m: str(m.point.devices)),
     ("tp·pp·dp", lambda m: col.layout_text(m.point.layout)),
+    ("batch", lambda m: str(m.point.layout.global_batch)),  # sequences per step: it grows with dp (the warning)
     ("wall-clock", lambda m: format_duration(m.point.wall_clock_seconds)),
     ("P10–P90", lambda m: col.duration_range(m.point.wall_clock_seconds_p10, m.point.wall_clock_seconds_p90)),
     ("cost", lambda m: col.usd(m.point.cost_usd)),
     ("energy", lambda m: col.mwh(m.point.energy_kwh)),
     ("MFU", lambda m: f"{m.point.mfu:.1%}"),
-    ("memory/device", lambda m: f"{m.point.memory_per_device_bytes / 1e9:.1f} GB"),
+    ("memory", lambda m: f"{m.point.memory_per_device_bytes / 1e9:.1f} GB"),
 )
 _POINT_RAW = col.raw_columns(
     "wall_clock_seconds", "wall_clock_seconds_p10", "wall_clock_seconds_p90", "device_hours", "cost_usd",
