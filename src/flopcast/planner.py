@@ -38,6 +38,10 @@ OBJECTIVES = ("cost", "time", "energy")
 # largest runs in the calibration set (Megatron-LM's 1T-parameter run used 3,072 A100s: Narayanan et al. 2021).
 DEFAULT_MAX_DEVICES = 4096
 DENSE_DEVICE_LIMIT = 4096  # every multiple of the node size up to here; above, a 2^k / 3·2^k ladder
+# The dense grid's finest step, in devices: one 8-GPU server (DGX/HGX), the unit in which clusters are bought.
+# Single-device machines (a desktop GPU, an Apple or Jetson board) would otherwise put all 4,096 counts on the
+# grid; they keep every power of two and 3·2^k below the limit as well.
+DENSE_GRID_MIN_STEP = 8
 # Sanity bound on a deadline-implied device count: 8× the 16,384 H100s of Llama 3 405B (Dubey et al. 2024).
 MAX_IMPLIED_DEVICES = 131_072
 DEADLINE_EXTENSION_MARGIN = 2.0  # linear scaling is optimistic: search up to twice the implied need
@@ -74,8 +78,9 @@ def parse_constraints(deadline=None, budget=None, max_devices=None):
 def device_counts(devices_per_node: int, max_devices: int, *, above: int = 0) -> list[int]:
     """Device counts to search: powers of two and multiples of the node size up to ``max_devices``.
 
-    Every multiple of the node size up to :data:`DENSE_DEVICE_LIMIT`; beyond it, the multiples of the node
-    size of the form 2^k or 3·2^k, plus ``max_devices`` itself when it is one. Only counts > ``above``.
+    Every multiple of the node size (at least :data:`DENSE_GRID_MIN_STEP`) up to :data:`DENSE_DEVICE_LIMIT`;
+    beyond it, the multiples of the node size of the form 2^k or 3·2^k, plus ``max_devices`` itself when it is
+    one. Only counts > ``above``.
     """
     if max_devices < 1:
         raise InvalidValue(f"{opt('max_devices')}: {max_devices} is not a positive count", hint="give e.g. 4096")
@@ -85,7 +90,8 @@ def device_counts(devices_per_node: int, max_devices: int, *, above: int = 0) ->
     while k <= max_devices:
         counts.add(k)
         k *= 2
-    counts.update(range(dpn, min(max_devices, DENSE_DEVICE_LIMIT) + 1, dpn))
+    step = max(dpn, DENSE_GRID_MIN_STEP)
+    counts.update(range(step, min(max_devices, DENSE_DEVICE_LIMIT) + 1, step))
     for base in (1, 3):
         n = base
         while n <= max_devices:
@@ -166,6 +172,10 @@ def search(
             skipped[profile.id] = why
             continue
         hw = priced_hardware(profile, precision=precision, params=params, tier=price_tier)
+        if hw.price.usd_per_device_hour is None and (objective == "cost" or budget_usd is not None):
+            # no point of it could be the best or on the time-cost front: say so instead of evaluating it
+            skipped[profile.id] = "lists no price (cost and budgets need one; the time objective searches it)"
+            continue
         hardware.append(hw)
         w = run(hw, device_counts(profile.devices_per_node, limit))
         if deadline_seconds is not None and max_devices is None:
