@@ -154,3 +154,16 @@ def test_user_config_profiles_are_listed(cli, isolated_user_config):
     result = cli("hardware", "list", "--format", "json")
     entries = {e["id"]: e for e in json.loads(result.stdout)}
     assert entries["lab-gpu"]["origin"] == "user config"
+
+
+def test_the_shipped_index_agrees_with_every_parsed_profile():
+    """Shipped profiles are indexed from their text and parsed only when used (start-up): the cheap index must
+    give the id and aliases the full parse gives, for every shipped file."""
+    from flopcast import hardware
+
+    files = sorted(hardware.shipped_profiles_dir().glob("*.yaml"))
+    assert len(files) >= 28
+    for path in files:
+        indexed = hardware._shipped_index(path)
+        profile = hardware.load_profile(path)
+        assert indexed == (profile.id, list(profile.aliases)), path.name

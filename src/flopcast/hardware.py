@@ -194,21 +194,28 @@ class HardwareProfile(_Strict):
         return self.tdp_watts if self.tdp_watts is not None else self.typical_power_watts
 
 
-@dataclass(frozen=True)
+@dataclass
 class CatalogEntry:
     """A profile, the file it came from, and the files with the same id that it overrides.
 
-    A plain dataclass, not a pydantic model: an internal record of already-validated profiles, built on
-    every ``flopcast estimate``, where a second pydantic schema would only cost start-up time.
+    A plain dataclass, not a pydantic model: an internal record built on every ``flopcast estimate``, where a
+    second pydantic schema would only cost start-up time. A shipped profile is read and validated when first
+    used (``profile``): an estimate needs one of dozens, and parsing them all was most of flopcast's start-up.
     """
 
-    profile: HardwareProfile
     path: Path
     origin: str
     rank: int = 0  # position of its directory on the search path (later wins)
     overrides: list[Path] = field(default_factory=list)
     # the profile's aliases plus those of the profiles it overrides (an alias names the id)
     aliases: list[str] = field(default_factory=list)
+    loaded: HardwareProfile | None = None
+
+    @property
+    def profile(self) -> HardwareProfile:
+        if self.loaded is None:
+            self.loaded = load_profile(self.path)
+        return self.loaded
 
 
 # --- validation problems as `file:line: field: message` ------------------------------------------------
@@ -369,7 +376,7 @@ class Catalog:
         self.ambiguous_aliases: dict[str, list[str]] = {}
         claims: dict[str, list[tuple[int, str]]] = {}
         for pid, entry in entries.items():
-            for alias in entry.aliases or entry.profile.aliases:
+            for alias in entry.aliases:
                 if alias not in entries:
                     claims.setdefault(alias, []).append((entry.rank, pid))
         for alias, owners in claims.items():
@@ -464,6 +471,18 @@ def _add_directory(entries: dict[str, CatalogEntry], rank: int, directory: Path,
     files = _files_in(directory)
     seen_here: dict[str, Path] = {}
     for path in files:
+        indexed = _shipped_index(path) if origin == "shipped" else None
+        if indexed is not None:  # our own file: id and aliases read cheaply, the profile parsed when used
+            pid, own_aliases = indexed
+            previous = entries.get(pid)
+            entries[pid] = CatalogEntry(
+                path=path,
+                origin=origin,
+                rank=rank,
+                aliases=list(dict.fromkeys([*own_aliases, *(previous.aliases if previous else [])])),
+            )
+            seen_here[pid] = path
+            continue
         profile, doc = _load_profile_with_doc(path)
         if profile.id in seen_here:
             line = doc.line_of(("id",))
@@ -476,5 +495,26 @@ def _add_directory(entries: dict[str, CatalogEntry], rank: int, directory: Path,
         overridden = [*previous.overrides, previous.path] if previous else []
         aliases = list(dict.fromkeys([*profile.aliases, *(previous.aliases if previous else [])]))
         entries[profile.id] = CatalogEntry(
-            profile=profile, path=path, origin=origin, rank=rank, overrides=overridden, aliases=aliases
+            path=path, origin=origin, rank=rank, overrides=overridden, aliases=aliases, loaded=profile
         )
+
+
+_SHIPPED_ID = re.compile(r"^id:[ \t]*([a-z0-9._-]+)[ \t]*(?:#.*)?$", re.M)
+_SHIPPED_ALIASES_KEY = re.compile(r"^aliases:", re.M)
+_SHIPPED_ALIASES = re.compile(r"^aliases:[ \t]*\[([a-z0-9._, +\"'-]*)\][ \t]*(?:#.*)?$", re.M)
+
+
+def _shipped_index(path: Path) -> tuple[str, list[str]] | None:
+    """(id, aliases) of a shipped profile read from its text, when written as the shipped files are (a top-level
+    ``id:`` equal to the file name and a one-line flow list of ``aliases:``); None → parse the whole file. A test
+    checks the index against the parsed profile for every shipped file."""
+    text = path.read_text(encoding="utf-8")
+    ids, aliases = _SHIPPED_ID.findall(text), _SHIPPED_ALIASES.findall(text)
+    if (
+        len(ids) != 1
+        or ids[0] != path.stem
+        or len(aliases) != len(_SHIPPED_ALIASES_KEY.findall(text))
+        or len(aliases) > 1
+    ):
+        return None
+    return ids[0], [a.strip().strip("\"'") for a in aliases[0].split(",") if a.strip()] if aliases else []
