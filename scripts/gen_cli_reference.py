@@ -13,10 +13,11 @@ the commands in `flopcast --help` is the order in which their modules register t
 from __future__ import annotations
 
 import argparse
-import difflib
 import html
 import sys
 from pathlib import Path
+
+from readme_sync import check_or_write  # scripts/ is on sys.path when a script runs
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -91,21 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     current = args.readme.read_text(encoding="utf-8")
     wanted = splice(current, reference())
-    if args.check:
-        if current == wanted:
-            return 0
-        diff = difflib.unified_diff(
-            current.splitlines(), wanted.splitlines(), "README.md", "from --help", lineterm="", n=1
-        )
-        sys.stdout.write("\n".join(list(diff)[:80]) + "\n")
-        sys.stdout.write("README command reference is out of date: run python scripts/gen_cli_reference.py\n")
-        return 1
-    if current != wanted:
-        args.readme.write_text(wanted, encoding="utf-8")
-        print(f"updated {args.readme}")
-    else:
-        print(f"{args.readme} is up to date")
-    return 0
+    return check_or_write(
+        args.readme, current, wanted, check=args.check, source="from --help", script="gen_cli_reference.py"
+    )
 
 
 if __name__ == "__main__":

@@ -17,11 +17,12 @@ NO_COLOR=1), so the text does not depend on the terminal; pick commands whose ou
 from __future__ import annotations
 
 import argparse
-import difflib
 import re
 import shlex
 import sys
 from pathlib import Path
+
+from readme_sync import check_or_write  # scripts/ is on sys.path when a script runs
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -72,19 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     if not MARKER.search(current):
         raise SystemExit(f"{args.readme} has no <!-- transcript: ... --> blocks")
     wanted = regenerate(current)
-    if args.check:
-        if current == wanted:
-            return 0
-        diff = difflib.unified_diff(current.splitlines(), wanted.splitlines(), "README.md", "as run", lineterm="", n=1)
-        sys.stdout.write("\n".join(list(diff)[:80]) + "\n")
-        sys.stdout.write("README transcripts are out of date: run python scripts/gen_readme_transcripts.py\n")
-        return 1
-    if current != wanted:
-        args.readme.write_text(wanted, encoding="utf-8")
-        print(f"updated {args.readme}")
-    else:
-        print(f"{args.readme} is up to date")
-    return 0
+    return check_or_write(
+        args.readme, current, wanted, check=args.check, source="as run", script="gen_readme_transcripts.py"
+    )
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import numpy as np
 from flopcast.confidence import at, parse_confidence
 from flopcast.errors import Infeasible, InvalidValue, flag_style, opt, render_options
 from flopcast.points import Points, describe_miss, near_misses, objective_values, pareto_front
+from flopcast.request import DEFAULT_MEMORY_HEADROOM_FRACTION
 from flopcast.units import format_duration, format_usd, parse_duration, parse_int, parse_usd
 
 OBJECTIVES = ("cost", "time", "energy")
@@ -136,7 +137,7 @@ def search(
     global_batch: int | None = None,
     params=None,
     confidence: str = "p50",
-    memory_headroom: float = 0.10,  # request.DEFAULT_MEMORY_HEADROOM_FRACTION (fraction of capacity kept free)
+    memory_headroom: float = DEFAULT_MEMORY_HEADROOM_FRACTION,  # fraction of each device's memory kept free
 ) -> PlanResult:
     """Search every hardware × device count × layout; return the winners, the best, the Pareto front.
     Deadline, budget, objective and front compare the estimates at ``confidence`` (confidence.py)."""
