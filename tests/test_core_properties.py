@@ -167,8 +167,11 @@ def test_api_estimate_invariants(model, hw, n, t, usd):
     b = r.memory.breakdown
     parts = (
         b.weights_bytes + b.gradients_bytes + b.optimizer_bytes + b.activations_bytes + b.logits_bytes
-        + b.zero3_buffers_bytes + b.framework_bytes
+        + b.recompute_working_bytes + b.zero3_buffers_bytes
     )  # fmt: skip
+    assert parts == pytest.approx(r.memory.allocated_bytes, rel=1e-12)
+    assert r.memory.reserved_bytes >= r.memory.allocated_bytes
+    parts += b.fragmentation_bytes + b.runtime_context_bytes + b.communicator_bytes
     assert parts == pytest.approx(r.memory.per_device_bytes, rel=1e-12)
     assert r.memory.fits == (r.memory.per_device_bytes <= r.memory.capacity_bytes)
     more = flopcast.estimate(model=model, tokens=t, hardware=hw, devices=2 * n, price_per_hour=usd, precision=precision)

@@ -35,6 +35,7 @@ GPT3 = ModelSpec(
     learned_positions=True,
     biases=True,
     layernorm_bias=True,
+    dropout=True,
 )
 GPT3_TOKENS = 300e9
 
@@ -106,6 +107,7 @@ def _synthetic(params: float) -> ModelArrays:
         tied=zero,
         final_params=zero,
         matmul_params=one * params,
+        dropout=zero,
     )
 
 
@@ -127,12 +129,13 @@ def test_model_states_match_zero_paper_figure_1(zero, expected_gb):
         pp=np.array(1.0),
         dp=np.array(64.0),
         micro_batch=np.array(1.0),
-        micro_batches=np.array(1.0),
+        micro_batches=np.array(2.0),  # gradients accumulate: they are allocated at the peak
         zero=np.array(float(zero)),
         recompute=np.array(0.0),
         interleave=np.array(1.0),
         fused_attention=np.array(1.0),
-        precision="bf16",
+        precision="fp16",  # the paper's setting: fp16 weights and gradients
+        grad_dtype="fp16",
     )
     states = (mem.weights_bytes + mem.gradients_bytes + mem.optimizer_bytes)[0]
     assert states / 1e9 == pytest.approx(expected_gb, abs=0.05)
@@ -146,14 +149,29 @@ def test_mixed_precision_adam_is_16_bytes_per_parameter():
         pp=np.array(1.0),
         dp=np.array(1.0),
         micro_batch=np.array(1.0),
-        micro_batches=np.array(1.0),
+        micro_batches=np.array(2.0),
         zero=np.array(0.0),
         recompute=np.array(0.0),
         interleave=np.array(1.0),
         fused_attention=np.array(1.0),
         precision="bf16",
+        grad_dtype="bf16",
     )
     assert (mem.weights_bytes + mem.gradients_bytes + mem.optimizer_bytes)[0] == pytest.approx(16e9)
+
+
+def test_megatron_fp32_main_grads_are_18_bytes_per_parameter():
+    """Megatron-LM's distributed-optimizer docs: bf16 parameters with fp32 main grads hold 2 + 4 + 12 = 18 bytes
+    per parameter without a distributed optimizer, 6 + 12/d with one (d = data-parallel size)."""
+    kw = dict(
+        tp=np.array(1.0), pp=np.array(1.0), micro_batch=np.array(1.0), micro_batches=np.array(1.0),
+        recompute=np.array(0.0), interleave=np.array(1.0), fused_attention=np.array(1.0), precision="bf16",
+    )
+    plain = memory_per_device(_synthetic(1e9), dp=np.array(1.0), zero=np.array(0.0), **kw)
+    sharded = memory_per_device(_synthetic(1e9), dp=np.array(8.0), zero=np.array(1.0), **kw)
+    states = lambda mem: (mem.weights_bytes + mem.gradients_bytes + mem.optimizer_bytes)[0]  # noqa: E731
+    assert states(plain) == pytest.approx(18e9)
+    assert states(sharded) == pytest.approx((6 + 12 / 8) * 1e9)
 
 
 def test_activation_memory_matches_korthikanti_gpt3_by_hand():

@@ -43,7 +43,7 @@ def _complete(line: str) -> list[str]:
 
 
 def test_fixed_choices_complete():
-    assert _complete("estimate --recompute ") == ["none", "selective", "full"]
+    assert _complete("estimate --recompute ") == ["none", "selective", "op", "attention", "full"]
     assert _complete("plan --objective e") == ["energy"]
     assert _complete("serve --weights ") == ["16", "8", "4"]
     assert _complete("schema p") == ["plan"]

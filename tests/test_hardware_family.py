@@ -140,7 +140,8 @@ def test_fused_attention_follows_the_compute_capability(tmp_path):
         True,
         True,
     ]
-    assert fused_attention_supported(shipped.get("tpu-v4")) and not fused_attention_supported(shipped.get("epyc-9654"))
+    # TPUs fuse in XLA; PyTorch runs SDPA on a CPU as a flash kernel (measured by bench --verify-train)
+    assert fused_attention_supported(shipped.get("tpu-v4")) and fused_attention_supported(shipped.get("epyc-9654"))
 
 
 @pytest.mark.parametrize(

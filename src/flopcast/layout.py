@@ -77,7 +77,7 @@ class Layout(_LayoutFields):
     def short(self) -> str:
         """``8·4·32 mb1 z1 sel v2``: tp·pp·dp (·cp when > 1), micro-batch, ZeRO, recompute, interleave."""
         degrees = "·".join(str(d) for d in (self.tp, self.pp, self.dp)) + (f" cp{self.cp}" if self.cp > 1 else "")
-        recompute = {"none": "", "selective": " sel", "full": " full"}[self.recompute]
+        recompute = {"none": "", "selective": " sel", "full": " full", "op": " op", "attention": " attn"}[self.recompute]
         inter = f" v{self.interleave}" if self.interleave > 1 else ""
         return f"{degrees} mb{self.micro_batch} z{self.zero}{recompute}{inter}"
 
@@ -165,8 +165,13 @@ def check_layout(model, devices: int, layout: Layout | LayoutQuery) -> None:
     for name, value in q.given().items():
         if name == "recompute":
             if value not in RECOMPUTE_NAMES:
+                from flopcast.units import suggest
+
+                close = suggest(str(value), list(RECOMPUTE_NAMES))
+                maybe = f"did you mean {' or '.join(close)}? " if close else ""
                 raise InvalidLayout(
-                    f"{opt(name)}: {value!r} is not a recompute mode", hint="use none, selective or full"
+                    f"{opt(name)}: {value!r} is not a recompute mode",
+                    hint=f"{maybe}use one of {', '.join(RECOMPUTE_NAMES)}",
                 )
         elif name == "zero":
             if value not in ZERO_STAGES:

@@ -57,6 +57,7 @@ class ModelSpec(BaseModel):
     tied_embeddings: bool = False
     learned_positions: bool = False
     biases: bool = False
+    dropout: bool = False  # trained with dropout: its masks are stored for the backward (GPT-3, OPT, BERT)
     layernorm_bias: bool = False
     experts: PositiveInt = 1
     active_experts: PositiveInt = 1

@@ -106,6 +106,23 @@ def parse_precision(precision) -> str:
     return text
 
 
+def parse_grad_dtype(grad_dtype, precision: str = "bf16") -> str | None:
+    """The gradient dtype: a float type at least as wide as 16 bits (None: the precision's convention)."""
+    from flopcast.estimator.memory import GRAD_DTYPE_BYTES, default_grad_dtype
+
+    if grad_dtype is None:
+        return None
+    text = str(getattr(grad_dtype, "value", grad_dtype)).strip().lower()
+    if text in ("auto", ""):
+        return None
+    if text not in GRAD_DTYPE_BYTES:
+        raise InvalidValue(
+            f"{opt('grad_dtype')}: {grad_dtype!r} is not a gradient float type",
+            hint=f"use one of {', '.join(GRAD_DTYPE_BYTES)} (default for {precision}: {default_grad_dtype(precision)})",
+        )
+    return text
+
+
 def layout_query(**options) -> LayoutQuery:
     """The layout options (keywords: the layout record's fields and ``max_tp``; None = searched) as a
     :class:`LayoutQuery`: counts parsed, the recompute mode lower-cased. Range rules: ``check_layout``."""
@@ -147,12 +164,13 @@ class TrainingWorkload(NamedTuple):
     precision: str
     mfu: float | None
     memory_headroom: float = DEFAULT_MEMORY_HEADROOM_FRACTION
+    grad_dtype: str | None = None  # None: the precision's convention (estimator.memory.default_grad_dtype)
 
     def core(self):
         """The core's Workload."""
         from flopcast.estimator.arrays import Workload
 
-        return Workload(self.tokens, self.precision, self.mfu, self.memory_headroom)
+        return Workload(self.tokens, self.precision, self.mfu, self.memory_headroom, self.grad_dtype)
 
 
 def resolve_model(model, seq_len=None, architecture: dict | None = None):
@@ -178,16 +196,25 @@ def resolve_model(model, seq_len=None, architecture: dict | None = None):
 
 
 def training_workload(
-    *, model=None, tokens=None, seq_len=None, precision="bf16", mfu=None, memory_headroom=None, architecture=None
+    *,
+    model=None,
+    tokens=None,
+    seq_len=None,
+    precision="bf16",
+    mfu=None,
+    memory_headroom=None,
+    architecture=None,
+    grad_dtype=None,
 ):
     """Parse the model and token options (bad values raise one-line errors)."""
     n_tokens = parse_count(required(tokens, "tokens", "2T"), what=opt("tokens"))
     prec = parse_precision(precision)
+    grads = parse_grad_dtype(grad_dtype, prec)
     forced = parse_mfu(mfu)
     headroom = parse_memory_headroom(memory_headroom)
     spec = resolve_model(model, seq_len, architecture)
     label = str(model) if isinstance(model, str) else spec.name
-    return TrainingWorkload(spec, label, n_tokens, prec, forced, headroom)
+    return TrainingWorkload(spec, label, n_tokens, prec, forced, headroom, grads)
 
 
 # --- hardware and prices -------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import numpy as np
 
 from flopcast.errors import InvalidLayout, opt
 from flopcast.estimator.arrays import RECOMPUTE_NAMES, LayoutArrays
+from flopcast.estimator.recompute import RECOMPUTE_BY_MEMORY, RECOMPUTE_SEARCHED
 from flopcast.layout import ZERO_STAGES, Layout, LayoutQuery, default_global_batch, divisors
 
 MAX_MICRO_BATCH = 256  # largest micro-batch the search tries (powers of two up to here)
@@ -85,7 +86,7 @@ def enumerate_layouts(
     per_replica = max(gb_target // min(r[2] for r in rows), 1)
     mbs = np.asarray([q.micro_batch], dtype=float) if q.micro_batch else _pow2_upto(min(MAX_MICRO_BATCH, per_replica))
     zeros = np.asarray([q.zero] if q.zero is not None else ZERO_STAGES, dtype=float)
-    recs = np.asarray([RECOMPUTE_NAMES.index(q.recompute)] if q.recompute else range(3), dtype=float)
+    recs = np.asarray([RECOMPUTE_NAMES.index(q.recompute)] if q.recompute else RECOMPUTE_SEARCHED, dtype=float)
     # Cartesian product (rows × micro-batch × zero × recompute) by index arithmetic.
     n_b, n_m, n_z, n_r = len(base), len(mbs), len(zeros), len(recs)
     idx = np.arange(n_b * n_m * n_z * n_r)
@@ -371,7 +372,8 @@ def fit_suggestions(spec, hw, devices: int, layout: Layout, workload, *, params,
     higher = [z for z in ZERO_STAGES if z > layout.zero]
     if layout.dp > 1 and higher:
         first_fit(variants(zero=higher), lambda c: (f"ZeRO stage {c.zero}", f"--zero {c.zero}"), True)
-    more = [r for r in RECOMPUTE_NAMES if RECOMPUTE_NAMES.index(r) > RECOMPUTE_NAMES.index(layout.recompute)]
+    order = RECOMPUTE_BY_MEMORY
+    more = [r for r in order if order.index(r) > order.index(layout.recompute)]
     if more:
         first_fit(
             variants(recompute=more), lambda c: (f"{c.recompute} recomputation", f"--recompute {c.recompute}"), True

@@ -216,7 +216,7 @@ Plot = Annotated[
 # run pays nothing. attach_completion() fits them to the options declared above (and to options a command
 # declares itself, such as serve's --weights and schema's KIND).
 
-RECOMPUTE_CHOICES = ("none", "selective", "full")
+RECOMPUTE_CHOICES = ("none", "selective", "op", "attention", "full")
 OBJECTIVE_CHOICES = ("cost", "time", "energy")
 WEIGHT_BITS_CHOICES = ("16", "8", "4")
 KV_BITS_CHOICES = ("16", "8")

@@ -15,13 +15,17 @@ from typing import NamedTuple
 import numpy as np
 
 from flopcast.errors import InvalidValue, opt
-from flopcast.layout_fields import LAYOUT_FIELDS, LAYOUT_SPECS  # plain data: the layout record, declared once
 
-# Recompute codes (LayoutArrays.recompute).
-RECOMPUTE_NONE = 0
-RECOMPUTE_SELECTIVE = 1  # attention core only (Korthikanti et al. 2022)
-RECOMPUTE_FULL = 2  # whole transformer layer (Chen et al. 2016; Megatron "full")
-RECOMPUTE_NAMES = ("none", "selective", "full")
+# Recompute codes (LayoutArrays.recompute): estimator/recompute.py describes each variant.
+from flopcast.estimator.recompute import (  # noqa: F401  (re-exported: the layout's codes)
+    RECOMPUTE_ATTENTION,
+    RECOMPUTE_FULL,
+    RECOMPUTE_NAMES,
+    RECOMPUTE_NONE,
+    RECOMPUTE_OP,
+    RECOMPUTE_SELECTIVE,
+)
+from flopcast.layout_fields import LAYOUT_FIELDS, LAYOUT_SPECS  # plain data: the layout record, declared once
 
 # Inter-node bandwidth assumed when a profile does not publish one and a group spans nodes:
 # one 100 Gb/s (EDR InfiniBand / 100 GbE) link per device, the slowest common data-centre fabric of the
@@ -60,6 +64,7 @@ class ModelArrays(NamedTuple):
     tied: np.ndarray  # 1.0 when the head shares the input embedding's weights
     final_params: np.ndarray  # final norm
     matmul_params: np.ndarray  # N of 6·N: active layer matmuls + the head (PaLM App. B)
+    dropout: np.ndarray  # 1.0 when the model trains with dropout (its masks are stored), else 0.0
 
     @classmethod
     def from_specs(cls, specs: Sequence, index: np.ndarray | None = None) -> ModelArrays:
@@ -89,6 +94,7 @@ class ModelArrays(NamedTuple):
                 "tied": 1.0 if m.tied_embeddings else 0.0,
                 "final_params": norm,
                 "matmul_params": m.matmul_params,
+                "dropout": 1.0 if m.dropout else 0.0,
             }
             for k, val in row.items():
                 cols[k].append(val)
@@ -110,6 +116,7 @@ class HardwareArrays(NamedTuple):
     fused_attention: np.ndarray  # 1.0 when FlashAttention-style fused attention runs on this device
     gemm_ceiling: np.ndarray  # achievable large-GEMM fraction of peak (efficiency model)
     calibrated: np.ndarray  # 1.0 when the GEMM ceiling comes from runs on this hardware family
+    runtime_allowance: np.ndarray  # 1.0 on device kinds with a CUDA-like runtime (estimator/memory.py)
 
     @classmethod
     def from_profiles(
@@ -128,6 +135,7 @@ class HardwareArrays(NamedTuple):
         device has no bf16, e.g. V100). ``price_per_hour`` overrides the tier's price.
         """
         from flopcast.estimator.efficiency import EfficiencyParams, fused_attention_supported
+        from flopcast.estimator.memory import DEVICE_KINDS_WITH_RUNTIME_ALLOWANCE
 
         params = params or EfficiencyParams.load()
         cols: dict[str, list] = {f: [] for f in cls._fields}
@@ -155,6 +163,7 @@ class HardwareArrays(NamedTuple):
                 "fused_attention": 1.0 if fused_attention_supported(p) else 0.0,
                 "gemm_ceiling": ceiling,
                 "calibrated": 1.0 if calibrated else 0.0,
+                "runtime_allowance": 1.0 if p.kind in DEVICE_KINDS_WITH_RUNTIME_ALLOWANCE else 0.0,
             }
             for k, val in row.items():
                 cols[k].append(val)
@@ -271,6 +280,7 @@ class Workload(NamedTuple):
     precision: str = "bf16"
     mfu_override: float | None = None  # forces model-FLOPs utilisation of the step (DESIGN §7 --mfu)
     memory_headroom: float = 0.0  # fraction of each device's memory a layout must leave free to "fit"
+    grad_dtype: str | None = None  # gradient dtype; None: the precision's convention (memory.default_grad_dtype)
 
 
 class EstimateArrays(NamedTuple):
@@ -288,7 +298,13 @@ class EstimateArrays(NamedTuple):
     activations_bytes: np.ndarray
     logits_bytes: np.ndarray
     zero3_buffer_bytes: np.ndarray
-    framework_bytes: np.ndarray
+    recompute_working_bytes: np.ndarray
+    allocated_bytes: np.ndarray  # the tensors at the peak moment (estimator/memory.py)
+    fragmentation_bytes: np.ndarray  # reserved by the caching allocator beyond what is allocated
+    reserved_bytes: np.ndarray
+    runtime_context_bytes: np.ndarray  # CUDA context etc., outside the allocator
+    communicator_bytes: np.ndarray  # NCCL buffers, outside the allocator
+    peak_at_optimizer_step: np.ndarray  # 1.0 when the peak is at the end of the backward / optimizer step
     memory_bytes: np.ndarray
     fits: np.ndarray  # bool
     # one optimizer step, seconds (critical path of one device)

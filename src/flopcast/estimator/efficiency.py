@@ -64,10 +64,12 @@ def fused_attention_supported(profile) -> bool:
 
     NVIDIA GPUs: by the profile's ``compute_capability`` (≥ 8.0: A100/H100/H200 yes, V100 no). Other
     GPUs: sm80+ is where bf16 tensor cores arrived, so a GPU that publishes a bf16 peak qualifies (V100,
-    sm70, publishes none). TPUs fuse attention in XLA/Pallas kernels. CPUs and other devices materialise
-    the scores.
+    sm70, publishes none). TPUs fuse attention in XLA/Pallas kernels. CPUs: PyTorch (2.2 and later) runs
+    ``scaled_dot_product_attention`` on a CPU as a FlashAttention-style kernel
+    (``aten::_scaled_dot_product_flash_attention_for_cpu``, which saves only the output and the
+    log-sum-exp: ``flopcast bench --verify-train`` measures it). Other devices materialise the scores.
     """
-    if profile.kind == "tpu":
+    if profile.kind in ("tpu", "cpu"):
         return True
     capability = getattr(profile, "compute_capability", None)
     if capability is not None:

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from flopcast.estimator.arrays import RECOMPUTE_FULL, RECOMPUTE_SELECTIVE, ModelArrays
+from flopcast.estimator.arrays import ModelArrays
+from flopcast.estimator.recompute import recomputed_linear_fraction, recomputes_attention_core
 
 FLOPS_PER_MULTIPLY_ADD = 2
 TRAINING_PASSES = 3  # forward + backward (gradients of inputs and of weights) = 3 forward passes
@@ -67,8 +68,8 @@ def recompute_flops_per_token(m: ModelArrays, recompute: np.ndarray) -> np.ndarr
     """FLOPs the recomputed forward adds per token (0 without recomputation)."""
     attention = m.layers * forward_attention_flops_per_token_per_layer(m)
     linear = m.layers * forward_linear_flops_per_token_per_layer(m)
-    return np.where(recompute >= RECOMPUTE_SELECTIVE, attention, 0.0) + np.where(
-        recompute == RECOMPUTE_FULL, linear, 0.0
+    return np.where(recomputes_attention_core(recompute), attention, 0.0) + linear * recomputed_linear_fraction(
+        m, recompute
     )
 
 

@@ -45,7 +45,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from flopcast.estimator.arrays import RECOMPUTE_FULL, RECOMPUTE_SELECTIVE, HardwareArrays, LayoutArrays, ModelArrays
+from flopcast.estimator.arrays import HardwareArrays, LayoutArrays, ModelArrays
 from flopcast.estimator.comms import point_to_point_seconds, ring_bandwidth_bytes_per_s, ring_group
 from flopcast.estimator.efficiency import EfficiencyParams, gemm_efficiency
 from flopcast.estimator.flops import (
@@ -55,11 +55,15 @@ from flopcast.estimator.flops import (
     head_flops_per_token,
 )
 from flopcast.estimator.memory import (
-    LOGITS_BYTES_PER_VOCAB_ENTRY,
     activation_bytes_per_token_per_layer,
     layers_per_stage,
 )
+from flopcast.estimator.recompute import recomputed_linear_fraction, recomputes_attention_core, recomputes_layer_forward
 from flopcast.estimator.roofline import roofline_seconds
+
+# The loss reads and writes the fp32 logits: 4 bytes per vocabulary entry per token per memory pass
+# (Korthikanti et al. 2022, Sec. 4.3, count the logits in fp32).
+LOGITS_TRAFFIC_BYTES_PER_VOCAB_ENTRY = 4.0
 
 # Shoeybi et al. 2019 (Megatron-LM), Fig. 4: two all-reduces in the forward and two in the backward pass
 # of each transformer layer; a recomputed forward repeats the forward two.
@@ -152,12 +156,14 @@ def step_time(
     tokens = mb * m.seq_len  # tokens per micro-batch (shared by the tensor-parallel group)
     micro_batches = lay.global_batch / (dp * mb)
     lps = layers_per_stage(m, pp)
-    full = rec == RECOMPUTE_FULL
+    whole_layer = recomputes_layer_forward(rec)  # every matmul again, with its collectives and gathers
+    linear_again = recomputed_linear_fraction(m, rec)
+    core_again = recomputes_attention_core(rec)
 
     # --- one layer, one micro-batch, one device ---------------------------------------------------
     eta = gemm_efficiency(hw.gemm_ceiling, m.d_model / tp, tokens, params.gemm_half_width)
-    linear_passes = TRAINING_PASSES + full
-    attention_passes = TRAINING_PASSES + (rec >= RECOMPUTE_SELECTIVE)
+    linear_passes = TRAINING_PASSES + linear_again
+    attention_passes = TRAINING_PASSES + core_again
     # Fused causal attention (FlashAttention) skips the blocks above the diagonal: it executes half the
     # conventional attention FLOPs (Dao 2023, FlashAttention-2 Sec. 3.1 "causal masking ... skip"); an
     # unfused kernel computes the whole s × s score matrix and masks it afterwards.
@@ -172,7 +178,8 @@ def step_time(
     )
     weight_bytes = element_bytes * m.layer_matmul_params_active / tp * linear_passes
     matmul_seconds = roofline_seconds(matmul_flops, weight_bytes, peak, bw, eta)
-    elementwise = activation_bytes_per_token_per_layer(m, element_bytes) * (1.0 + RECOMPUTED_TRAFFIC_SHARE * full)
+    elementwise_again = 1.0 + RECOMPUTED_TRAFFIC_SHARE * linear_again
+    elementwise = activation_bytes_per_token_per_layer(m, element_bytes) * elementwise_again
     # Unfused attention writes the s × s scores to memory and reads them back, kernel by kernel
     # (SCORE_TRAFFIC_* below); fused kernels keep them on chip.
     score_bytes = (
@@ -183,7 +190,7 @@ def step_time(
         * (
             SCORE_TRAFFIC_BYTES_FORWARD
             + SCORE_TRAFFIC_BYTES_BACKWARD
-            + SCORE_TRAFFIC_BYTES_FORWARD * (rec >= RECOMPUTE_SELECTIVE)
+            + SCORE_TRAFFIC_BYTES_FORWARD * core_again
         )
     )
     memory_bound_seconds = tokens / tp * (params.memory_passes * elementwise + score_bytes) / bw
@@ -194,14 +201,15 @@ def step_time(
     head_matmul = roofline_seconds(
         tokens * head_flops_per_token(m) / tp, element_bytes * m.head_params / tp * TRAINING_PASSES, peak, bw, head_eta
     )
-    head_seconds = head_matmul + params.memory_passes * tokens * LOGITS_BYTES_PER_VOCAB_ENTRY * m.vocab / tp / bw
+    logits_traffic = tokens * LOGITS_TRAFFIC_BYTES_PER_VOCAB_ENTRY * m.vocab / tp
+    head_seconds = head_matmul + params.memory_passes * logits_traffic / bw
     stage_compute = lps * layer_seconds + head_seconds
 
     # --- communication ------------------------------------------------------------------------------
     dpn, intra, inter = hw.devices_per_node, hw.intra_node_bandwidth_bytes_per_s, hw.inter_node_bandwidth_bytes_per_s
     activation_bytes = element_bytes * tokens * m.d_model
     tp_group = ring_group(tp, 1.0, dpn, intra, inter)
-    tp_count = TP_ALL_REDUCES_PER_LAYER + TP_ALL_REDUCES_PER_RECOMPUTED_FORWARD * full
+    tp_count = TP_ALL_REDUCES_PER_LAYER + TP_ALL_REDUCES_PER_RECOMPUTED_FORWARD * whole_layer
     tp_seconds = lps * tp_count * tp_group.all_reduce_seconds(activation_bytes)
     # The slowest stage, with the layers partitioned to balance the stages (the last one also runs the head).
     balance = stage_balance(m.layers, pp, layer_seconds + tp_seconds / lps, head_seconds)
@@ -220,7 +228,7 @@ def step_time(
     # ZeRO-3: per micro-batch, every layer's weights gathered (2, or 3 with full recompute) and its
     # gradients reduce-scattered: the bandwidth of whole-stage gathers plus one ring latency per layer.
     half = dp_group.gather_seconds(gradient_bytes)  # one reduce-scatter or all-gather of the stage
-    gathers = ZERO3_GATHERS_PER_LAYER + ZERO3_GATHERS_PER_RECOMPUTED_FORWARD * full
+    gathers = ZERO3_GATHERS_PER_LAYER + ZERO3_GATHERS_PER_RECOMPUTED_FORWARD * whole_layer
     collectives = gathers + ZERO3_REDUCE_SCATTERS_PER_LAYER
     zero3_per_micro_batch = collectives * (half + (lps - 1.0) * dp_group.gather_latency_s)
     zero3, zero2 = zero >= 3, zero == 2

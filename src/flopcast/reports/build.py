@@ -67,6 +67,8 @@ def estimate_report(work, hw, devices: int, query, result, params, *, suggestion
     from flopcast.reports import estimate as r
 
     row = result.estimates.row(0)
+    from flopcast.estimator.memory import default_grad_dtype
+
     layout, spec, profile, price = result.layout, work.spec, hw.profile, hw.price
     dh = row["device_hours"]
     by_tier = {name: dh * p.usd_per_device_hour for name, p in sorted(profile.prices_usd_per_device_hour.items())}
@@ -117,6 +119,10 @@ def estimate_report(work, hw, devices: int, query, result, params, *, suggestion
         ),
         memory=r.Memory(
             per_device_bytes=row["memory_bytes"],
+            allocated_bytes=row["allocated_bytes"],
+            reserved_bytes=row["reserved_bytes"],
+            peak_moment="optimizer-step" if row["peak_at_optimizer_step"] > 0.5 else "loss",
+            grad_dtype=work.grad_dtype or default_grad_dtype(work.precision),
             capacity_bytes=profile.memory_bytes,
             fits=row["fits"],
             headroom_bytes=profile.memory_bytes - row["memory_bytes"],
@@ -128,8 +134,11 @@ def estimate_report(work, hw, devices: int, query, result, params, *, suggestion
                 optimizer_bytes=row["optimizer_bytes"],
                 activations_bytes=row["activations_bytes"],
                 logits_bytes=row["logits_bytes"],
+                recompute_working_bytes=row["recompute_working_bytes"],
                 zero3_buffers_bytes=row["zero3_buffer_bytes"],
-                framework_bytes=row["framework_bytes"],
+                fragmentation_bytes=row["fragmentation_bytes"],
+                runtime_context_bytes=row["runtime_context_bytes"],
+                communicator_bytes=row["communicator_bytes"],
             ),
         ),
         time=r.Time(

@@ -90,13 +90,19 @@ class Flops(_Section):
 
 
 class MemoryBreakdown(_Section):
+    """What the fullest device holds at its peak moment (estimator/memory.py): the tensors (they sum to
+    ``allocated_bytes``), then what the runtime adds."""
+
     weights_bytes: float
-    gradients_bytes: float
+    gradients_bytes: float = Field(description="allocated at the peak (0 when it precedes transient gradients)")
     optimizer_bytes: float
     activations_bytes: float
-    logits_bytes: float
+    logits_bytes: float = Field(description="the loss's working set, 12 B per vocabulary entry per token")
+    recompute_working_bytes: float = Field(0.0, description="one checkpointed layer's re-run forward")
     zero3_buffers_bytes: float
-    framework_bytes: float
+    fragmentation_bytes: float = Field(0.0, description="reserved by the caching allocator beyond allocated")
+    runtime_context_bytes: float = Field(0.0, description="CUDA context and kernels, outside the allocator")
+    communicator_bytes: float = Field(0.0, description="NCCL buffers, one communicator per parallel group")
 
     def labelled(self) -> list[tuple[str, float]]:
         """(display label, bytes) per part, in report order: what the table and the plot show."""
@@ -105,14 +111,21 @@ class MemoryBreakdown(_Section):
             ("gradients", self.gradients_bytes),
             ("optimizer states", self.optimizer_bytes),
             ("activations", self.activations_bytes),
-            ("logits", self.logits_bytes),
+            ("loss (logits)", self.logits_bytes),
+            ("recomputed layer", self.recompute_working_bytes),
             ("ZeRO-3 gather buffers", self.zero3_buffers_bytes),
-            ("framework allowance", self.framework_bytes),
+            ("allocator fragmentation", self.fragmentation_bytes),
+            ("CUDA context", self.runtime_context_bytes),
+            ("NCCL buffers", self.communicator_bytes),
         ]
 
 
 class Memory(_Section):
-    per_device_bytes: float = Field(description="the fullest device (first or last pipeline stage)")
+    per_device_bytes: float = Field(description="the fullest device (first or last pipeline stage): reserved + runtime")
+    allocated_bytes: float = Field(0.0, description="tensors at the peak (torch.cuda.max_memory_allocated)")
+    reserved_bytes: float = Field(0.0, description="allocated + fragmentation (torch.cuda.max_memory_reserved)")
+    peak_moment: str = Field("loss", description="loss (start of the backward) or optimizer-step")
+    grad_dtype: str = Field("fp32", description="gradient dtype (memory and the gradient all-reduce)")
     capacity_bytes: float
     fits: bool = Field(description="per_device_bytes ≤ usable_bytes")
     headroom_bytes: float = Field(description="capacity_bytes − per_device_bytes: the margin left")
