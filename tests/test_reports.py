@@ -68,7 +68,7 @@ def saved(tmp_path_factory):
 def test_saved_json_carries_kind_and_versions(saved, kind):
     doc = strict_json(saved[kind][0].read_text())
     assert doc["report"] == kind
-    assert doc["schema_version"] == "1.0" and re.fullmatch(r"\d+\.\d+\.\d+.*", doc["flopcast_version"])
+    assert doc["schema_version"] == "2.0" and re.fullmatch(r"\d+\.\d+\.\d+.*", doc["flopcast_version"])
 
 
 @pytest.mark.parametrize("kind", list(COMMANDS))
@@ -208,14 +208,14 @@ def test_bad_files_are_one_line_and_exit_2(tmp_path, saved, one_line_error):
     tampered = tmp_path / "tampered.json"
     tampered.write_text(json.dumps(doc))
     future = tmp_path / "future.json"
-    future.write_text(json.dumps({**strict_json(saved["estimate"][0].read_text()), "schema_version": "2.0"}))
+    future.write_text(json.dumps({**strict_json(saved["estimate"][0].read_text()), "schema_version": "9.0"}))
     cases = [
         (tmp_path / "missing.json", "no such file"),
         (not_json, "not JSON"),
         (listing, "not a flopcast report"),
         (unknown, "unknown report kind 'forecast'"),
         (tampered, "time.wall_clock_seconds"),
-        (future, "schema version 2.0"),
+        (future, "schema version 9.0"),
     ]
     for path, needle in cases:
         result = run("report", path)

@@ -36,6 +36,7 @@ def estimate(
     profiles=None,
     seq_len=None,
     memory_headroom=None,
+    grad_dtype=None,
     **options,
 ):
     """Estimate one training job; returns an :class:`~flopcast.reports.estimate.EstimateReport`.
@@ -46,6 +47,7 @@ def estimate(
     ``interleave``, ...: flopcast.layout_fields); each left None is searched. ``price_tier`` None means
     on-demand where listed (:func:`flopcast.request.price_for`). ``memory_headroom``: the fraction of each
     device's memory a layout must leave free to fit (default 0.10, ``request.DEFAULT_MEMORY_HEADROOM_FRACTION``).
+    ``grad_dtype``: fp32, bf16, fp16 (None: fp32 main grads for bf16/fp8, as Megatron-LM; fp16 for fp16).
     """
     from flopcast import request
     from flopcast.estimator.efficiency import EfficiencyParams
@@ -54,7 +56,7 @@ def estimate(
     layout, architecture = request.split_options(options)
     work = request.training_workload(
         model=model, tokens=tokens, seq_len=seq_len, precision=precision, mfu=mfu, memory_headroom=memory_headroom,
-        architecture=architecture,
+        architecture=architecture, grad_dtype=grad_dtype,
     )  # fmt: skip
     n_devices = parse_int(request.required(devices, "devices", "256"), what=opt("devices"))
     query = request.layout_query(**layout)

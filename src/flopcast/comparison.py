@@ -39,6 +39,7 @@ def compare(
     params=None,
     memory_headroom=None,
     confidence=None,
+    grad_dtype=None,
     **architecture,
 ):
     """One workload on every (or the named) hardware at ``devices`` or, with ``deadline``, at the fewest
@@ -75,7 +76,7 @@ def compare(
         )
     work = request.training_workload(
         model=model, tokens=tokens, seq_len=seq_len, precision=precision, memory_headroom=memory_headroom,
-        architecture=architecture,
+        architecture=architecture, grad_dtype=grad_dtype,
     )  # fmt: skip
     gb = request.optional_int(global_batch, "global_batch")
     chosen = request.resolve_hardware_list(hardware, profiles)

@@ -77,7 +77,8 @@ class Layout(_LayoutFields):
     def short(self) -> str:
         """``8·4·32 mb1 z1 sel v2``: tp·pp·dp (·cp when > 1), micro-batch, ZeRO, recompute, interleave."""
         degrees = "·".join(str(d) for d in (self.tp, self.pp, self.dp)) + (f" cp{self.cp}" if self.cp > 1 else "")
-        recompute = {"none": "", "selective": " sel", "full": " full", "op": " op", "attention": " attn"}[self.recompute]
+        short = {"none": "", "selective": " sel", "full": " full", "op": " op", "attention": " attn"}
+        recompute = short[self.recompute]
         inter = f" v{self.interleave}" if self.interleave > 1 else ""
         return f"{degrees} mb{self.micro_batch} z{self.zero}{recompute}{inter}"
 

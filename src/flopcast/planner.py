@@ -138,6 +138,7 @@ def search(
     params=None,
     confidence: str = "p50",
     memory_headroom: float = DEFAULT_MEMORY_HEADROOM_FRACTION,  # fraction of each device's memory kept free
+    grad_dtype: str | None = None,  # None: the precision's convention (estimator.memory.default_grad_dtype)
 ) -> PlanResult:
     """Search every hardware × device count × layout; return the winners, the best, the Pareto front.
     Deadline, budget, objective and front compare the estimates at ``confidence`` (confidence.py)."""
@@ -151,7 +152,7 @@ def search(
     params = params or EfficiencyParams.load()
     limit = DEFAULT_MAX_DEVICES if max_devices is None else max_devices
     marr = ModelArrays.from_specs([spec])
-    workload = Workload(tokens=tokens, precision=precision, memory_headroom=memory_headroom)
+    workload = Workload(tokens=tokens, precision=precision, memory_headroom=memory_headroom, grad_dtype=grad_dtype)
     cache = CandidateCache(spec, LayoutQuery(global_batch=global_batch))
     hardware, skipped, sweeps = [], {}, []
     searched_max = limit
@@ -320,6 +321,7 @@ def plan(
     params=None,
     confidence=None,
     memory_headroom=None,
+    grad_dtype=None,
     **architecture,
 ):
     """Search hardware × device count × layout under the constraints; returns a
@@ -338,7 +340,7 @@ def plan(
     deadline_s, budget_usd, limit = parse_constraints(deadline, budget, max_devices)
     work = request.training_workload(
         model=model, tokens=tokens, seq_len=seq_len, precision=precision, memory_headroom=memory_headroom,
-        architecture=architecture,
+        architecture=architecture, grad_dtype=grad_dtype,
     )  # fmt: skip
     gb = request.optional_int(global_batch, "global_batch")
     chosen = request.resolve_hardware_list(hardware, profiles)
@@ -349,7 +351,7 @@ def plan(
         spec, chosen, work.tokens, objective=objective, deadline_seconds=deadline_s, budget_usd=budget_usd,
         max_devices=limit, price_tier=price_tier, precision=work.precision, global_batch=gb, params=params,
         confidence=confidence,
-        memory_headroom=work.memory_headroom,
+        memory_headroom=work.memory_headroom, grad_dtype=work.grad_dtype,
     )  # fmt: skip
     pts = result.points
     warnings, best_report = [], None

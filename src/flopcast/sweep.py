@@ -62,6 +62,7 @@ def sweep_estimate(
     profiles=None,
     seq_len=None,
     memory_headroom=None,
+    grad_dtype=None,
     **options,
 ):
     """Estimate the job at every device count of ``sweep``; returns a :class:`~flopcast.reports.sweep.SweepReport`.
@@ -86,7 +87,7 @@ def sweep_estimate(
     counts = power_of_two_counts(lo, hi)
     work = request.training_workload(
         model=model, tokens=tokens, seq_len=seq_len, precision=precision, mfu=mfu, memory_headroom=memory_headroom,
-        architecture=architecture,
+        architecture=architecture, grad_dtype=grad_dtype,
     )  # fmt: skip
     query = request.layout_query(**layout)
     spec = work.spec

@@ -18,7 +18,18 @@ from flopcast.cli.common import (
     preflight_plot,
     render_to_text,
 )
-from flopcast.cli.options import ForceOutputOrProfile, Format, Output, Plot, Quiet
+from flopcast.cli.options import (
+    ForceOutputOrProfile,
+    Format,
+    GradDtype,
+    Hardware,
+    Model,
+    Output,
+    Plot,
+    Precision,
+    Profiles,
+    Quiet,
+)
 
 
 @app.command("bench")
@@ -45,6 +56,19 @@ def bench(
     verify: bool = typer.Option(
         True, "--verify/--no-verify", help="Train a real model and compare its predicted and measured time."
     ),
+    verify_train: bool = typer.Option(
+        False, "--verify-train",
+        help="Train a PyTorch transformer (--model, scaled to this device) under every recompute mode and compare "
+        "its measured peak memory and step time with flopcast's prediction (needs flopcast[torch]).",
+    ),  # fmt: skip
+    model: Model = None,
+    verify_scale: str | None = typer.Option(
+        None, "--verify-scale", metavar="N", help="--verify-train: divide the width by N (default: the smallest fit)."
+    ),
+    precision: Precision = None,
+    grad_dtype: GradDtype = None,
+    hardware: Hardware = None,
+    profiles: Profiles = None,
     save_profile: str | None = typer.Option(
         None, "--save-profile", metavar="NAME", help="Save this machine as hardware profile NAME (user dir)."
     ),
@@ -62,6 +86,17 @@ def bench(
 
     n_threads = parse_int(threads, what="--threads") if threads is not None else None
     dev = plan.parse_device(device)
+    if verify_train:  # the PyTorch transformer verify: flopcast.cli.bench_train_view
+        from flopcast.cli.bench_train_view import run_train_verify
+
+        preflight_output(output, force)
+        scale_n = parse_int(verify_scale, what="--verify-scale") if verify_scale is not None else None
+        run_train_verify(
+            model=model, device=dev, precision=precision, grad_dtype=grad_dtype, hardware=hardware,
+            profiles=profiles, scale=scale_n, steps=2 if quick else 3, fmt=fmt, output=output, force=force,
+            quiet=quiet,
+        )  # fmt: skip
+        return
     dtypes = plan.parse_dtypes(dtype, dev)
     size_bytes = parse_bytes(size, what="--size") if size is not None else None
     scale = parse_count(size_scale, what="--size-scale")

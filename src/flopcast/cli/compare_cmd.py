@@ -17,6 +17,7 @@ from flopcast.cli.options import (
     Force,
     Format,
     GlobalBatch,
+    GradDtype,
     HardwareList,
     MaxDevices,
     MemoryHeadroom,
@@ -103,6 +104,7 @@ def compare_command(
     price_tier: PriceTier = None,
     precision: Precision = "bf16",
     memory_headroom: MemoryHeadroom = None,
+    grad_dtype: GradDtype = None,
     global_batch: GlobalBatch = None,
     architecture: dict = None,  # one option per architecture field: cli.options.with_architecture_options
     seq_len: SeqLen = None,
@@ -120,6 +122,7 @@ def compare_command(
     preflight_plot(plot, force)
     work = workload(model, tokens, seq_len, precision, global_batch, **architecture)
     work["memory_headroom"] = memory_headroom
+    work["grad_dtype"] = grad_dtype
     with interruptible():
         report = compare(
             **work,

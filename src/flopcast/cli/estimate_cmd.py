@@ -18,6 +18,7 @@ from flopcast.cli.options import (
     Devices,
     Force,
     Format,
+    GradDtype,
     Hardware,
     MemoryHeadroom,
     Model,
@@ -61,6 +62,7 @@ def estimate_command(
     layout: dict = None,  # one option per layout field: cli.options.with_layout_options
     precision: Precision = "bf16",
     memory_headroom: MemoryHeadroom = None,
+    grad_dtype: GradDtype = None,
     mfu: Mfu = None,
     price_tier: PriceTier = None,
     price_per_hour: PricePerHour = None,
@@ -164,7 +166,9 @@ def estimate_tables(r) -> list:
         _gb(m.per_device_bytes),
         f"of {_gb(m.capacity_bytes)}"
         + (f" ({_gb(m.usable_bytes)} usable, {m.headroom_fraction:.0%} headroom)" if m.headroom_fraction else "")
-        + f": {'fits' if m.fits else 'DOES NOT FIT'}",
+        + f": {'fits' if m.fits else 'DOES NOT FIT'}"
+        + f"; peak at the {'optimizer step' if m.peak_moment == 'optimizer-step' else 'loss'}, "
+        f"{_gb(m.allocated_bytes)} allocated, {_gb(m.reserved_bytes)} reserved, grads {m.grad_dtype}",
     )
     summary.add_row(
         "step time",

@@ -44,6 +44,11 @@ Tokens = Annotated[
 Precision = Annotated[
     str, typer.Option("--precision", metavar="DTYPE", help="Training precision: bf16, fp16, fp8, tf32, fp32, fp64.")
 ]
+GradDtype = Annotated[
+    str | None,
+    _value("--grad-dtype", metavar="DTYPE",
+           help="Gradient dtype: fp32, bf16, fp16 (default fp32 for bf16/fp8, as Megatron-LM; fp16 for fp16)."),
+]  # fmt: skip
 MemoryHeadroom = Annotated[
     str | None,
     _value("--memory-headroom", metavar="FRACTION",

@@ -19,6 +19,7 @@ from flopcast.cli.options import (
     Force,
     Format,
     GlobalBatch,
+    GradDtype,
     HardwareList,
     MaxDevices,
     MemoryHeadroom,
@@ -166,6 +167,7 @@ def plan_command(
     price_tier: PriceTier = None,
     precision: Precision = "bf16",
     memory_headroom: MemoryHeadroom = None,
+    grad_dtype: GradDtype = None,
     global_batch: GlobalBatch = None,
     architecture: dict = None,  # one option per architecture field: cli.options.with_architecture_options
     seq_len: SeqLen = None,
@@ -187,6 +189,7 @@ def plan_command(
     preflight_plot(plot, force)
     work = workload(model, tokens, seq_len, precision, global_batch, **architecture)
     work["memory_headroom"] = memory_headroom
+    work["grad_dtype"] = grad_dtype
     with interruptible():
         report = plan(
             **work,

@@ -207,8 +207,8 @@ def runtime_allowance(
 
 class MemoryArrays(NamedTuple):
     """Bytes on the fullest device at its peak moment. weights + gradients + optimizer + activations + logits +
-    recompute_working + zero3_buffers = allocated; allocated + fragmentation of what churns each step = reserved; reserved +
-    runtime_context + communicators = total (what must fit)."""
+    recompute_working + zero3_buffers = allocated; allocated + fragmentation of what churns each step =
+    reserved; reserved + runtime_context + communicators = total (what must fit)."""
 
     weights_bytes: np.ndarray
     gradients_bytes: np.ndarray  # allocated at the peak moment (0 when the peak precedes transient gradients)

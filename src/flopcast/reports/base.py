@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from flopcast._version import __version__
 
 # Bump when a report's fields change incompatibly (a removed or renamed field, a changed unit).
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "2.0"  # 2.0: the estimate's memory breakdown replaced framework_bytes by its parts
 
 
 class ReportBase(BaseModel):

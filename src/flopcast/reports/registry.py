@@ -27,6 +27,11 @@ REPORTS: dict[str, tuple[str, str, str]] = {
     "serve": ("flopcast.reports.serve", "ServeReport", "inference memory, latency, tokens/s, cost per 1M tokens"),
     "validate": ("flopcast.reports.validate", "ValidateReport", "backtest against published training runs"),
     "bench": ("flopcast.reports.bench", "BenchReport", "local roofline, GEMM check and predicted vs measured"),
+    "bench-train": (
+        "flopcast.reports.bench_train",
+        "TrainVerifyReport",
+        "bench --verify-train: a PyTorch transformer's measured vs predicted memory and step time",
+    ),
 }
 
 # Catalogue documents (no `report` field, no versions): kind -> one-line description.
