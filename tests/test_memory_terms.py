@@ -69,6 +69,14 @@ def test_transient_gradients_are_absent_at_the_loss_and_main_grads_are_not():
     assert float(accumulating.gradients_bytes[0]) == pytest.approx(2 * params)
 
 
+def test_zero3_defaults_to_16_bytes_per_parameter_sharded():
+    """ZeRO-3 (DeepSpeed 2 + 2 + 12, FSDP2 4 + 4 + 8): 16 B per parameter over dp = 64 ranks."""
+    mem = _mem(L8, zero=np.array(3.0), dp=np.array(64.0), micro_batches=np.array(2.0))
+    params = float(mem.params_per_device[0])
+    states = float(mem.weights_bytes[0] + mem.gradients_bytes[0] + mem.optimizer_bytes[0])
+    assert states == pytest.approx(16 * params / 64)
+
+
 def test_the_optimizer_step_is_the_peak_when_activations_are_small():
     """A 1-token-per-step toy: the activations are tiny, so the peak is states + all gradients."""
     tiny = L8.model_copy(update={"seq_len": 1, "vocab": 256})

@@ -23,7 +23,7 @@ COMMANDS = {
 # Text every figure must show: its subject and the axis labels with their units.
 LABELS = {
     "estimate": ["seconds per optimizer step", "GB per device", "llama-2-7b on 256 × a100-80gb", "Memory"],
-    "sweep": ["wall-clock (days)", "cost (USD", "devices", "P10–P90", "does not fit", "linear scaling from 32"],
+    "sweep": ["wall-clock (days)", "cost (USD", "devices", "P10–P90", "does not fit", "linear scaling from 16"],
     "compare": ["wall-clock (days; bars: P10–P90)", "cost (USD; bars: P10–P90)", "h100-80gb", "ranked by cost"],
     "plan": ["wall-clock (days)", "cost (USD)", "Pareto front", "best (cost"],
     "validate": ["predicted / reported", "published runs", "trust-A"],

@@ -47,7 +47,8 @@ Precision = Annotated[
 GradDtype = Annotated[
     str | None,
     _value("--grad-dtype", metavar="DTYPE",
-           help="Gradient dtype: fp32, bf16, fp16 (default fp32 for bf16/fp8, as Megatron-LM; fp16 for fp16)."),
+           help="Gradient dtype: fp32, bf16, fp16 (default: fp32 main grads for bf16/fp8 under ZeRO 0-1, "
+                "as Megatron-LM; 16-bit under ZeRO 2-3 and for fp16)."),
 ]  # fmt: skip
 MemoryHeadroom = Annotated[
     str | None,

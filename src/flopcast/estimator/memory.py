@@ -115,10 +115,15 @@ def model_state_bytes_per_param(precision: str, grad_dtype: str | None = None) -
     return WEIGHT_BYTES_PER_PARAM_MIXED, grad, OPTIMIZER_BYTES_PER_PARAM_MIXED
 
 
-def default_grad_dtype(precision: str) -> str:
-    """Megatron-LM's convention: bf16 (and fp8, whose master weights and gradients are bf16-trained) accumulate
-    gradients in fp32; fp16 keeps fp16 gradients (``accumulate_allreduce_grads_in_fp32`` is off by default);
-    full-precision training keeps gradients in the weights' dtype."""
+def default_grad_dtype(precision: str, zero: int = 0) -> str:
+    """The conventions of the frameworks that run each ZeRO stage. ZeRO 0-1 (Megatron-LM, its distributed
+    optimizer): bf16 (and fp8, whose master weights and gradients are bf16-trained) accumulate gradients in
+    fp32 main grads; fp16 keeps fp16 gradients (``accumulate_allreduce_grads_in_fp32`` is off by default).
+    ZeRO 2-3 (DeepSpeed; PyTorch FSDP2): 16-bit gradients — FSDP2 keeps fp32 sharded parameters and gradients
+    with no separate master copy, 4 + 4 + 8 = the same 16 B per parameter as DeepSpeed's 2 + 2 + 12.
+    Full-precision training keeps gradients in the weights' dtype."""
+    if zero >= 2 and precision not in ("fp32", "tf32", "fp64"):
+        return "fp16" if precision == "fp16" else "bf16"
     if precision in ("fp32", "tf32"):
         return "fp32"
     if precision == "fp64":
@@ -246,6 +251,9 @@ def memory_per_device(
     """Bytes on the fullest device: the first pipeline stage (embedding + in-flight activations) or the
     last (output head + the loss); with one stage they are the same device."""
     w_b, g_b, o_b = model_state_bytes_per_param(precision, grad_dtype)
+    if grad_dtype is None:  # the convention of the ZeRO stage's frameworks (default_grad_dtype), per row
+        sharded = model_state_bytes_per_param(precision, default_grad_dtype(precision, zero=3))[1]
+        g_b = np.where(zero >= 2, sharded, g_b)
     persistent_grads = g_b > w_b  # a main-grad buffer; otherwise PyTorch's transient .grad tensors
     element = activation_bytes_per_element(precision)
     lps = layers_per_stage(m, pp)

@@ -122,7 +122,7 @@ def estimate_report(work, hw, devices: int, query, result, params, *, suggestion
             allocated_bytes=row["allocated_bytes"],
             reserved_bytes=row["reserved_bytes"],
             peak_moment="optimizer-step" if row["peak_at_optimizer_step"] > 0.5 else "loss",
-            grad_dtype=work.grad_dtype or default_grad_dtype(work.precision),
+            grad_dtype=work.grad_dtype or default_grad_dtype(work.precision, layout.zero),
             capacity_bytes=profile.memory_bytes,
             fits=row["fits"],
             headroom_bytes=profile.memory_bytes - row["memory_bytes"],
