@@ -52,7 +52,8 @@ SPEC = resolve_model("llama-2-7b")  # 32 layers, 32 heads
     ("query", "devices", "fragment"),
     [
         (LayoutQuery(tp=3), 64, "does not divide the 32 attention heads"),
-        (LayoutQuery(pp=3), 64, "layers are not divisible"),
+        (LayoutQuery(pp=33), 64, "more pipeline stages than the model's 32 layers"),
+        (LayoutQuery(pp=3, interleave=2), 64, "split evenly"),
         (LayoutQuery(tp=8, pp=4, dp=3), 64, "= 96 but"),
         (LayoutQuery(tp=8, pp=16), 64, "does not divide"),
         (LayoutQuery(dp=8, micro_batch=4, global_batch=100), 64, "not divisible by dp × micro-batch"),

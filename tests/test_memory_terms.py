@@ -126,3 +126,17 @@ def test_unknown_recompute_mode_suggests_the_names():
     with pytest.raises(InvalidLayout) as info:
         flopcast.estimate(model="7B", tokens="1T", devices=8, recompute="selectve")
     assert "selective" in str(info.value.hint)
+
+
+def test_uneven_pipeline_stages_hold_the_ceiling_of_layers_per_stage():
+    """Llama 3 ran 126 layers on 16 stages (Dubey et al. 2024, Sec. 3.3.2): the fullest stage holds ⌈126/16⌉ = 8
+    layers, as many as a 128-layer model's stages — so its first stage's weights are the same."""
+    kw = dict(tokens="15T", hardware="h100-80gb", devices=2048, tp=8, pp=16, dp=16, zero=1, recompute="full",
+              micro_batch=1, global_batch=256)  # fmt: skip
+    from flopcast.presets import get_preset
+
+    spec = get_preset("llama-3.1-405b")
+    l405 = flopcast.estimate(model=spec, **kw)
+    padded = flopcast.estimate(model=spec.model_copy(update={"layers": 128}), **kw)
+    assert l405.parallelism.pp == 16
+    assert l405.memory.breakdown.weights_bytes == pytest.approx(padded.memory.breakdown.weights_bytes)

@@ -156,7 +156,8 @@ def check_layout(model, devices: int, layout: Layout | LayoutQuery) -> None:
     is applied to the fields it needs, so a query that passes has a valid completion unless the search finds
     none (then it says so). The rules:
       * degrees ≥ 1, ZeRO stage 0–3, a known recompute mode; cp and ep are 1 (not modelled yet);
-      * tp divides the attention heads; pp divides the layers;
+      * tp divides the attention heads; pp is at most the layers (uneven stages allowed: the fullest holds
+        ⌈L/pp⌉, as Llama 3 ran 126 layers on 16 stages, Dubey et al. 2024 Sec. 3.3.2);
       * the degrees given divide the device count, and equal it when all are given;
       * the global batch is a multiple of dp × micro-batch (of each, when only one is given);
       * interleave > 1 needs pp > 1, the layers per stage divisible by it, and (Megatron-LM's interleaved
@@ -191,16 +192,22 @@ def check_layout(model, devices: int, layout: Layout | LayoutQuery) -> None:
             f"{opt('tp')} {tp} does not divide the {model.heads} attention heads",
             hint=f"use one of {_listed(d for d in divisors(model.heads) if d <= devices)}",
         )
-    if pp is not None and model.layers % pp:
+    if pp is not None and pp > model.layers:
         raise InvalidLayout(
-            f"{opt('pp')} {pp}: the {model.layers} layers are not divisible by {pp} pipeline stages",
-            hint=f"use one of {_listed(d for d in divisors(model.layers) if d <= devices)}",
+            f"{opt('pp')} {pp}: more pipeline stages than the model's {model.layers} layers",
+            hint=f"use at most {model.layers}",
         )
     if v is not None and v > 1:
         if pp == 1 or (pp is None and devices == 1):
             raise InvalidLayout(
                 f"{opt('interleave')} {v} needs pipeline parallelism ({opt('pp')} > 1)",
                 hint=f"drop {opt('interleave')} or give {opt('pp')}",
+            )
+        if pp is not None and model.layers % pp:
+            raise InvalidLayout(
+                f"{opt('interleave')} {v} needs the {model.layers} layers split evenly over the {pp} stages",
+                hint=f"use {opt('pp')} {_listed(d for d in divisors(model.layers) if d <= devices)} or drop "
+                f"{opt('interleave')}",
             )
         if pp is not None and (model.layers // pp) % v:
             raise InvalidLayout(

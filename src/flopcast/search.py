@@ -71,6 +71,8 @@ def enumerate_layouts(
     for tp in tps:
         if devices % tp:
             continue
+        # the search keeps to even stages (what published runs used: searching uneven ones too moved the
+        # backtest's leave-one-out median 13.3% -> 14.8%); an uneven --pp is taken when given
         pps = [q.pp] if q.pp else [p for p in divisors(model.layers) if (devices // tp) % p == 0]
         for pp in pps:
             if devices % (tp * pp):
@@ -134,7 +136,8 @@ def enumerate_layouts(
 def _interleave_rows(layers: int, pp: np.ndarray, micro_batches: np.ndarray, fixed: int | None):
     """None when every row keeps v = 1; else (row index, v) for each valid (row, v) pair.
 
-    v must divide the layers of a stage, and with v > 1 the micro-batches per step must be a multiple of pp
+    v must divide the layers of a stage (the stages even), and with v > 1 the micro-batches per step must be a
+    multiple of pp
     (INTERLEAVE_CHOICES)."""
     choices = (fixed,) if fixed is not None else INTERLEAVE_CHOICES
     if choices == (1,) or not np.any(pp > 1):
@@ -142,7 +145,8 @@ def _interleave_rows(layers: int, pp: np.ndarray, micro_batches: np.ndarray, fix
     per_stage = np.ceil(layers / np.maximum(pp, 1.0))
     rows, values = [], []
     for v in choices:
-        ok = np.ones(len(pp), dtype=bool) if v == 1 else (pp > 1) & (np.fmod(per_stage, v) == 0)
+        even = np.fmod(layers, np.maximum(pp, 1.0)) == 0  # the interleaved schedule needs even stages
+        ok = np.ones(len(pp), dtype=bool) if v == 1 else (pp > 1) & even & (np.fmod(per_stage, v) == 0)
         if v > 1:
             ok &= np.fmod(micro_batches, pp) == 0
         idx = np.flatnonzero(ok)
