@@ -33,6 +33,7 @@ class ServeInputs(_Part):
     output_tokens: int
     price_tier: str | None = None
     price_per_hour_usd: float | None = None
+    runtime: str = Field(description="serving runtime id (flopcast/data/runtimes.yaml); default by device kind")
 
 
 class ServeModel(_Part):
@@ -91,6 +92,39 @@ class ServeHardware(_Part):
         )
 
 
+class ServeRuntime(_Part):
+    id: str
+    name: str
+    device_kind: str = Field(description="the device kind the runtime's values are for (gpu, cpu, tpu)")
+    weight_bits: list[int] = Field(description="weight formats the runtime has kernels for")
+    stream_fraction: float = Field(description="share of datasheet bandwidth a streaming kernel reaches (1: measured)")
+    bandwidth_fraction: dict[str, float] = Field(description="per weight bits: share of the stream decode reaches")
+    kernels_per_forward: float
+    gap_seconds_per_kernel: float = Field(description="device time per kernel beyond its bytes and FLOPs")
+    launch_seconds_per_kernel: float = Field(description="host time per kernel launch")
+    seconds_per_forward: float = Field(description="fixed host time per forward pass")
+    host_overlaps_device: bool = Field(description="true on GPU/TPU (async launches): step = max(device, host)")
+    sources: dict[str, str]
+
+    @classmethod
+    def of(cls, runtime, layers: int, measured: bool) -> ServeRuntime:
+        """From a flopcast.runtimes.RuntimeProfile, for a model of ``layers`` layers."""
+        return cls(
+            id=runtime.id,
+            name=runtime.name,
+            device_kind=runtime.kind,
+            weight_bits=list(runtime.weight_bits),
+            stream_fraction=1.0 if measured else runtime.stream_fraction,
+            bandwidth_fraction={str(b): f for b, f in runtime.bandwidth_fraction.items()},
+            kernels_per_forward=runtime.kernels_per_forward(layers),
+            gap_seconds_per_kernel=runtime.gap_seconds_per_kernel,
+            launch_seconds_per_kernel=runtime.launch_seconds_per_kernel,
+            seconds_per_forward=runtime.seconds_per_forward,
+            host_overlaps_device=runtime.host_overlaps_device(),
+            sources=dict(runtime.sources),
+        )
+
+
 class ServeMemory(_Part):
     weights_bytes: float = Field(description="all weights, all devices, including quantization scales")
     quantization_overhead_bytes: float = Field(description="group-wise scales and zero points inside weights_bytes")
@@ -110,6 +144,7 @@ class ServePrefill(_Part):
     bound: str = Field(description="compute or memory")
     communication_seconds: float
     matmul_efficiency: float = Field(description="fraction of peak the prompt's matmuls reach (fitted GEMM curve)")
+    overhead_seconds: float = Field(description="the runtime's fixed cost of the forward pass that shows")
 
 
 class ServeDecode(_Part):
@@ -123,6 +158,8 @@ class ServeDecode(_Part):
     ridge_batch: float | None = Field(description="batch at which decode turns compute bound; None = never")
     communication_seconds_per_token: float
     matmul_efficiency: float = Field(description="fraction of peak a step's matmuls reach (fitted GEMM curve)")
+    bandwidth_efficiency: float = Field(description="share of the profile's bandwidth a step reaches")
+    overhead_seconds_per_token: float = Field(description="the runtime's fixed cost of a step that shows")
 
 
 class ServeCost(_Part):
@@ -161,6 +198,7 @@ class ServeReport(ReportBase):
     request_seconds: float
     output_tokens_per_second: float
     cost: ServeCost
+    runtime: ServeRuntime
     variants: list[ServeVariant]
     assumptions: list[str]
 
@@ -213,6 +251,7 @@ def build_variant(
             bound="compute" if g["prefill_compute_bound"] else "memory",
             communication_seconds=g["prefill_comm_seconds"],
             matmul_efficiency=g["prefill_matmul_efficiency"],
+            overhead_seconds=g["prefill_overhead_seconds"],
         ),
         decode=ServeDecode(
             seconds_per_token=step,
@@ -225,6 +264,8 @@ def build_variant(
             ridge_batch=None if math.isinf(ridge) else ridge,
             communication_seconds_per_token=g["step_comm_seconds"],
             matmul_efficiency=g["decode_matmul_efficiency"],
+            bandwidth_efficiency=g["bandwidth_efficiency"],
+            overhead_seconds_per_token=g["step_overhead_seconds"],
         ),
         request_seconds=g["request_seconds"],
         output_tokens_per_second=g["output_tokens_per_second"],
@@ -284,6 +325,8 @@ ROW_LABELS = [
     "tokens/s total (batch)",
     "decode bound",
     "batch where decode turns compute bound",
+    "decode bandwidth (share of profile's)",
+    "runtime fixed cost / token",
     "all-reduce time / token",
     "request latency (prefill + decode)",
     "cost / 1M output tokens",
@@ -310,6 +353,8 @@ def _column(v: ServeVariant) -> list[str]:
         _rate(d.total_tokens_per_second),
         d.bound,
         _ridge(d.ridge_batch),
+        f"{d.bandwidth_efficiency:.0%}",
+        _seconds(d.overhead_seconds_per_token),
         _seconds(d.communication_seconds_per_token),
         _seconds(v.request_seconds),
         _usd(v.cost.usd_per_million_tokens) + (tier if v.cost.usd_per_million_tokens is not None else ""),
@@ -331,6 +376,7 @@ def table_rows(report: ServeReport, marker: str = " *") -> tuple[list[str], list
 def title(report: ServeReport) -> str:
     i = report.inputs
     return (
-        f"Serving {report.model.name} on {report.hardware.id}: batch {i.batch}, {i.prompt_tokens} prompt + "
+        f"Serving {report.model.name} on {report.hardware.id} with {report.runtime.id}: batch {i.batch}, "
+        f"{i.prompt_tokens} prompt + "
         f"{i.output_tokens} output tokens, {i.kv_bits}-bit KV cache (* = chosen: {report.weights_bits}-bit weights)"
     )
