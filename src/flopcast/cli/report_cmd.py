@@ -31,6 +31,7 @@ RENDERERS: dict[str, tuple[str, str]] = {
     "serve": ("flopcast.cli.serve_cmd", "render_serve"),
     "validate": ("flopcast.cli.validate_cmd", "render_validate"),
     "bench": ("flopcast.cli.bench_cmd", "render_bench"),
+    "verify-serve": ("flopcast.cli.bench_cmd", "render_verify_serve"),
 }
 
 
