@@ -30,8 +30,6 @@ import numpy as np
 
 from flopcast.errors import opt
 from flopcast.estimator import inference
-from flopcast.estimator.arrays import HardwareArrays, ModelArrays
-from flopcast.estimator.efficiency import EfficiencyParams
 from flopcast.hardware import HardwareProfile
 from flopcast.models import ModelSpec
 from flopcast.reports.serve import (
@@ -42,21 +40,30 @@ from flopcast.reports.serve import (
     ServeRuntime,
     build_variant,
 )
-from flopcast.runtimes import RuntimeProfile, check_weight_bits, is_measured, load_runtime
+from flopcast.runtimes import RuntimeProfile, is_measured
 from flopcast.serving_checks import (
     KV_BITS_CHOICES,
     WEIGHT_BITS_CHOICES,
     assumptions,
     check_request,
     raise_fits_nowhere,
+    raise_unsustainable,
     tensor_parallel_degrees,
     warnings_for,
 )
+from flopcast.serving_load import Load, steady_state
 from flopcast.serving_memory import (
     RUNTIME_RESERVE_FRACTION,
     kv_cache_bytes_per_sequence,
     weight_bytes,
-    weights_read_bytes,
+)
+from flopcast.serving_passes import (
+    compute_peak,
+    core_arrays,
+    decode_pass,
+    pass_inputs,
+    prefill_pass,
+    resolve_runtime,
 )
 
 __all__ = ["KV_BITS_CHOICES", "WEIGHT_BITS_CHOICES", "ServeRequest", "estimate_serving", "serve", "serving_grid",
@@ -84,25 +91,10 @@ class ServeRequest:
     matmul_efficiency: float | None = None
     bandwidth_efficiency: float | None = None
     runtime: str | RuntimeProfile | None = None  # None: the default runtime for the device kind
-
-
-def compute_peak(profile: HardwareProfile) -> tuple[str, float]:
-    """Weight-only quantization (W8A16, W4A16) dequantizes to 16 bit and multiplies in 16 bit, so every bit
-    width runs at the 16-bit peak: bf16, else fp16, else fp32 (CPUs), else fp64."""
-    return profile.peak_flops_per_s.for_training()
+    request_rate: float | None = None  # requests/s (Poisson): continuous batching in steady state (serving_load)
 
 
 # --- the grid ----------------------------------------------------------------------------------------
-def core_arrays(
-    model: ModelSpec, profile: HardwareProfile, params: EfficiencyParams | None = None
-) -> tuple[ModelArrays, HardwareArrays, EfficiencyParams]:
-    """The estimator core's arrays for one model on one profile, at the 16-bit peak (compute_peak)."""
-    params = params or EfficiencyParams.load()
-    dtype, _ = compute_peak(profile)
-    hw = HardwareArrays.from_profiles([profile], precision=dtype, tier=None, params=params)
-    return ModelArrays.from_specs([model]), hw, params
-
-
 def serving_grid(
     model: ModelSpec,
     profile: HardwareProfile,
@@ -117,9 +109,7 @@ def serving_grid(
     t = np.asarray(devices, dtype=float)[None, :]
     b, p, n_out = float(request.batch), float(request.prompt_tokens), float(request.output_tokens)
     capacity = profile.memory_bytes
-    m, hw, params = core_arrays(model, profile)
-    eta_b = bandwidth_efficiency(request, runtime, profile, b_bits)
-    fixed_eta = request.matmul_efficiency
+    hw = core_arrays(model, profile)[1]
 
     # memory: the KV cache of every sequence at its full length (sliding-window layers capped at the window)
     weights, overhead = weight_bytes(model, b_bits)
@@ -132,31 +122,14 @@ def serving_grid(
     fits = per_device <= capacity
     max_batch = np.floor(np.maximum(capacity - reserve - weights / t, 0.0) / (kv_sequence / kv_split))
 
-    # weight bytes a forward pass reads: the prompt's batch of tokens reads every expert, a decode step
-    # the active ones (a lower bound at large batch, see the MoE note above)
-    read_all = weights_read_bytes(model, b_bits, active=False)
-    read_active = weights_read_bytes(model, b_bits, active=True)
-
-    # the core: prefill, one decode step for the whole batch at the mean context, the decode ridge batch.
-    # KV bytes per token of context: the cache a sequence holds at that context over the context (windows)
-    context = p + n_out / 2.0
-    kv_prompt = kv_cache_bytes_per_sequence(model, p, request.kv_bits) / p / kv_split
-    kv_context = kv_cache_bytes_per_sequence(model, context, request.kv_bits) / context / kv_split
-    common = dict(tp=t, bandwidth_efficiency=eta_b, fixed_matmul_efficiency=fixed_eta)
-    fixed = fixed_cost(runtime, model)
-    pre = inference.prefill(
-        m, hw, params, batch=b, prompt_tokens=p, weight_bytes=read_all / t, kv_bytes_per_token=kv_prompt,
-        attended_tokens=prefill_attended_tokens(model, p), fixed=fixed, **common,
-    )  # fmt: skip
-    decode_context = decode_attended_tokens(model, context)
-    step = inference.decode_step(
-        m, hw, params, batch=b, context_tokens=decode_context, weight_bytes=read_active / t,
-        kv_bytes_per_token=kv_context * context / decode_context, fixed=fixed, **common,
-    )  # fmt: skip
+    x = pass_inputs(model, profile, request, runtime, b_bits, t, kv_split)
+    pre = prefill_pass(x, b)
+    step = decode_pass(x, b)
     ridge_batch = inference.decode_ridge_batch(
-        m, hw, params, context_tokens=decode_context, weight_bytes=read_active / t,
-        kv_bytes_per_token=kv_context * context / decode_context, **common,
+        x.m, x.hw, x.params, context_tokens=x.decode_context, weight_bytes=x.decode_weight_bytes,
+        kv_bytes_per_token=x.decode_kv_bytes_per_token, **x.common,
     )  # fmt: skip
+    context, eta_b = x.context, x.common["bandwidth_efficiency"]
     link_bw = inference.tensor_parallel_group(hw, t).bandwidth_bytes_per_s
 
     # request
@@ -195,52 +168,12 @@ def serving_grid(
     return {k: np.broadcast_to(np.asarray(v, dtype=float), shape) for k, v in full.items()}
 
 
-# --- the runtime -------------------------------------------------------------------------------------
-def resolve_runtime(request: ServeRequest, profile: HardwareProfile) -> RuntimeProfile:
-    """The request's runtime (a name, a RuntimeProfile, or None: the default for the device kind)."""
-    if isinstance(request.runtime, RuntimeProfile):
-        return request.runtime
-    return load_runtime(request.runtime, profile.kind, profile.id)
-
-
-def bandwidth_efficiency(request: ServeRequest, runtime: RuntimeProfile, profile, bits) -> np.ndarray:
-    """Share of the profile's bandwidth decode reaches, per weight bit width (a given one replaces it)."""
-    if request.bandwidth_efficiency is not None:
-        return np.broadcast_to(np.asarray(request.bandwidth_efficiency, dtype=float), np.shape(bits))
-    measured = is_measured(profile)
-    flat = np.asarray(bits, dtype=float).ravel()
-    for b in flat:
-        check_weight_bits(runtime, int(b))
-    return np.array([runtime.bandwidth_efficiency(int(b), measured) for b in flat]).reshape(np.shape(bits))
-
-
-def fixed_cost(runtime: RuntimeProfile, model: ModelSpec) -> inference.FixedCost:
-    """The runtime's fixed cost of one forward pass of ``model`` (runtimes.yaml: kernels × gap and launch)."""
-    kernels = runtime.kernels_per_forward(model.layers)
-    return inference.FixedCost(
-        device_seconds=kernels * runtime.gap_seconds_per_kernel,
-        host_seconds=kernels * runtime.launch_seconds_per_kernel + runtime.seconds_per_forward,
-        host_overlaps=runtime.host_overlaps_device(),
-    )
-
-
-def prefill_attended_tokens(model: ModelSpec, prompt_tokens) -> np.ndarray:
-    """Mean tokens a prompt token attends to, over the layers: causal (P + 1)/2 in the global layers, the
-    windowed causal mean in the local ones (inference.causal_mean_context)."""
-    full = inference.causal_mean_context(prompt_tokens)
-    if model.sliding_window is None:
-        return full
-    local = inference.causal_mean_context(prompt_tokens, model.sliding_window)
-    return (model.global_attention_layers * full + model.local_attention_layers * local) / model.layers
-
-
-def decode_attended_tokens(model: ModelSpec, context) -> np.ndarray:
-    """Mean tokens a generated token attends to, over the layers (local layers: at most the window)."""
-    s = np.asarray(context, dtype=float)
-    if model.sliding_window is None:
-        return s
-    local = np.minimum(s, float(model.sliding_window))
-    return (model.global_attention_layers * s + model.local_attention_layers * local) / model.layers
+def _load(model, profile, request, runtime, wbits: int, devices: int, max_batch: float) -> Load:
+    """The steady state under ``request.request_rate`` for one weight format on ``devices`` devices."""
+    t = np.array([[float(devices)]])
+    kv_split = np.ones_like(t) if model.is_mla else np.minimum(t, float(model.n_kv_heads))
+    x = pass_inputs(model, profile, request, runtime, np.array([[float(wbits)]]), t, kv_split)
+    return steady_state(x, request.request_rate, request.output_tokens, max_batch)
 
 
 def _prices(profile: HardwareProfile, request: ServeRequest) -> tuple[dict[str, float], str | None, str | None]:
@@ -270,6 +203,7 @@ def serve(
     matmul_efficiency=None,
     bandwidth_efficiency=None,
     runtime=None,
+    request_rate=None,
     seq_len=None,
     profiles=None,
     **architecture,
@@ -297,6 +231,7 @@ def serve(
         matmul_efficiency=fraction(matmul_efficiency, "matmul_efficiency"),
         bandwidth_efficiency=fraction(bandwidth_efficiency, "bandwidth_efficiency"),
         runtime=runtime if runtime is None or isinstance(runtime, RuntimeProfile) else str(runtime),
+        request_rate=None if request_rate is None else parse_count(request_rate, what=opt("request_rate")),
     )
     spec = resolve_model(model, seq_len, architecture)
     return estimate_serving(spec, resolve_hardware(required(hardware, "hardware", "a100-80gb"), profiles), request)
@@ -327,9 +262,13 @@ def estimate_serving(model: ModelSpec, profile: HardwareProfile, request: ServeR
             raise_fits_nowhere(model, profile, request, grid, row, candidates)
         devices = request.devices if request.devices is not None else (needed or candidates[-1])
         col = candidates.index(devices)
+        load = None
+        if request.request_rate is not None:
+            load = _load(model, profile, request, runtime, wbits, devices, float(grid["max_batch_that_fits"][row, col]))
         variants.append(
             build_variant(
                 {k: float(v[row, col]) for k, v in grid.items()},
+                load=load,
                 weights_bits=wbits,
                 devices=devices,
                 devices_needed=needed,
@@ -343,6 +282,8 @@ def estimate_serving(model: ModelSpec, profile: HardwareProfile, request: ServeR
         )
 
     chosen = next(v for v in variants if v.weights_bits == request.weights_bits)
+    if chosen.load is not None and not chosen.load.sustainable:
+        raise_unsustainable(model, profile, request, chosen, variants)
     warnings += warnings_for(model, profile, request, chosen)
     dtype, peak = compute_peak(profile)
     return ServeReport(
@@ -358,6 +299,7 @@ def estimate_serving(model: ModelSpec, profile: HardwareProfile, request: ServeR
             price_tier=request.price_tier,
             price_per_hour_usd=request.price_per_hour_usd,
             runtime=runtime.id,
+            request_rate_per_s=request.request_rate,
         ),
         runtime=ServeRuntime.of(runtime, model.layers, is_measured(profile)),
         model=ServeModel.of(model),
@@ -370,6 +312,7 @@ def estimate_serving(model: ModelSpec, profile: HardwareProfile, request: ServeR
         request_seconds=chosen.request_seconds,
         output_tokens_per_second=chosen.output_tokens_per_second,
         cost=chosen.cost,
+        load=chosen.load,
         variants=variants,
         assumptions=assumptions(model, profile, request, chosen, runtime, is_measured(profile)),
         warnings=warnings,

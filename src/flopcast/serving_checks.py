@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flopcast.errors import InvalidLayout, InvalidValue, opt
+from flopcast.errors import Infeasible, InvalidLayout, InvalidValue, opt
 from flopcast.estimator import inference
 from flopcast.estimator.efficiency import EfficiencyParams
 from flopcast.models import ModelSpec
@@ -43,6 +43,10 @@ def check_request(model: ModelSpec, request, runtime: RuntimeProfile) -> None:
     ):
         if value is not None and not (0 < value <= 1):
             raise InvalidValue(f"{what}: {value!r} is outside (0, 1]", hint="give a fraction such as 0.8")
+    if request.request_rate is not None:
+        from flopcast.serving_load import check_rate
+
+        check_rate(request.request_rate)
     if request.price_per_hour_usd is not None and not (request.price_per_hour_usd > 0):
         raise InvalidValue(
             f"{opt('price_per_hour')}: {request.price_per_hour_usd!r} must be positive", hint="give a price such as 2.5"
@@ -69,6 +73,26 @@ def raise_fits_nowhere(model, profile, request, grid, row, candidates) -> None:
         f"{profile.memory_bytes / 1e9:.3g} GB",
         hint=f"lower {opt('batch')} or the tokens, use {opt('kv_bits')} 8 or fewer {opt('weights')} bits, or hardware "
         "with more memory",
+    )
+
+
+def raise_unsustainable(model, profile, request, chosen: ServeVariant, variants: list[ServeVariant]) -> None:
+    """Exit 3: the chosen configuration cannot keep up with the request rate; say the most it sustains and
+    which other weight formats would."""
+    others = [
+        f"{v.weights_bits}-bit weights on {v.devices} (up to {v.load.max_request_rate_per_s:.3g}/s)"
+        for v in variants
+        if v is not chosen and v.load is not None and v.load.sustainable
+    ]
+    hint = f"lower {opt('request_rate')}, add {opt('devices')}, or use " + (
+        "; ".join(others) if others else "faster hardware"
+    )
+    raise Infeasible(
+        f"{opt('request_rate')} {request.request_rate:g}/s: {model.name} with {chosen.weights_bits}-bit weights on "
+        f"{chosen.devices} × {profile.id} sustains at most {chosen.load.max_request_rate_per_s:.3g} requests/s of "
+        f"{request.prompt_tokens} + {request.output_tokens} tokens (the queue would grow without bound)",
+        hint=hint,
+        near_misses=others,
     )
 
 
@@ -148,5 +172,9 @@ def assumptions(model, profile, request, chosen: ServeVariant, runtime: RuntimeP
         f"tensor parallel: {inference.TP_ALL_REDUCES_PER_FORWARD_LAYER} all-reduces per layer (Megatron-LM), "
         "placed on the intra- or inter-node link and timed with NCCL's ring/tree latency model exactly as "
         "`estimate` times training's; KV heads replicated past kv_heads (an MLA latent on every device)",
-        "time to first token = prefill time (no queueing); cost per output token includes the prefill",
+        "time to first token = prefill time (no queueing); cost per output token includes the prefill"
+        if request.request_rate is None
+        else f"under load: Poisson arrivals at {request.request_rate:g}/s, fixed prompt and output lengths, "
+        "continuous batching with prefill first (vLLM's scheduler), unchunked; the running batch from Little's "
+        f"law, TTFT percentiles from an M/D/1 queue ({opt('batch')} is not used: the batch forms)",
     ]

@@ -51,6 +51,14 @@ def serve(
     batch: str = typer.Option("1", "--batch", help="Concurrent sequences decoded together."),
     prompt_tokens: str = typer.Option("512", "--prompt-tokens", help="Prompt (input) tokens per request."),
     output_tokens: str = typer.Option("256", "--output-tokens", help="Generated (output) tokens per request."),
+    request_rate: str | None = typer.Option(
+        None,
+        "--request-rate",
+        metavar="R",
+        help="Requests per second arriving (Poisson): the continuous-batching steady state, TTFT and time per "
+        "output token P50/P90, throughput and cost at that load.",
+        show_default=False,
+    ),
     price_tier: PriceTier = None,
     price_per_hour: PricePerHour = None,
     matmul_efficiency: str | None = typer.Option(
@@ -83,7 +91,7 @@ def serve(
         model=model, hardware=hardware, devices=devices, weights=weights, kv_bits=kv_bits, batch=batch,
         prompt_tokens=prompt_tokens, output_tokens=output_tokens, price_tier=price_tier, price_per_hour=price_per_hour,
         matmul_efficiency=matmul_efficiency, bandwidth_efficiency=bandwidth_efficiency, runtime=runtime,
-        seq_len=seq_len, profiles=profiles, **architecture,
+        request_rate=request_rate, seq_len=seq_len, profiles=profiles, **architecture,
     )  # fmt: skip
     for line in report.warnings:
         note(f"warning: {line}", quiet or fmt is OutputFormat.json)

@@ -34,6 +34,7 @@ class ServeInputs(_Part):
     price_tier: str | None = None
     price_per_hour_usd: float | None = None
     runtime: str = Field(description="serving runtime id (flopcast/data/runtimes.yaml); default by device kind")
+    request_rate_per_s: float | None = Field(default=None, description="--request-rate (Poisson arrivals)")
 
 
 class ServeModel(_Part):
@@ -170,6 +171,21 @@ class ServeCost(_Part):
     note: str | None = None
 
 
+class ServeLoad(_Part):
+    request_rate_per_s: float
+    sustainable: bool = Field(description="false: the queue grows without bound at this rate")
+    max_request_rate_per_s: float = Field(description="the most requests/s this configuration sustains")
+    running_batch: float | None = Field(description="mean sequences decoding together in steady state")
+    prefill_busy_fraction: float | None = Field(description="share of time spent in prefills")
+    step_seconds: float | None = Field(description="decode step at the running batch")
+    time_to_first_token_p50_seconds: float | None
+    time_to_first_token_p90_seconds: float | None
+    time_per_output_token_p50_seconds: float | None
+    time_per_output_token_p90_seconds: float | None
+    output_tokens_per_second: float | None = Field(description="rate × output tokens: what the load asks for")
+    usd_per_million_tokens: float | None = Field(description="per million output tokens at this load, chosen tier")
+
+
 class ServeVariant(_Part):
     weights_bits: int
     devices: int
@@ -183,6 +199,7 @@ class ServeVariant(_Part):
     request_seconds: float = Field(description="prefill + all output tokens of one batch")
     output_tokens_per_second: float = Field(description="batch · output tokens / request_seconds")
     cost: ServeCost
+    load: ServeLoad | None = Field(default=None, description="steady state under --request-rate")
 
 
 class ServeReport(ReportBase):
@@ -198,6 +215,7 @@ class ServeReport(ReportBase):
     request_seconds: float
     output_tokens_per_second: float
     cost: ServeCost
+    load: ServeLoad | None = None
     runtime: ServeRuntime
     variants: list[ServeVariant]
     assumptions: list[str]
@@ -220,6 +238,7 @@ def build_variant(
     tiers: dict[str, float],
     tier: str | None,
     cost_note: str | None,
+    load=None,
 ) -> ServeVariant:
     """One column of the report from one (bit width, device count) row of serving.serving_grid."""
     ridge = g["ridge_batch"]
@@ -276,7 +295,29 @@ def build_variant(
             by_tier=usd_per_million,
             note=cost_note,
         ),
+        load=None if load is None else build_load(load, devices, tiers.get(tier) if tier else None),
     )
+
+
+def build_load(load, devices: int, usd_per_device_hour: float | None) -> ServeLoad:
+    """The report part of a serving_load.Load (rate and output tokens ride on the Load's caller)."""
+    if not load.sustainable:
+        return ServeLoad(
+            request_rate_per_s=load.rate, sustainable=False, max_request_rate_per_s=load.max_request_rate_per_s,
+            running_batch=None, prefill_busy_fraction=None, step_seconds=None, time_to_first_token_p50_seconds=None,
+            time_to_first_token_p90_seconds=None, time_per_output_token_p50_seconds=None,
+            time_per_output_token_p90_seconds=None, output_tokens_per_second=None, usd_per_million_tokens=None,
+        )  # fmt: skip
+    tokens = load.rate * load.output_tokens
+    usd = None if usd_per_device_hour is None else devices * usd_per_device_hour / SECONDS_PER_HOUR / tokens * 1e6
+    return ServeLoad(
+        request_rate_per_s=load.rate, sustainable=True, max_request_rate_per_s=load.max_request_rate_per_s,
+        running_batch=load.running_batch, prefill_busy_fraction=load.prefill_busy_fraction,
+        step_seconds=load.step_seconds, time_to_first_token_p50_seconds=load.ttft_seconds[0],
+        time_to_first_token_p90_seconds=load.ttft_seconds[1], time_per_output_token_p50_seconds=load.tpot_seconds[0],
+        time_per_output_token_p90_seconds=load.tpot_seconds[1], output_tokens_per_second=tokens,
+        usd_per_million_tokens=usd,
+    )  # fmt: skip
 
 
 # --- plain rows for table / markdown / csv --------------------------------------------------------------
@@ -361,6 +402,31 @@ def _column(v: ServeVariant) -> list[str]:
     ]
 
 
+LOAD_ROW_LABELS = [
+    "under load: requests/s (most sustained)",
+    "  running batch (steady state)",
+    "  time to first token P50 / P90",
+    "  time per output token P50 / P90",
+    "  output tokens/s at this load",
+    "  cost / 1M output tokens at this load",
+]
+
+
+def _load_column(v: ServeVariant) -> list[str]:
+    g = v.load
+    head = f"{g.request_rate_per_s:g} ({g.max_request_rate_per_s:.3g})"
+    if not g.sustainable:
+        return [head, "saturated", "—", "—", "—", "—"]
+    return [
+        head,
+        f"{g.running_batch:.3g}",
+        f"{_seconds(g.time_to_first_token_p50_seconds)} / {_seconds(g.time_to_first_token_p90_seconds)}",
+        f"{_seconds(g.time_per_output_token_p50_seconds)} / {_seconds(g.time_per_output_token_p90_seconds)}",
+        _rate(g.output_tokens_per_second),
+        _usd(g.usd_per_million_tokens),
+    ]
+
+
 def column_header(report: ServeReport, v: ServeVariant, marker: str = " *") -> str:
     return f"{v.weights_bits}-bit weights" + (marker if v.weights_bits == report.weights_bits else "")
 
@@ -370,6 +436,9 @@ def table_rows(report: ServeReport, marker: str = " *") -> tuple[list[str], list
     headers = ["", *(column_header(report, v, marker) for v in report.variants)]
     columns = [_column(v) for v in report.variants]
     rows = [[label, *(col[i] for col in columns)] for i, label in enumerate(ROW_LABELS)]
+    if report.load is not None:
+        loads = [_load_column(v) for v in report.variants]
+        rows += [[label, *(col[i] for col in loads)] for i, label in enumerate(LOAD_ROW_LABELS)]
     return headers, rows
 
 
