@@ -101,7 +101,7 @@ def serve(
 def _render(report, fmt: OutputFormat) -> str:
     if fmt is OutputFormat.json:
         return report.to_json()
-    from flopcast.reports.serve import table_rows, title
+    from flopcast.reports.serve_table import table_rows, title
 
     if fmt is OutputFormat.csv:
         from flopcast.tabular import to_csv
