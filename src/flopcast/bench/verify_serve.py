@@ -260,6 +260,8 @@ def _machine(torch, device: str) -> tuple[str, float, float, int | None]:
 
 def run_verify_serve(device: str = "cpu", quick: bool = False, scale: float = 1.0, check: ServeCheck | None = None):
     """Measure this machine, predict the decode with `serve`, run it; a VerifyServeReport."""
+    from flopcast.bench.machine import cpu_time_snapshot, other_cpu_share
+    from flopcast.bench.run import BUSY_SHARE
     from flopcast.reports.verify_serve import (
         DECODE_TARGET_ABS_ERROR,
         TTFT_TARGET_ABS_ERROR,
@@ -271,6 +273,7 @@ def run_verify_serve(device: str = "cpu", quick: bool = False, scale: float = 1.
     from flopcast.serving import ServeRequest, estimate_serving
 
     started = time.perf_counter()
+    cpu_start = cpu_time_snapshot()
     torch = import_torch()
     if device == "cuda" and not torch.cuda.is_available():
         raise UsageError(f"{opt('device')} cuda: PyTorch {torch.__version__} sees no CUDA device",
@@ -289,6 +292,11 @@ def run_verify_serve(device: str = "cpu", quick: bool = False, scale: float = 1.
     model = Decoder(torch, check, device, dtype)
     kernels = count_kernels(torch, model, check.batch)
     ttft, step, generated = measure_serving(torch, model, check)
+    warnings = [w for w in predicted.warnings if "does not fit" not in w]
+    others = other_cpu_share(cpu_start, cpu_time_snapshot())
+    if others is not None and others > BUSY_SHARE:
+        warnings.insert(0, f"other programs used {others:.0%} of the CPU time during the run: the timings are "
+                        "disturbed (rerun on a quiet machine)")  # fmt: skip
     return VerifyServeReport(
         machine=VerifyServeMachine(
             device=device,
@@ -320,5 +328,5 @@ def run_verify_serve(device: str = "cpu", quick: bool = False, scale: float = 1.
         predicted_decode_bound=predicted.decode.bound,
         generated_tokens=generated,
         elapsed_seconds=time.perf_counter() - started,
-        warnings=[w for w in predicted.warnings if "does not fit" not in w],
+        warnings=warnings,
     )
