@@ -44,9 +44,13 @@ def test_serve_and_training_agree_on_forward_flops_per_token(a100):
     m = ModelArrays.from_specs([SMALL])
     assert float(model_flops_per_token(m)[0]) == SMALL_TRAINING_PER_TOKEN
     assert float(forward_flops_per_token(m)[0]) == SMALL_FORWARD_PER_TOKEN
-    # serve: one sequence of a 32-token prompt on one device, so prefill = 32 tokens × the forward count
+    # serve: one sequence of a 32-token prompt on one device. Causal, prompt token i attends to i tokens, so the
+    # prompt costs 32 × 2·N + 4·L·d·(1 + 2 + ... + 32) = 32 × 209,408 + 4·2·64·528 = 6,701,056 + 270,336
     report = estimate_serving(SMALL, a100, ServeRequest(prompt_tokens=32, output_tokens=1, devices=1))
-    assert report.prefill.flops == 32 * SMALL_FORWARD_PER_TOKEN
+    assert report.prefill.flops == 6_971_392
+    # decode attends to the whole context: prompt 10 + 44 new tokens → mean context 32, the training count
+    report = estimate_serving(SMALL, a100, ServeRequest(prompt_tokens=10, output_tokens=44, devices=1))
+    assert report.decode.flops_per_step == SMALL_FORWARD_PER_TOKEN
     # the training estimator, same model: model FLOPs per token = 3 × serve's forward count
     est = evaluate(m, HardwareArrays.from_profiles([a100]), LayoutArrays.of(global_batch=1), Workload(tokens=1e6))
     assert float(est.model_flops_per_token[0]) == 3 * SMALL_FORWARD_PER_TOKEN

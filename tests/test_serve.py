@@ -1,4 +1,4 @@
-"""`flopcast.serving`: deployment estimates against hand-derived figures and a published measurement.
+"""`flopcast.serving`: deployment estimates against hand-derived figures.
 
 Shapes (Touvron et al. 2023, Llama 2, Table 1 / the HF configs): Llama-2-7B has 32 layers, d = 4096, 32 heads
 (MHA, head_dim 128), SwiGLU ffn 11008, vocab 32000, untied embeddings, 6,738,415,616 parameters;
@@ -7,6 +7,7 @@ Llama-2-70B has 80 layers, d = 8192, 64 heads, 8 KV heads, ffn 28672, 68,976,648
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -18,8 +19,19 @@ from flopcast.errors import InvalidLayout, InvalidValue, flag_style
 from flopcast.estimator.efficiency import EfficiencyParams
 from flopcast.hardware import HardwareProfile, load_catalog
 from flopcast.models import ModelSpec
+from flopcast.runtimes import RuntimeProfile
 from flopcast.serving import ServeRequest, estimate_serving, serving_grid, tensor_parallel_degrees
 from flopcast.serving_memory import bytes_per_quantized_weight, kv_cache_bytes, weight_bytes
+
+# A bare test runtime: decode reaches 0.9 × 0.7 = 0.63 of the datasheet bandwidth at every weight format and a
+# forward pass has no fixed cost, so the figures below are bytes / bandwidth and FLOPs / peak by hand. The shipped
+# runtimes (flopcast/data/runtimes.yaml) are tested in tests/test_serve_runtimes.py.
+BARE = RuntimeProfile(
+    id="bare", name="test runtime", kind="gpu", bandwidth_fraction={16: 0.7, 8: 0.7, 4: 0.7}, kernels_per_layer=0,
+    kernels_outside_layers=0, launch_seconds_per_kernel=0.0, gap_seconds_per_kernel=0.0, seconds_per_forward=0.0,
+    stream_fraction=0.9,
+)  # fmt: skip
+Bare = functools.partial(ServeRequest, runtime=BARE)
 
 LLAMA2_7B = ModelSpec(
     name="llama-2-7b", layers=32, d_model=4096, heads=32, ffn=11008, gated_ffn=True, vocab=32000, seq_len=4096
@@ -90,7 +102,7 @@ def test_presets_here_reproduce_published_parameter_counts():
 
 
 def test_7b_in_16_bit_needs_about_14_gb_of_weights(a100):
-    report = estimate_serving(LLAMA2_7B, a100, ServeRequest())
+    report = estimate_serving(LLAMA2_7B, a100, Bare())
     # 6,738,415,616 parameters × 2 bytes = 13,476,831,232 B ≈ 13.5 GB ("~14 GB")
     assert report.memory.weights_bytes == LLAMA2_7B_PARAMS * 2
     assert report.memory.weights_bytes == pytest.approx(14e9, rel=0.05)
@@ -123,13 +135,13 @@ def test_8_bit_overhead_uses_an_8_bit_zero_point():
 def test_kv_cache_llama_2_7b_4096_tokens_fp16_is_2_15_gb(a100):
     # 2·32·32·128·4096·2 bytes = 2,147,483,648 B
     assert kv_cache_bytes(LLAMA2_7B, 4096, 1, 16) == 2 * 32 * 32 * 128 * 4096 * 2 == 2_147_483_648
-    report = estimate_serving(LLAMA2_7B, a100, ServeRequest(prompt_tokens=4000, output_tokens=96))
+    report = estimate_serving(LLAMA2_7B, a100, Bare(prompt_tokens=4000, output_tokens=96))
     assert report.memory.kv_cache_bytes == pytest.approx(2.147483648e9)
     assert kv_cache_bytes(LLAMA2_7B, 4096, 1, 8) == 2_147_483_648 / 2  # 8-bit KV halves it
 
 
 def test_per_device_memory_is_the_sum_of_its_parts(a100):
-    report = estimate_serving(LLAMA2_70B, a100, ServeRequest(batch=8, prompt_tokens=2048, output_tokens=512))
+    report = estimate_serving(LLAMA2_70B, a100, Bare(batch=8, prompt_tokens=2048, output_tokens=512))
     m, t = report.memory, report.devices
     kv_split = min(t, LLAMA2_70B.n_kv_heads)
     assert m.per_device_bytes == pytest.approx(
@@ -141,7 +153,7 @@ def test_per_device_memory_is_the_sum_of_its_parts(a100):
 def test_fewest_devices_that_fit_are_chosen(a100):
     # Llama-2-70B fp16: 137.95 GB of weights. On 2 A100-80GB: 68.98 GB + KV (327,680 B/token · 768 tokens / 2
     # = 0.126 GB) + 8 GB allowance = 77.1 GB ≤ 80 GB; on 1: 146 GB > 80 → 2 devices.
-    report = estimate_serving(LLAMA2_70B, a100, ServeRequest())
+    report = estimate_serving(LLAMA2_70B, a100, Bare())
     assert report.devices == 2
     assert report.memory.fits
     assert report.memory.devices_needed == 2
@@ -154,7 +166,7 @@ def test_fewest_devices_that_fit_are_chosen(a100):
 
 
 def test_too_few_devices_gives_a_does_not_fit_report_with_the_count_that_would(a100):
-    report = estimate_serving(LLAMA2_70B, a100, ServeRequest(devices=1))
+    report = estimate_serving(LLAMA2_70B, a100, Bare(devices=1))
     assert report.devices == 1
     assert not report.memory.fits
     assert report.memory.devices_needed == 2
@@ -165,9 +177,9 @@ def test_a_model_that_fits_on_no_number_of_devices_is_refused(a100):
     # KV cache of 2048 sequences × 4096 tokens = 2,048 · 2.147 GB = 4.40 TB. Tensor parallelism can split
     # Llama-2-7B's 32 heads over at most 32 devices: 4.40 TB / 32 = 137 GB per device > 80 GB.
     with pytest.raises(InvalidValue, match="fits on no number of a100-80gb"):
-        estimate_serving(LLAMA2_7B, a100, ServeRequest(batch=2048, prompt_tokens=4000, output_tokens=96))
+        estimate_serving(LLAMA2_7B, a100, Bare(batch=2048, prompt_tokens=4000, output_tokens=96))
     with pytest.raises(InvalidValue, match="fits on no number"):
-        estimate_serving(LLAMA2_7B, a100, ServeRequest(batch=2048, prompt_tokens=4000, output_tokens=96, devices=8))
+        estimate_serving(LLAMA2_7B, a100, Bare(batch=2048, prompt_tokens=4000, output_tokens=96, devices=8))
 
 
 def test_device_counts_must_split_the_heads():
@@ -175,12 +187,12 @@ def test_device_counts_must_split_the_heads():
     # 64 heads, 8 KV heads: t divides 64 and (8 % t == 0 or t % 8 == 0)
     assert tensor_parallel_degrees(LLAMA2_70B) == [1, 2, 4, 8, 16, 32, 64]
     with pytest.raises(InvalidLayout, match="must divide"):
-        estimate_serving(LLAMA2_7B, _profile(), ServeRequest(devices=3))
+        estimate_serving(LLAMA2_7B, _profile(), Bare(devices=3))
 
 
 # --- decode ----------------------------------------------------------------------------------------------
 def test_decode_on_one_a100_cannot_beat_bandwidth_over_weight_bytes(a100):
-    report = estimate_serving(LLAMA2_7B, a100, ServeRequest(batch=1, prompt_tokens=5, output_tokens=200))
+    report = estimate_serving(LLAMA2_7B, a100, Bare(batch=1, prompt_tokens=5, output_tokens=200))
     bound = A100_BANDWIDTH / (6.74e9 * 2)  # ≈ 151 tok/s: every weight read once per token
     assert bound == pytest.approx(151.3, abs=0.1)
     assert report.decode.tokens_per_second < bound
@@ -188,12 +200,12 @@ def test_decode_on_one_a100_cannot_beat_bandwidth_over_weight_bytes(a100):
     # context 5 + 200/2) = 13,214,154,752 + 55,050,240 = 13,269,204,992 B at 0.63 · 2039 GB/s = 1284.57 GB/s
     expected_seconds = (READ_PER_TOKEN_7B * 2 + KV_BYTES_PER_TOKEN_7B_FP16 * 105) / (0.63 * A100_BANDWIDTH)
     assert report.decode.seconds_per_token == pytest.approx(expected_seconds, rel=1e-9)
-    assert report.decode.tokens_per_second == pytest.approx(96.8, abs=0.1)
+    assert report.decode.tokens_per_second == pytest.approx(1 / expected_seconds)  # 96.8 tokens/s
     assert report.decode.bound == "memory"
 
 
 def test_quantized_weights_speed_up_memory_bound_decode(a100):
-    report = estimate_serving(LLAMA2_7B, a100, ServeRequest(batch=1, prompt_tokens=5, output_tokens=200))
+    report = estimate_serving(LLAMA2_7B, a100, Bare(batch=1, prompt_tokens=5, output_tokens=200))
     by_bits = {v.weights_bits: v for v in report.variants}
     # 16- and 8-bit at batch 1 are memory bound: the ratio of their speeds is the ratio of bytes read
     # 16-bit: 13,214,154,752 + 55,050,240; 8-bit: 6,476,005,376 · (1 + 24/128/8) + 131,072,000 · 2 + 55,050,240
@@ -208,18 +220,20 @@ def test_quantized_weights_speed_up_memory_bound_decode(a100):
     ratio4 = by_bits[4].decode.tokens_per_second / by_bits[16].decode.tokens_per_second
     assert ratio < ratio4 <= bytes16 / bytes4 * (1 + 1e-9)
     # prefill of a long prompt is compute bound and runs in 16-bit either way: same time for every width
-    long = estimate_serving(LLAMA2_7B, a100, ServeRequest(prompt_tokens=2048))
+    long = estimate_serving(LLAMA2_7B, a100, Bare(prompt_tokens=2048))
     times = {v.prefill.seconds for v in long.variants}
     assert max(times) == pytest.approx(min(times))
     assert long.prefill.bound == "compute"
 
 
 def test_prefill_time_is_flops_over_effective_peak_when_compute_bound(a100):
-    # 2·N·P + 4·L·(heads·head_dim)·P² for P = 2048, batch 1, N = PaLM's 6,607,077,376 (layer matmuls + head,
-    # no norms): 27,062,588,932,096 + 2,199,023,255,552 = 29,261,612,187,648 FLOPs
-    flops = 2 * READ_PER_TOKEN_7B * 2048 + 4 * 32 * 4096 * 2048**2
-    assert flops == 29_261_612_187_648
-    given = estimate_serving(LLAMA2_7B, a100, ServeRequest(prompt_tokens=2048, matmul_efficiency=0.5))
+    # causal prefill: prompt token i attends to i tokens, (P + 1)/2 on average (FlashAttention-2 skips the masked
+    # blocks): 2·N·P + 4·L·(heads·head_dim)·P·(P + 1)/2 for P = 2048, batch 1, N = PaLM's 6,607,077,376 (layer
+    # matmuls + head, no norms): 27,062,588,932,096 + 1,100,048,498,688 = 28,162,637,430,784 FLOPs
+    # (the full P² count, PaLM's training convention, would be 29,261,612,187,648)
+    flops = 2 * READ_PER_TOKEN_7B * 2048 + 4 * 32 * 4096 * 2048 * 2049 // 2
+    assert flops == 28_162_637_430_784
+    given = estimate_serving(LLAMA2_7B, a100, Bare(prompt_tokens=2048, matmul_efficiency=0.5))
     assert given.prefill.flops == pytest.approx(flops)
     assert given.prefill.seconds == pytest.approx(flops / (A100_PEAK_BF16 * 0.5))  # a given η is used as is
     assert given.prefill.matmul_efficiency == 0.5
@@ -227,7 +241,7 @@ def test_prefill_time_is_flops_over_effective_peak_when_compute_bound(a100):
     # without one: the fitted GEMM curve η = c / (1 + w½/(d/t) + w½/(b·P)) at d/t = 4096, b·P = 2048
     fit = EfficiencyParams.load()
     eta = fit.gemm_ceiling_for(a100)[0] / (1 + fit.gemm_half_width / 4096 + fit.gemm_half_width / 2048)
-    fitted = estimate_serving(LLAMA2_7B, a100, ServeRequest(prompt_tokens=2048))
+    fitted = estimate_serving(LLAMA2_7B, a100, Bare(prompt_tokens=2048))
     assert fitted.prefill.matmul_efficiency == pytest.approx(eta, rel=1e-12)
     assert fitted.prefill.seconds == pytest.approx(flops / (A100_PEAK_BF16 * eta), rel=1e-9)
 
@@ -244,9 +258,9 @@ def test_ridge_batch_where_decode_turns_compute_bound(a100):
     b_star = w / (f / ridge - k)
     assert b_star == pytest.approx(122.6, abs=0.5)
     req = dict(prompt_tokens=1, output_tokens=2, matmul_efficiency=0.5)
-    assert estimate_serving(LLAMA2_7B, a100, ServeRequest(**req)).decode.ridge_batch == pytest.approx(b_star, rel=1e-9)
-    below = estimate_serving(LLAMA2_7B, a100, ServeRequest(**req, batch=96))
-    above = estimate_serving(LLAMA2_7B, a100, ServeRequest(**req, batch=160))
+    assert estimate_serving(LLAMA2_7B, a100, Bare(**req)).decode.ridge_batch == pytest.approx(b_star, rel=1e-9)
+    below = estimate_serving(LLAMA2_7B, a100, Bare(**req, batch=96))
+    above = estimate_serving(LLAMA2_7B, a100, Bare(**req, batch=160))
     assert below.decode.bound == "memory" and above.decode.bound == "compute"
     # with the fitted curve, η(b) = c / (1 + w½/4096 + w½/b): compute time b·F/(P·η(b)) = α·b + β with
     # α = F·(1 + w½/4096)/(P·c), β = F·w½/(P·c); memory time (W + b·K)/(B·0.63): b* = (W/B' − β)/(α − K/B')
@@ -254,10 +268,10 @@ def test_ridge_batch_where_decode_turns_compute_bound(a100):
     c, h, bw = fit.gemm_ceiling_for(a100)[0], fit.gemm_half_width, A100_BANDWIDTH * 0.63
     alpha, beta = f * (1 + h / 4096) / (A100_PEAK_BF16 * c), f * h / (A100_PEAK_BF16 * c)
     fitted_star = (w / bw - beta) / (alpha - k / bw)
-    ridge_batch = estimate_serving(LLAMA2_7B, a100, ServeRequest(prompt_tokens=1, output_tokens=2)).decode.ridge_batch
+    ridge_batch = estimate_serving(LLAMA2_7B, a100, Bare(prompt_tokens=1, output_tokens=2)).decode.ridge_batch
     assert ridge_batch == pytest.approx(fitted_star, rel=1e-9)
     for batch, bound in ((math.floor(fitted_star), "memory"), (math.ceil(fitted_star) + 1, "compute")):
-        got = estimate_serving(LLAMA2_7B, a100, ServeRequest(prompt_tokens=1, output_tokens=2, batch=batch))
+        got = estimate_serving(LLAMA2_7B, a100, Bare(prompt_tokens=1, output_tokens=2, batch=batch))
         assert got.decode.bound == bound
 
 
@@ -265,7 +279,7 @@ def test_long_mha_contexts_never_turn_compute_bound(a100):
     # at a mean context of 640 tokens each sequence reads 524,288 · 640 = 335.5 MB of KV for
     # 1.36e10 FLOPs: 40 FLOP/B, below any ridge the A100 can have (312e12 / (2039e9 · 0.63) = 243 FLOP/B even
     # at η = 1), so more batch never makes decode compute bound
-    report = estimate_serving(LLAMA2_7B, a100, ServeRequest(prompt_tokens=512, output_tokens=256))
+    report = estimate_serving(LLAMA2_7B, a100, Bare(prompt_tokens=512, output_tokens=256))
     assert report.decode.ridge_batch is None
 
 
@@ -275,7 +289,7 @@ RING_BASE_S, NVLINK_HOP_S, NET_HOP_S, TREE_HOP_S = 8.4e-6, 3.4e-6, 14.0e-6, 28.0
 
 
 def test_tensor_parallel_all_reduce_per_token(a100):
-    report = estimate_serving(LLAMA2_7B, a100, ServeRequest(devices=2, batch=4))
+    report = estimate_serving(LLAMA2_7B, a100, Bare(devices=2, batch=4))
     # 2 all-reduces per layer × 32 layers, each a ring on NVLink (one node): bandwidth 2·(2−1)/2 · (4·4096·2 B)
     # / 300e9 B/s, latency 8.4 µs base + 2·(2 − 1) steps × 3.4 µs = 15.2 µs
     per = 2 * (1 / 2) * (4 * 4096 * 2) / 300e9 + RING_BASE_S + 2 * NVLINK_HOP_S
@@ -289,7 +303,7 @@ def test_tensor_parallel_across_nodes_uses_the_inter_node_link():
     + 2·(3/4)·8192 B / 20e9 = 0.6144 µs. Tree: 2·28·((4/2 − 1) + log2 2) = 112 µs + (2/0.92)·8192/20e9: slower.
     So each all-reduce takes 71.8144 µs, 64 of them per token."""
     profile = _profile(devices_per_node=2, memory_bytes=80e9)
-    report = estimate_serving(LLAMA2_7B, profile, ServeRequest(devices=4))
+    report = estimate_serving(LLAMA2_7B, profile, Bare(devices=4))
     ring = RING_BASE_S + 2 * NVLINK_HOP_S + 4 * NET_HOP_S + 2 * (3 / 4) * (1 * 4096 * 2) / 20e9
     tree = 2 * TREE_HOP_S * 2 + (2 / 0.92) * (1 * 4096 * 2) / 20e9
     assert ring < tree
@@ -301,7 +315,7 @@ def test_tensor_parallel_across_nodes_uses_the_inter_node_link():
 # --- cost -----------------------------------------------------------------------------------------------
 def test_cost_per_million_tokens_per_tier():
     profile = _profile(memory_bytes=80e9)
-    report = estimate_serving(LLAMA2_7B, profile, ServeRequest(batch=8))
+    report = estimate_serving(LLAMA2_7B, profile, Bare(batch=8))
     tokens_per_hour = report.output_tokens_per_second * 3600
     assert report.cost.tier == "on-demand"
     assert report.cost.usd_per_million_tokens == pytest.approx(4.0 / tokens_per_hour * 1e6)
@@ -310,15 +324,15 @@ def test_cost_per_million_tokens_per_tier():
     assert report.output_tokens_per_second == pytest.approx(
         8 * 256 / (report.prefill.seconds + 255 * report.decode.seconds_per_token)
     )
-    spot = estimate_serving(LLAMA2_7B, profile, ServeRequest(batch=8, price_tier="spot"))
+    spot = estimate_serving(LLAMA2_7B, profile, Bare(batch=8, price_tier="spot"))
     assert spot.cost.usd_per_million_tokens == pytest.approx(report.cost.by_tier["spot"])
     with pytest.raises(InvalidValue, match="no such price"):
-        estimate_serving(LLAMA2_7B, profile, ServeRequest(price_tier="reserved-3y"))
+        estimate_serving(LLAMA2_7B, profile, Bare(price_tier="reserved-3y"))
 
 
 def test_cost_scales_with_devices(a100):
-    one = estimate_serving(LLAMA2_7B, a100, ServeRequest(devices=1))
-    two = estimate_serving(LLAMA2_7B, a100, ServeRequest(devices=2))
+    one = estimate_serving(LLAMA2_7B, a100, Bare(devices=1))
+    two = estimate_serving(LLAMA2_7B, a100, Bare(devices=2))
     for r in (one, two):
         assert r.cost.usd_per_million_tokens == pytest.approx(
             r.devices * 5.069 / (r.output_tokens_per_second * 3600) * 1e6
@@ -328,7 +342,7 @@ def test_cost_scales_with_devices(a100):
 # --- CPU, measured and MoE profiles ----------------------------------------------------------------------
 def test_cpu_profile_without_prices_omits_cost_unless_a_price_is_given(catalog):
     cpu = catalog.get("epyc-9654")
-    report = estimate_serving(LLAMA2_7B, cpu, ServeRequest(prompt_tokens=5, output_tokens=200))
+    report = estimate_serving(LLAMA2_7B, cpu, Bare(prompt_tokens=5, output_tokens=200))
     assert report.cost.usd_per_million_tokens is None and "cost omitted" in report.cost.note
     assert report.hardware.compute_dtype == "fp32"  # no 16-bit peak in the profile
     # decode, one token per pass: the larger of 13,269,204,992 B at 0.63 · 460.8 GB/s (12 × DDR5-4800 × 8 B)
@@ -341,7 +355,7 @@ def test_cpu_profile_without_prices_omits_cost_unless_a_price_is_given(catalog):
     step = max(13_269_204_992 / (0.63 * 460.8e9), flops / (7.3728e12 * eta))
     assert report.decode.seconds_per_token == pytest.approx(step, rel=1e-9)
     assert report.decode.matmul_efficiency == pytest.approx(eta, rel=1e-12)
-    priced = estimate_serving(LLAMA2_7B, cpu, ServeRequest(prompt_tokens=5, output_tokens=200, price_per_hour_usd=2.0))
+    priced = estimate_serving(LLAMA2_7B, cpu, Bare(prompt_tokens=5, output_tokens=200, price_per_hour_usd=2.0))
     assert priced.cost.tier == "custom"
     assert priced.cost.usd_per_million_tokens == pytest.approx(2.0 / (priced.output_tokens_per_second * 3600) * 1e6)
 
@@ -360,7 +374,7 @@ def test_measured_profile_with_full_bandwidth_efficiency():
     report = estimate_serving(
         LLAMA2_7B,
         measured,
-        ServeRequest(prompt_tokens=5, output_tokens=200, bandwidth_efficiency=1.0, matmul_efficiency=1.0),
+        Bare(prompt_tokens=5, output_tokens=200, bandwidth_efficiency=1.0, matmul_efficiency=1.0),
     )
     assert report.decode.seconds_per_token == pytest.approx(13_269_204_992 / 40e9, rel=1e-9)
 
@@ -369,7 +383,7 @@ def test_moe_memory_uses_all_experts_decode_reads_active_ones(a100):
     moe = ModelSpec(
         name="moe", layers=4, d_model=1024, heads=8, ffn=4096, gated_ffn=True, vocab=1000, experts=8, active_experts=2
     )
-    report = estimate_serving(moe, a100, ServeRequest(prompt_tokens=1, output_tokens=2))
+    report = estimate_serving(moe, a100, Bare(prompt_tokens=1, output_tokens=2))
     assert report.memory.weights_bytes == moe.params * 2
     # per step: 4 layers × (attention 4·1024² + 2 experts × 3·1024·4096) + head 1000·1024, at 2 B each,
     # plus KV 2·4·8·128·2 B per token × 2 tokens of mean context
@@ -394,13 +408,13 @@ def test_moe_memory_uses_all_experts_decode_reads_active_ones(a100):
 )
 def test_bad_requests_raise_usage_errors(a100, request_kwargs, message):
     with pytest.raises(InvalidValue) as info:
-        estimate_serving(LLAMA2_7B, a100, ServeRequest(**request_kwargs))
+        estimate_serving(LLAMA2_7B, a100, Bare(**request_kwargs))
     assert str(info.value).startswith(message)  # the library names the keyword, the CLI the flag
     assert info.value.one_line(flag_style).startswith("--" + message.replace("_", "-"))
 
 
 def test_context_beyond_the_model_is_a_warning(a100):
-    report = estimate_serving(LLAMA2_7B, a100, ServeRequest(prompt_tokens=4096, output_tokens=512))
+    report = estimate_serving(LLAMA2_7B, a100, Bare(prompt_tokens=4096, output_tokens=512))
     assert any("context" in w for w in report.warnings)
 
 
@@ -428,7 +442,7 @@ shapes = st.builds(
 @given(model=shapes, batch=st.integers(1, 64), prompt=st.integers(1, 4096), out=st.integers(1, 1024))
 def test_invariants(model, batch, prompt, out):
     profile = _profile(memory_bytes=1e15)  # everything fits: compare across widths and device counts
-    req = ServeRequest(batch=batch, prompt_tokens=prompt, output_tokens=out)
+    req = Bare(batch=batch, prompt_tokens=prompt, output_tokens=out)
     devices = np.array(tensor_parallel_degrees(model), dtype=float)
     g = serving_grid(model, profile, req, np.array([16.0, 8.0, 4.0]), devices)
     # fewer bits: never more memory, never slower

@@ -82,7 +82,7 @@ def test_cli_reports_every_mode_within_target_as_json():
     proc = _cli("--model", "125M", "--verify-scale", "16", "--quick", "-f", "json")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
-    assert doc["report"] == "bench-train"
+    assert doc["report"] == "verify-train"
     assert [r["recompute"] for r in doc["rows"]] == ["none", "selective", "op", "attention", "full"]
     assert doc["within_target"] is True
     assert all(abs(r["memory_error"]) <= 0.10 for r in doc["rows"])

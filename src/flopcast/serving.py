@@ -7,11 +7,13 @@ One grid, vectorised over weight bit widths × tensor-parallel device counts, gi
 Model of a request batch (``b`` sequences, ``P`` prompt tokens, ``T`` output tokens, ``t`` devices):
 
 memory     per device = weights/t + KV/min(t, kv_heads) + runtime allowance   (KV heads are replicated
-           once t exceeds them, as vLLM does); weights and KV cache: serving_memory.py
-prefill    b·P tokens attending to P: the core's forward FLOPs (PaLM App. B), weights read once and the KV
-           cache written, on the roofline with the fitted GEMM efficiency of training (inference.py)
+           once t exceeds them, as vLLM does; an MLA latent is on every device); serving_memory.py
+prefill    b·P tokens, each attending causally to (P + 1)/2 tokens (a sliding window caps it): the core's
+           forward FLOPs (PaLM App. B), weights read once and the KV cache written, on the roofline with the
+           fitted GEMM efficiency of training (inference.py), plus the runtime's fixed cost per forward
 decode     b tokens per step at the mean context s̄ = P + T/2: active weights + the whole KV cache read
-           once; memory bound at small b
+           once at the runtime's bandwidth for the weight format; memory bound at small b; plus the
+           runtime's fixed cost per forward (kernel gaps, launches: runtimes.py, data/runtimes.yaml)
 tensor     the core's tensor-parallel all-reduces on the link, bandwidth and NCCL latency that training's
 parallel   tensor parallelism gets (comms.ring_group)
 cost       t · price per device-hour / output tokens per hour (prefill included)
@@ -26,10 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from flopcast.errors import InvalidLayout, InvalidValue, opt
+from flopcast.errors import opt
 from flopcast.estimator import inference
-from flopcast.estimator.arrays import HardwareArrays, ModelArrays
-from flopcast.estimator.efficiency import EfficiencyParams
 from flopcast.hardware import HardwareProfile
 from flopcast.models import ModelSpec
 from flopcast.reports.serve import (
@@ -37,30 +37,41 @@ from flopcast.reports.serve import (
     ServeInputs,
     ServeModel,
     ServeReport,
-    ServeVariant,
+    ServeRuntime,
     build_variant,
 )
+from flopcast.runtimes import RuntimeProfile, is_measured
+from flopcast.serving_checks import (
+    KV_BITS_CHOICES,
+    WEIGHT_BITS_CHOICES,
+    assumptions,
+    check_request,
+    raise_fits_nowhere,
+    raise_unsustainable,
+    tensor_parallel_degrees,
+    warnings_for,
+)
+from flopcast.serving_load import Load, steady_state
 from flopcast.serving_memory import (
-    QUANT_GROUP_SIZE,
     RUNTIME_RESERVE_FRACTION,
-    kv_cache_bytes_per_token,
+    kv_cache_bytes_per_sequence,
     weight_bytes,
-    weights_read_bytes,
+)
+from flopcast.serving_passes import (
+    compute_peak,
+    core_arrays,
+    decode_pass,
+    pass_inputs,
+    prefill_pass,
+    resolve_runtime,
 )
 
-# --- named constants ------------------------------------------------------------------------------------
-WEIGHT_BITS_CHOICES = (16, 8, 4)  # 16-bit (bf16/fp16), 8-bit and 4-bit weight-only quantization
-KV_BITS_CHOICES = (16, 8)  # fp16/bf16 KV cache or an 8-bit (fp8/int8) one (vLLM kv_cache_dtype="fp8")
-# Fraction of datasheet memory bandwidth a tuned decode step achieves ("model bandwidth utilisation"):
-# gpt-fast (pytorch-labs/gpt-fast README, "AMD" table) decodes Llama-2-7B at batch 1 on one MI250X GCD at
-# 76.33 tokens/s, moving 1,028.70 GB/s of model bytes, of the 1,638.4 GB/s of one GCD (AMD MI250X datasheet:
-# 3.2768 TB/s for its two GCDs): 0.628. Checked on other hardware: gpt-fast on an A100-80GB, 104.9 tokens/s
-# (we predict 96.8, -8%); a CUDA-graph PyTorch decode on an H200, batch 1-64 (tests/test_serve_gpu.py):
-# within -3%..+17%. A streaming read kernel reaches more (88% on an A100, NVIDIA developer forum "Trouble to
-# reach peak bandwidth of A100"): decode adds small kernels, norms and attention. A profile measured by
-# `flopcast bench` holds a sustained bandwidth already: pass bandwidth_efficiency=1 for it.
-DECODE_BANDWIDTH_EFFICIENCY = 0.63
+__all__ = ["KV_BITS_CHOICES", "WEIGHT_BITS_CHOICES", "ServeRequest", "estimate_serving", "serve", "serving_grid",
+           "tensor_parallel_degrees", "resolve_runtime"]  # fmt: skip
 
+# --- named constants ------------------------------------------------------------------------------------
+# Decode's bandwidth efficiency and the fixed cost per forward pass come from the serving runtime's profile
+# (flopcast/data/runtimes.yaml, every value sourced); bit-width choices and checks live in serving_checks.py.
 DEFAULT_PRICE_TIER = "on-demand"
 CUSTOM_PRICE_TIER = "custom"
 
@@ -79,74 +90,46 @@ class ServeRequest:
     price_per_hour_usd: float | None = None
     matmul_efficiency: float | None = None
     bandwidth_efficiency: float | None = None
-
-
-# --- tensor-parallel degrees ----------------------------------------------------------------------
-def tensor_parallel_degrees(model: ModelSpec) -> list[int]:
-    """Device counts tensor parallelism can split this model over: the degree must divide the attention heads
-    (Megatron-LM; vLLM checks ``num_attention_heads % tensor_parallel_size == 0``), and the KV heads must divide
-    over the devices or be replicated whole (``kv_heads % t == 0`` or ``t % kv_heads == 0``, vLLM)."""
-    kv = model.n_kv_heads
-    return [t for t in range(1, model.heads + 1) if model.heads % t == 0 and (kv % t == 0 or t % kv == 0)]
-
-
-def compute_peak(profile: HardwareProfile) -> tuple[str, float]:
-    """Weight-only quantization (W8A16, W4A16) dequantizes to 16 bit and multiplies in 16 bit, so every bit
-    width runs at the 16-bit peak: bf16, else fp16, else fp32 (CPUs), else fp64."""
-    return profile.peak_flops_per_s.for_training()
+    runtime: str | RuntimeProfile | None = None  # None: the default runtime for the device kind
+    request_rate: float | None = None  # requests/s (Poisson): continuous batching in steady state (serving_load)
 
 
 # --- the grid ----------------------------------------------------------------------------------------
-def core_arrays(
-    model: ModelSpec, profile: HardwareProfile, params: EfficiencyParams | None = None
-) -> tuple[ModelArrays, HardwareArrays, EfficiencyParams]:
-    """The estimator core's arrays for one model on one profile, at the 16-bit peak (compute_peak)."""
-    params = params or EfficiencyParams.load()
-    dtype, _ = compute_peak(profile)
-    hw = HardwareArrays.from_profiles([profile], precision=dtype, tier=None, params=params)
-    return ModelArrays.from_specs([model]), hw, params
-
-
 def serving_grid(
-    model: ModelSpec, profile: HardwareProfile, request: ServeRequest, bits: np.ndarray, devices: np.ndarray
+    model: ModelSpec,
+    profile: HardwareProfile,
+    request: ServeRequest,
+    bits: np.ndarray,
+    devices: np.ndarray,
+    runtime: RuntimeProfile | None = None,
 ) -> dict[str, np.ndarray]:
     """Every figure for every (bit width, device count) pair: arrays of shape (len(bits), len(devices))."""
+    runtime = runtime or resolve_runtime(request, profile)
     b_bits = np.asarray(bits, dtype=float)[:, None]
     t = np.asarray(devices, dtype=float)[None, :]
     b, p, n_out = float(request.batch), float(request.prompt_tokens), float(request.output_tokens)
     capacity = profile.memory_bytes
-    m, hw, params = core_arrays(model, profile)
-    eta_b = _bandwidth_efficiency(request)
-    fixed_eta = request.matmul_efficiency
+    hw = core_arrays(model, profile)[1]
 
-    # memory
+    # memory: the KV cache of every sequence at its full length (sliding-window layers capped at the window)
     weights, overhead = weight_bytes(model, b_bits)
-    kv_token = kv_cache_bytes_per_token(model, request.kv_bits)
     tokens = p + n_out
-    kv_total = kv_token * tokens * b
-    kv_split = np.minimum(t, float(model.n_kv_heads))
+    kv_sequence = kv_cache_bytes_per_sequence(model, tokens, request.kv_bits)
+    kv_total = kv_sequence * b
+    kv_split = np.minimum(t, float(model.n_kv_heads)) if not model.is_mla else np.ones_like(t)
     reserve = RUNTIME_RESERVE_FRACTION * capacity
     per_device = weights / t + kv_total / kv_split + reserve
     fits = per_device <= capacity
-    kv_per_sequence = kv_token * tokens / kv_split
-    max_batch = np.floor(np.maximum(capacity - reserve - weights / t, 0.0) / kv_per_sequence)
+    max_batch = np.floor(np.maximum(capacity - reserve - weights / t, 0.0) / (kv_sequence / kv_split))
 
-    # weight bytes a forward pass reads: the prompt's batch of tokens reads every expert, a decode step
-    # the active ones (a lower bound at large batch, see the MoE note above)
-    read_all = weights_read_bytes(model, b_bits, active=False)
-    read_active = weights_read_bytes(model, b_bits, active=True)
-    kv_token_per_device = kv_token / kv_split
-
-    # the core: prefill, one decode step for the whole batch at the mean context, the decode ridge batch
-    common = dict(
-        tp=t, kv_bytes_per_token=kv_token_per_device, bandwidth_efficiency=eta_b, fixed_matmul_efficiency=fixed_eta
-    )
-    pre = inference.prefill(m, hw, params, batch=b, prompt_tokens=p, weight_bytes=read_all / t, **common)
-    context = p + n_out / 2.0
-    step = inference.decode_step(m, hw, params, batch=b, context_tokens=context, weight_bytes=read_active / t, **common)
+    x = pass_inputs(model, profile, request, runtime, b_bits, t, kv_split)
+    pre = prefill_pass(x, b)
+    step = decode_pass(x, b)
     ridge_batch = inference.decode_ridge_batch(
-        m, hw, params, context_tokens=context, weight_bytes=read_active / t, **common
-    )
+        x.m, x.hw, x.params, context_tokens=x.decode_context, weight_bytes=x.decode_weight_bytes,
+        kv_bytes_per_token=x.decode_kv_bytes_per_token, **x.common,
+    )  # fmt: skip
+    context, eta_b = x.context, x.common["bandwidth_efficiency"]
     link_bw = inference.tensor_parallel_group(hw, t).bandwidth_bytes_per_s
 
     # request
@@ -167,11 +150,14 @@ def serving_grid(
         "prefill_compute_bound": pre.compute_bound,
         "prefill_comm_seconds": pre.comm_seconds,
         "prefill_matmul_efficiency": pre.matmul_efficiency,
+        "prefill_overhead_seconds": pre.overhead_seconds,
         "step_seconds": step.seconds,
         "step_flops": step.flops,
         "step_bytes": step.bytes_moved,
         "decode_compute_bound": step.compute_bound,
         "decode_matmul_efficiency": step.matmul_efficiency,
+        "step_overhead_seconds": step.overhead_seconds,
+        "bandwidth_efficiency": eta_b,
         "ridge_batch": ridge_batch,
         "step_comm_seconds": step.comm_seconds,
         "request_seconds": request_seconds,
@@ -182,47 +168,12 @@ def serving_grid(
     return {k: np.broadcast_to(np.asarray(v, dtype=float), shape) for k, v in full.items()}
 
 
-def _bandwidth_efficiency(request: ServeRequest) -> float:
-    if request.bandwidth_efficiency is not None:
-        return request.bandwidth_efficiency
-    return DECODE_BANDWIDTH_EFFICIENCY
-
-
-# --- validation --------------------------------------------------------------------------------------
-def _check_request(model: ModelSpec, request: ServeRequest) -> None:
-    if request.weights_bits not in WEIGHT_BITS_CHOICES:
-        raise InvalidValue(
-            f"{opt('weights')} {request.weights_bits}: unsupported weight bit width", hint="use 16, 8 or 4"
-        )
-    if request.kv_bits not in KV_BITS_CHOICES:
-        raise InvalidValue(f"{opt('kv_bits')} {request.kv_bits}: unsupported KV-cache bit width", hint="use 16 or 8")
-    for what, value in (
-        (opt("batch"), request.batch),
-        (opt("prompt_tokens"), request.prompt_tokens),
-        (opt("output_tokens"), request.output_tokens),
-    ):
-        if not isinstance(value, int) or value < 1:
-            raise InvalidValue(f"{what}: {value!r} must be a whole number ≥ 1", hint="give a positive value")
-    for what, value in (
-        (opt("matmul_efficiency"), request.matmul_efficiency),
-        (opt("bandwidth_efficiency"), request.bandwidth_efficiency),
-    ):
-        if value is not None and not (0 < value <= 1):
-            raise InvalidValue(f"{what}: {value!r} is outside (0, 1]", hint="give a fraction such as 0.8")
-    if request.price_per_hour_usd is not None and not (request.price_per_hour_usd > 0):
-        raise InvalidValue(
-            f"{opt('price_per_hour')}: {request.price_per_hour_usd!r} must be positive", hint="give a price such as 2.5"
-        )
-    if request.devices is not None:
-        if request.devices < 1:
-            raise InvalidValue(f"{opt('devices')}: {request.devices!r} must be ≥ 1", hint="give a positive count")
-        allowed = tensor_parallel_degrees(model)
-        if request.devices not in allowed:
-            raise InvalidLayout(
-                f"{opt('devices')} {request.devices}: tensor parallelism splits {model.name}'s {model.heads} attention "
-                f"heads ({model.n_kv_heads} KV heads), so the device count must divide them",
-                hint=f"use one of {', '.join(map(str, allowed))}",
-            )
+def _load(model, profile, request, runtime, wbits: int, devices: int, max_batch: float) -> Load:
+    """The steady state under ``request.request_rate`` for one weight format on ``devices`` devices."""
+    t = np.array([[float(devices)]])
+    kv_split = np.ones_like(t) if model.is_mla else np.minimum(t, float(model.n_kv_heads))
+    x = pass_inputs(model, profile, request, runtime, np.array([[float(wbits)]]), t, kv_split)
+    return steady_state(x, request.request_rate, request.output_tokens, max_batch)
 
 
 def _prices(profile: HardwareProfile, request: ServeRequest) -> tuple[dict[str, float], str | None, str | None]:
@@ -251,6 +202,8 @@ def serve(
     price_per_hour=None,
     matmul_efficiency=None,
     bandwidth_efficiency=None,
+    runtime=None,
+    request_rate=None,
     seq_len=None,
     profiles=None,
     **architecture,
@@ -277,6 +230,8 @@ def serve(
         price_per_hour_usd=None if price_per_hour is None else parse_usd(price_per_hour, what=opt("price_per_hour")),
         matmul_efficiency=fraction(matmul_efficiency, "matmul_efficiency"),
         bandwidth_efficiency=fraction(bandwidth_efficiency, "bandwidth_efficiency"),
+        runtime=runtime if runtime is None or isinstance(runtime, RuntimeProfile) else str(runtime),
+        request_rate=None if request_rate is None else parse_count(request_rate, what=opt("request_rate")),
     )
     spec = resolve_model(model, seq_len, architecture)
     return estimate_serving(spec, resolve_hardware(required(hardware, "hardware", "a100-80gb"), profiles), request)
@@ -290,24 +245,30 @@ def estimate_serving(model: ModelSpec, profile: HardwareProfile, request: ServeR
     fits on no number of devices; a ``--devices`` count that is too small gives a report with ``fits`` false
     and ``devices_needed`` set instead.
     """
-    _check_request(model, request)
+    runtime = resolve_runtime(request, profile)
+    check_request(model, request, runtime)
     candidates = tensor_parallel_degrees(model)
-    bits = np.array(WEIGHT_BITS_CHOICES, dtype=float)
-    grid = serving_grid(model, profile, request, bits, np.array(candidates, dtype=float))
+    formats = runtime.weight_bits  # one variant per weight format the runtime has kernels for
+    bits = np.array(formats, dtype=float)
+    grid = serving_grid(model, profile, request, bits, np.array(candidates, dtype=float), runtime)
     tiers, tier, cost_note = _prices(profile, request)
     warnings: list[str] = []
 
     variants = []
-    for row, wbits in enumerate(WEIGHT_BITS_CHOICES):
+    for row, wbits in enumerate(formats):
         fitting = np.flatnonzero(grid["fits"][row] > 0)
         needed = candidates[int(fitting[0])] if fitting.size else None
         if wbits == request.weights_bits and needed is None:
-            _raise_fits_nowhere(model, profile, request, grid, row, candidates)
+            raise_fits_nowhere(model, profile, request, grid, row, candidates)
         devices = request.devices if request.devices is not None else (needed or candidates[-1])
         col = candidates.index(devices)
+        load = None
+        if request.request_rate is not None:
+            load = _load(model, profile, request, runtime, wbits, devices, float(grid["max_batch_that_fits"][row, col]))
         variants.append(
             build_variant(
                 {k: float(v[row, col]) for k, v in grid.items()},
+                load=load,
                 weights_bits=wbits,
                 devices=devices,
                 devices_needed=needed,
@@ -321,7 +282,9 @@ def estimate_serving(model: ModelSpec, profile: HardwareProfile, request: ServeR
         )
 
     chosen = next(v for v in variants if v.weights_bits == request.weights_bits)
-    warnings += _warnings(model, profile, request, chosen)
+    if chosen.load is not None and not chosen.load.sustainable:
+        raise_unsustainable(model, profile, request, chosen, variants)
+    warnings += warnings_for(model, profile, request, chosen)
     dtype, peak = compute_peak(profile)
     return ServeReport(
         inputs=ServeInputs(
@@ -335,7 +298,10 @@ def estimate_serving(model: ModelSpec, profile: HardwareProfile, request: ServeR
             output_tokens=request.output_tokens,
             price_tier=request.price_tier,
             price_per_hour_usd=request.price_per_hour_usd,
+            runtime=runtime.id,
+            request_rate_per_s=request.request_rate,
         ),
+        runtime=ServeRuntime.of(runtime, model.layers, is_measured(profile)),
         model=ServeModel.of(model),
         hardware=ServeHardware.of(profile, dtype, peak),
         devices=chosen.devices,
@@ -346,91 +312,8 @@ def estimate_serving(model: ModelSpec, profile: HardwareProfile, request: ServeR
         request_seconds=chosen.request_seconds,
         output_tokens_per_second=chosen.output_tokens_per_second,
         cost=chosen.cost,
+        load=chosen.load,
         variants=variants,
-        assumptions=_assumptions(model, profile, request, chosen),
+        assumptions=assumptions(model, profile, request, chosen, runtime, is_measured(profile)),
         warnings=warnings,
     )
-
-
-def _raise_fits_nowhere(model, profile, request, grid, row, candidates) -> None:
-    most = candidates[-1]
-    need = float(grid["per_device_bytes"][row, -1])
-    raise InvalidValue(
-        f"{model.name} with {request.weights_bits}-bit weights, batch {request.batch} × "
-        f"{request.prompt_tokens + request.output_tokens} tokens fits on no number of {profile.id}: even split over "
-        f"{most} devices (the most its {model.heads} heads allow) it needs {need / 1e9:.3g} GB per device of "
-        f"{profile.memory_bytes / 1e9:.3g} GB",
-        hint=f"lower {opt('batch')} or the tokens, use {opt('kv_bits')} 8 or fewer {opt('weights')} bits, or hardware "
-        "with more memory",
-    )
-
-
-def _warnings(model, profile, request, chosen: ServeVariant) -> list[str]:
-    out = []
-    m = chosen.memory
-    if not m.fits:
-        out.append(
-            f"does not fit: {m.per_device_bytes / 1e9:.3g} GB per device on {chosen.devices} × {profile.id} "
-            f"({m.capacity_bytes / 1e9:.3g} GB); it fits on {m.devices_needed} devices"
-        )
-    if request.prompt_tokens + request.output_tokens > model.seq_len:
-        out.append(
-            f"prompt + output tokens ({request.prompt_tokens + request.output_tokens}) exceed "
-            f"{model.name}'s context of {model.seq_len} tokens"
-        )
-    if chosen.devices > 1:
-        link = (
-            profile.intra_node_bandwidth_bytes_per_s
-            if chosen.link == "intra-node"
-            else profile.inter_node_bandwidth_bytes_per_s
-        )
-        if link is None:
-            out.append(
-                f"{profile.id} publishes no {chosen.link} bandwidth: its all-reduces assume "
-                f"{chosen.link_bandwidth_bytes_per_s / 1e9:.3g} GB/s per device, as `estimate` does"
-            )
-        if chosen.link == "inter-node":
-            out.append(
-                f"tensor parallelism over {chosen.devices} devices spans nodes of {profile.devices_per_node}: "
-                "its all-reduces run on the inter-node link"
-            )
-    if model.experts > 1:
-        out.append(
-            "MoE: memory holds all experts, but FLOPs and bytes read per token use the active experts "
-            "only; at a large batch every expert is read each step, so decode time is a lower bound"
-        )
-    return out
-
-
-def _assumptions(model, profile, request, chosen: ServeVariant) -> list[str]:
-    eta_b = _bandwidth_efficiency(request)
-    if request.matmul_efficiency is not None:
-        eta_c_src = "given"
-    else:
-        params = EfficiencyParams.load()
-        ceiling, calibrated = params.gemm_ceiling_for(profile)
-        eta_c_src = (
-            f"fitted GEMM curve as in training: ceiling {ceiling:.3g}"
-            f"{'' if calibrated else ' (not calibrated on this hardware family)'}, half-efficiency width "
-            f"{params.gemm_half_width:.3g} for d/t and for the tokens per pass; fitted {params.fitted_date} on "
-            "training runs, flopcast/data/efficiency_fit.json"
-        )
-    eta_b_src = (
-        "given"
-        if request.bandwidth_efficiency is not None
-        else "decode bandwidth utilisation of gpt-fast's Llama-2-7B on an MI250X GCD, 1028.7 of 1638.4 GB/s"
-    )
-    return [
-        f"matmul efficiency: prefill {chosen.prefill.matmul_efficiency:.3g}, decode "
-        f"{chosen.decode.matmul_efficiency:.3g} ({eta_c_src})",
-        f"memory bandwidth efficiency {eta_b:g} ({eta_b_src})",
-        f"quantized weights: fp16 scale + zero point per group of {QUANT_GROUP_SIZE} (GPTQ/AWQ); embeddings, "
-        "LM head and norms stay 16-bit; matmuls run in 16-bit (weight-only quantization)",
-        f"runtime allowance {RUNTIME_RESERVE_FRACTION:.0%} of device memory (vLLM gpu_memory_utilization=0.9)",
-        "decode time per token at the mean context (prompt + output/2); prefill attention FLOPs count the full "
-        "P² (PaLM convention; causal kernels do about half)",
-        f"tensor parallel: {inference.TP_ALL_REDUCES_PER_FORWARD_LAYER} all-reduces per layer (Megatron-LM), "
-        "placed on the intra- or inter-node link and timed with NCCL's ring/tree latency model exactly as "
-        "`estimate` times training's; KV heads replicated past kv_heads",
-        "time to first token = prefill time (no queueing); cost per output token includes the prefill",
-    ]

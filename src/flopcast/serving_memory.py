@@ -2,7 +2,8 @@
 
 weights  = quantized layer matmuls · (bits/8 + group-scale overhead) + the rest at 16 bit
            (embeddings, LM head, norms: GPTQ/AWQ checkpoints keep them in fp16)
-KV cache = 2·L·kv_heads·head_dim·s·b·kv_bits/8
+KV cache = 2·L·kv_heads·head_dim·s·b·kv_bits/8 (MLA: L·(kv_lora_rank + rope dim)·s·b·kv_bits/8; sliding-window
+           layers hold at most the window)
 These bytes feed the estimator core's inference functions (estimator/inference.py); every function
 broadcasts over numpy arrays of bit widths.
 """
@@ -54,7 +55,7 @@ def weight_bytes(model: ModelSpec, bits: np.ndarray | int) -> tuple[np.ndarray, 
 
 def kv_cache_bytes_per_token(model: ModelSpec, kv_bits: int) -> float:
     """K and V of every layer for one token of one sequence: 2·L·kv_heads·head_dim·kv_bits/8 bytes (MLA:
-    L·(kv_lora_rank + qk_rope_head_dim), ModelSpec.kv_cache_width). Sliding windows are not applied here."""
+    L·(kv_lora_rank + qk_rope_head_dim), ModelSpec.kv_cache_width). Sliding windows: kv_cache_bytes_per_sequence."""
     return float(model.layers * model.kv_cache_width) * kv_bits / BITS_PER_BYTE
 
 
@@ -68,3 +69,14 @@ def weights_read_bytes(model: ModelSpec, bits: np.ndarray | int, *, active: bool
     + the 16-bit LM head (V·d). Norms are too small to count; the input embedding is a lookup of b rows."""
     head = float(model.vocab * model.d_model) * UNQUANTIZED_BITS / BITS_PER_BYTE
     return float(quantized_params(model, active=active)) * bytes_per_quantized_weight(bits) + head
+
+
+def kv_cache_bytes_per_sequence(model: ModelSpec, context: np.ndarray | float, kv_bits: int) -> np.ndarray:
+    """The KV cache one sequence holds at ``context`` tokens, in bytes: L·kv_cache_width·s·kv_bits/8, with
+    the local (sliding-window) layers capped at the window (ModelSpec.kv_cache_elements_per_sequence, here
+    over arrays): Mistral 7B v0.1 and Gemma's local layers keep at most ``sliding_window`` tokens."""
+    s = np.asarray(context, dtype=float)
+    local = np.minimum(s, float(model.sliding_window)) if model.sliding_window is not None else s
+    width = float(model.kv_cache_width)
+    elements = width * (model.global_attention_layers * s + model.local_attention_layers * local)
+    return elements * kv_bits / BITS_PER_BYTE

@@ -72,6 +72,12 @@ def bench(
     save_profile: str | None = typer.Option(
         None, "--save-profile", metavar="NAME", help="Save this machine as hardware profile NAME (user dir)."
     ),
+    verify_serve: bool = typer.Option(
+        False,
+        "--verify-serve",
+        help='Instead: decode a small Llama-style model in PyTorch here and compare `serve`\'s predicted tokens/s '
+        'and time to first token with the measured ones (needs pip install "flopcast[torch]").',
+    ),
     fmt: Format = OutputFormat.table,
     output: Output = None,
     force: ForceOutputOrProfile = False,
@@ -97,6 +103,9 @@ def bench(
             quiet=quiet,
         )  # fmt: skip
         return
+    if verify_serve:
+        return _verify_serve(dev, quick, dtype, n_threads, size, save_profile, plot, size_scale, fmt, output, force,
+                             quiet)  # fmt: skip
     dtypes = plan.parse_dtypes(dtype, dev)
     size_bytes = parse_bytes(size, what="--size") if size is not None else None
     scale = parse_count(size_scale, what="--size-scale")
@@ -148,6 +157,52 @@ def bench(
         note(f"warning: {warning}", quiet or in_report)
     _emit(report, fmt, output, force, quiet)
     emit_plot(report, plot, force, quiet)
+
+
+def _verify_serve(dev, quick, dtype, n_threads, size, save_profile, plot, size_scale, fmt, output, force, quiet):
+    from flopcast.bench.verify_serve import run_verify_serve
+    from flopcast.errors import ConflictingOptions
+    from flopcast.units import parse_count
+
+    for flag, value in (("--dtype", dtype), ("--threads", n_threads), ("--size", size),
+                        ("--save-profile", save_profile), ("--plot", plot)):  # fmt: skip
+        if value is not None:
+            what = f"{flag} applies to the roofline sweep, not to --verify-serve"
+            raise ConflictingOptions(what, hint=f"drop {flag}")
+    scale = parse_count(size_scale, what="--size-scale")
+    preflight_output(output, force)
+    if not quiet:
+        note("bench --verify-serve: measuring this machine, then prefill and greedy decode in PyTorch ...", quiet)
+    report = run_verify_serve(device=dev, quick=quick, scale=scale)
+    emit_text(render_verify_serve(report, fmt), output, force, quiet)
+
+
+def render_verify_serve(report, fmt: OutputFormat) -> str:
+    """A VerifyServeReport as text in ``fmt``."""
+    from flopcast.reports.verify_serve import rows, title
+
+    if fmt is OutputFormat.json:
+        return report.to_json()
+    headers, body = rows(report)
+    if fmt is OutputFormat.csv:
+        from flopcast.tabular import to_csv
+
+        return to_csv(headers, body)
+    notes = [f"warning: {w}" for w in report.warnings]
+    if fmt is OutputFormat.markdown:
+        from flopcast.tabular import to_markdown
+
+        head, rest = title(report).split("\n", 1)
+        return "\n".join([f"## {head}", "", rest, "", to_markdown(headers, body), *notes]) + "\n"
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title="Predicted (flopcast serve) vs measured (PyTorch, this machine)", title_justify="left")
+    for i, h in enumerate(headers):
+        table.add_column(h, justify="left" if i == 0 else "right")
+    for r in body:
+        table.add_row(*r)
+    return render_to_text([Text(title(report)), table, *(Text(n) for n in notes)])
 
 
 def _backend(device: str):

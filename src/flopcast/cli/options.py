@@ -248,6 +248,12 @@ def complete_kv_bits(incomplete: str) -> list[str]:
     return _starting(KV_BITS_CHOICES, incomplete)
 
 
+def complete_runtime(incomplete: str) -> list[str]:
+    from flopcast.runtimes import runtime_ids
+
+    return _starting(runtime_ids(), incomplete)
+
+
 def complete_precision(incomplete: str) -> list[str]:
     from flopcast.estimator.arrays import PRECISIONS
 

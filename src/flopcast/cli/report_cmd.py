@@ -31,7 +31,8 @@ RENDERERS: dict[str, tuple[str, str]] = {
     "serve": ("flopcast.cli.serve_cmd", "render_serve"),
     "validate": ("flopcast.cli.validate_cmd", "render_validate"),
     "bench": ("flopcast.cli.bench_cmd", "render_bench"),
-    "bench-train": ("flopcast.cli.bench_train_view", "render_train_verify"),
+    "verify-train": ("flopcast.cli.bench_train_view", "render_train_verify"),
+    "verify-serve": ("flopcast.cli.bench_cmd", "render_verify_serve"),
 }
 
 

@@ -20,6 +20,7 @@ from flopcast.cli.options import (
     Quiet,
     SeqLen,
     complete_kv_bits,
+    complete_runtime,
     complete_weight_bits,
     with_architecture_options,
 )
@@ -38,16 +39,35 @@ def serve(
         autocompletion=complete_weight_bits,
     ),
     kv_bits: str = typer.Option("16", "--kv-bits", help="KV-cache bits: 16 or 8.", autocompletion=complete_kv_bits),
+    runtime: str | None = typer.Option(
+        None,
+        "--runtime",
+        metavar="NAME",
+        help="Serving runtime: vllm, sglang, tensorrt-llm, llama.cpp, cuda-graph or eager (its kernels' bandwidth "
+        "and per-forward cost; default vllm on GPU/TPU, llama.cpp on CPU).",
+        autocompletion=complete_runtime,
+        show_default=False,
+    ),
     batch: str = typer.Option("1", "--batch", help="Concurrent sequences decoded together."),
     prompt_tokens: str = typer.Option("512", "--prompt-tokens", help="Prompt (input) tokens per request."),
     output_tokens: str = typer.Option("256", "--output-tokens", help="Generated (output) tokens per request."),
+    request_rate: str | None = typer.Option(
+        None,
+        "--request-rate",
+        metavar="R",
+        help="Requests per second arriving (Poisson): the continuous-batching steady state, TTFT and time per "
+        "output token P50/P90, throughput and cost at that load.",
+        show_default=False,
+    ),
     price_tier: PriceTier = None,
     price_per_hour: PricePerHour = None,
     matmul_efficiency: str | None = typer.Option(
         None, "--matmul-efficiency", help="Fraction of peak FLOP/s matmuls reach (default: the fitted GEMM curve)."
     ),
     bandwidth_efficiency: str | None = typer.Option(
-        None, "--bandwidth-efficiency", help="Share of datasheet bandwidth reached (default 0.63; 1 for bench)."
+        None,
+        "--bandwidth-efficiency",
+        help="Share of the profile's bandwidth decode reaches (default: the runtime's, per weight format).",
     ),
     architecture: dict = None,  # one option per architecture field: cli.options.with_architecture_options
     seq_len: SeqLen = None,
@@ -59,7 +79,8 @@ def serve(
 ) -> None:
     """Deployment estimate: memory and fit, time to first token, decode tokens/s, cost per 1M output tokens.
 
-    Shows 16-, 8- and 4-bit weights side by side (the chosen --weights marked *). When --devices is too small
+    Shows 16-, 8- and 4-bit weights side by side (those the --runtime has kernels for; the chosen --weights
+    marked *). When --devices is too small
     the report says so and how many devices would fit (exit 0); a model that fits on no number of devices is
     an error (exit 2).
     """
@@ -69,8 +90,8 @@ def serve(
     report = serve_model(
         model=model, hardware=hardware, devices=devices, weights=weights, kv_bits=kv_bits, batch=batch,
         prompt_tokens=prompt_tokens, output_tokens=output_tokens, price_tier=price_tier, price_per_hour=price_per_hour,
-        matmul_efficiency=matmul_efficiency, bandwidth_efficiency=bandwidth_efficiency, seq_len=seq_len,
-        profiles=profiles, **architecture,
+        matmul_efficiency=matmul_efficiency, bandwidth_efficiency=bandwidth_efficiency, runtime=runtime,
+        request_rate=request_rate, seq_len=seq_len, profiles=profiles, **architecture,
     )  # fmt: skip
     for line in report.warnings:
         note(f"warning: {line}", quiet or fmt is OutputFormat.json)
@@ -80,7 +101,7 @@ def serve(
 def _render(report, fmt: OutputFormat) -> str:
     if fmt is OutputFormat.json:
         return report.to_json()
-    from flopcast.reports.serve import table_rows, title
+    from flopcast.reports.serve_table import table_rows, title
 
     if fmt is OutputFormat.csv:
         from flopcast.tabular import to_csv

@@ -19,9 +19,14 @@ tensor-parallel group of ``t`` devices (every figure per device):
   parallel    et al. 2019 §3) on comms.ring_group(t, stride 1): the group, link, bandwidth and NCCL latency
               timing.py uses for training tensor parallelism
 
-Prefill: tokens = context = P (the PaLM count of the full P² attention). Decode: one token per sequence,
-context = the mean context of the generated tokens. Every function broadcasts: arrays over weight bit
-widths × tensor-parallel degrees × batch (or anything else) give one figure per combination.
+  fixed cost  a runtime's per-forward cost (FixedCost): kernel gaps add to the device time; the host's
+              launches overlap it on an accelerator (step = max(device, host)) and add to it on a CPU
+
+Prefill: tokens = P, each attending causally to (P + 1)/2 tokens on average (fused kernels skip the masked
+upper triangle: FlashAttention-2, Dao 2023, §3.1.1), unless the caller gives the attended context (sliding
+windows). Decode: one token per sequence, context = the mean context of the generated tokens. Every function
+broadcasts: arrays over weight bit widths × tensor-parallel degrees × batch (or anything else) give one figure
+per combination.
 """
 
 from __future__ import annotations
@@ -46,6 +51,18 @@ ACTIVATION_BYTES_PER_ELEMENT = 2.0
 TP_RANK_STRIDE = 1.0  # tensor-parallel ranks are adjacent (Megatron-LM's rank order, as in timing.py)
 
 
+class FixedCost(NamedTuple):
+    """Per forward pass, beyond bytes and FLOPs (a serving runtime's, flopcast.runtimes): seconds the device
+    spends on kernel gaps, seconds the host spends launching, and whether the host runs ahead of the device."""
+
+    device_seconds: ArrayLike = 0.0
+    host_seconds: ArrayLike = 0.0
+    host_overlaps: bool = True
+
+
+NO_FIXED_COST = FixedCost()
+
+
 class ForwardPass(NamedTuple):
     """One forward pass of the batch on one device of the tensor-parallel group (broadcast arrays)."""
 
@@ -55,7 +72,8 @@ class ForwardPass(NamedTuple):
     compute_seconds: np.ndarray  # on the roofline
     compute_bound: np.ndarray  # bool: the compute roof binds
     comm_seconds: np.ndarray  # tensor-parallel all-reduces
-    seconds: np.ndarray  # compute + communication
+    seconds: np.ndarray  # compute + communication + the fixed cost not hidden
+    overhead_seconds: np.ndarray  # seconds − compute − communication: the runtime's fixed cost that shows
 
 
 def tensor_parallel_group(hw: HardwareArrays, tp: ArrayLike) -> RingGroup:
@@ -99,6 +117,7 @@ def forward_pass(
     bytes_moved: ArrayLike,
     bandwidth_efficiency: ArrayLike,
     fixed_matmul_efficiency: float | None = None,
+    fixed: FixedCost = NO_FIXED_COST,
 ) -> ForwardPass:
     """``batch`` sequences × ``new_tokens`` each, attending to ``context_tokens``; ``bytes_moved`` per device."""
     tp = np.asarray(tp, dtype=float)
@@ -113,8 +132,18 @@ def forward_pass(
     group = tensor_parallel_group(hw, tp)
     activations = ACTIVATION_BYTES_PER_ELEMENT * tokens * m.d_model
     comm = TP_ALL_REDUCES_PER_FORWARD_LAYER * m.layers * group.all_reduce_seconds(activations)
+    device = compute + comm + np.asarray(fixed.device_seconds, dtype=float)
+    host = np.asarray(fixed.host_seconds, dtype=float)
+    seconds = np.maximum(device, host) if fixed.host_overlaps else device + host
     return ForwardPass(
-        flops, np.asarray(bytes_moved, dtype=float), eta, compute, compute_only >= compute, comm, compute + comm
+        flops,
+        np.asarray(bytes_moved, dtype=float),
+        eta,
+        compute,
+        compute_only >= compute,
+        comm,
+        seconds,
+        seconds - compute - comm,
     )
 
 
@@ -130,9 +159,14 @@ def prefill(
     kv_bytes_per_token: ArrayLike,
     bandwidth_efficiency: ArrayLike,
     fixed_matmul_efficiency: float | None = None,
+    attended_tokens: ArrayLike | None = None,
+    fixed: FixedCost = NO_FIXED_COST,
 ) -> ForwardPass:
-    """The prompt's forward pass: weights read once, the prompt's KV cache written (bytes per device)."""
+    """The prompt's forward pass: weights read once, the prompt's KV cache written (bytes per device). Each
+    prompt token attends to ``attended_tokens`` (default the causal mean (P + 1)/2)."""
     written = np.asarray(batch, dtype=float) * prompt_tokens * kv_bytes_per_token
+    if attended_tokens is None:
+        attended_tokens = causal_mean_context(prompt_tokens)
     return forward_pass(
         m,
         hw,
@@ -140,11 +174,22 @@ def prefill(
         tp=tp,
         batch=batch,
         new_tokens=prompt_tokens,
-        context_tokens=prompt_tokens,
+        context_tokens=attended_tokens,
         bytes_moved=np.asarray(weight_bytes, dtype=float) + written,
         bandwidth_efficiency=bandwidth_efficiency,
         fixed_matmul_efficiency=fixed_matmul_efficiency,
+        fixed=fixed,
     )
+
+
+def causal_mean_context(prompt_tokens: ArrayLike, window: ArrayLike | None = None) -> np.ndarray:
+    """Mean number of tokens a prompt token attends to under a causal mask: token i (1-based) sees i tokens,
+    or min(i, W) under a sliding window of W: (P + 1)/2, or (W·(W + 1)/2 + (P − W)·W)/P once P > W."""
+    p = np.asarray(prompt_tokens, dtype=float)
+    if window is None:
+        return (p + 1.0) / 2.0
+    w = np.minimum(np.asarray(window, dtype=float), p)
+    return (w * (w + 1.0) / 2.0 + (p - w) * w) / p
 
 
 def decode_step(
@@ -159,6 +204,7 @@ def decode_step(
     kv_bytes_per_token: ArrayLike,
     bandwidth_efficiency: ArrayLike,
     fixed_matmul_efficiency: float | None = None,
+    fixed: FixedCost = NO_FIXED_COST,
 ) -> ForwardPass:
     """One generated token per sequence: the weights and every sequence's KV cache read once."""
     read = np.asarray(batch, dtype=float) * context_tokens * kv_bytes_per_token
@@ -173,6 +219,7 @@ def decode_step(
         bytes_moved=np.asarray(weight_bytes, dtype=float) + read,
         bandwidth_efficiency=bandwidth_efficiency,
         fixed_matmul_efficiency=fixed_matmul_efficiency,
+        fixed=fixed,
     )
 
 

@@ -44,7 +44,7 @@ class TrainVerifyRow(_Part):
 
 
 class TrainVerifyReport(ReportBase):
-    report: Literal["bench-train"] = "bench-train"
+    report: Literal["verify-train"] = "verify-train"
     device: str
     torch_version: str
     hardware: str | None = Field(None, description="profile the step time was predicted on (null: not predicted)")

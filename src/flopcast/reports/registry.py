@@ -27,10 +27,15 @@ REPORTS: dict[str, tuple[str, str, str]] = {
     "serve": ("flopcast.reports.serve", "ServeReport", "inference memory, latency, tokens/s, cost per 1M tokens"),
     "validate": ("flopcast.reports.validate", "ValidateReport", "backtest against published training runs"),
     "bench": ("flopcast.reports.bench", "BenchReport", "local roofline, GEMM check and predicted vs measured"),
-    "bench-train": (
+    "verify-train": (
         "flopcast.reports.bench_train",
         "TrainVerifyReport",
         "bench --verify-train: a PyTorch transformer's measured vs predicted memory and step time",
+    ),
+    "verify-serve": (
+        "flopcast.reports.verify_serve",
+        "VerifyServeReport",
+        "bench --verify-serve: predicted vs measured decode tokens/s and time to first token",
     ),
 }
 

@@ -13,7 +13,7 @@ import math
 from pydantic import BaseModel, ConfigDict, Field
 
 from flopcast.reports.base import ReportBase
-from flopcast.units import SECONDS_PER_HOUR, format_si
+from flopcast.units import SECONDS_PER_HOUR
 
 TOKENS_PER_MILLION = 1e6
 
@@ -33,6 +33,8 @@ class ServeInputs(_Part):
     output_tokens: int
     price_tier: str | None = None
     price_per_hour_usd: float | None = None
+    runtime: str = Field(description="serving runtime id (flopcast/data/runtimes.yaml); default by device kind")
+    request_rate_per_s: float | None = Field(default=None, description="--request-rate (Poisson arrivals)")
 
 
 class ServeModel(_Part):
@@ -91,6 +93,39 @@ class ServeHardware(_Part):
         )
 
 
+class ServeRuntime(_Part):
+    id: str
+    name: str
+    device_kind: str = Field(description="the device kind the runtime's values are for (gpu, cpu, tpu)")
+    weight_bits: list[int] = Field(description="weight formats the runtime has kernels for")
+    stream_fraction: float = Field(description="share of datasheet bandwidth a streaming kernel reaches (1: measured)")
+    bandwidth_fraction: dict[str, float] = Field(description="per weight bits: share of the stream decode reaches")
+    kernels_per_forward: float
+    gap_seconds_per_kernel: float = Field(description="device time per kernel beyond its bytes and FLOPs")
+    launch_seconds_per_kernel: float = Field(description="host time per kernel launch")
+    seconds_per_forward: float = Field(description="fixed host time per forward pass")
+    host_overlaps_device: bool = Field(description="true on GPU/TPU (async launches): step = max(device, host)")
+    sources: dict[str, str]
+
+    @classmethod
+    def of(cls, runtime, layers: int, measured: bool) -> ServeRuntime:
+        """From a flopcast.runtimes.RuntimeProfile, for a model of ``layers`` layers."""
+        return cls(
+            id=runtime.id,
+            name=runtime.name,
+            device_kind=runtime.kind,
+            weight_bits=list(runtime.weight_bits),
+            stream_fraction=1.0 if measured else runtime.stream_fraction,
+            bandwidth_fraction={str(b): f for b, f in runtime.bandwidth_fraction.items()},
+            kernels_per_forward=runtime.kernels_per_forward(layers),
+            gap_seconds_per_kernel=runtime.gap_seconds_per_kernel,
+            launch_seconds_per_kernel=runtime.launch_seconds_per_kernel,
+            seconds_per_forward=runtime.seconds_per_forward,
+            host_overlaps_device=runtime.host_overlaps_device(),
+            sources=dict(runtime.sources),
+        )
+
+
 class ServeMemory(_Part):
     weights_bytes: float = Field(description="all weights, all devices, including quantization scales")
     quantization_overhead_bytes: float = Field(description="group-wise scales and zero points inside weights_bytes")
@@ -110,6 +145,7 @@ class ServePrefill(_Part):
     bound: str = Field(description="compute or memory")
     communication_seconds: float
     matmul_efficiency: float = Field(description="fraction of peak the prompt's matmuls reach (fitted GEMM curve)")
+    overhead_seconds: float = Field(description="the runtime's fixed cost of the forward pass that shows")
 
 
 class ServeDecode(_Part):
@@ -123,6 +159,8 @@ class ServeDecode(_Part):
     ridge_batch: float | None = Field(description="batch at which decode turns compute bound; None = never")
     communication_seconds_per_token: float
     matmul_efficiency: float = Field(description="fraction of peak a step's matmuls reach (fitted GEMM curve)")
+    bandwidth_efficiency: float = Field(description="share of the profile's bandwidth a step reaches")
+    overhead_seconds_per_token: float = Field(description="the runtime's fixed cost of a step that shows")
 
 
 class ServeCost(_Part):
@@ -131,6 +169,21 @@ class ServeCost(_Part):
     usd_per_million_tokens: float | None = Field(description="per million output tokens, chosen tier")
     by_tier: dict[str, float] = Field(default_factory=dict, description="usd per million output tokens per tier")
     note: str | None = None
+
+
+class ServeLoad(_Part):
+    request_rate_per_s: float
+    sustainable: bool = Field(description="false: the queue grows without bound at this rate")
+    max_request_rate_per_s: float = Field(description="the most requests/s this configuration sustains")
+    running_batch: float | None = Field(description="mean sequences decoding together in steady state")
+    prefill_busy_fraction: float | None = Field(description="share of time spent in prefills")
+    step_seconds: float | None = Field(description="decode step at the running batch")
+    time_to_first_token_p50_seconds: float | None
+    time_to_first_token_p90_seconds: float | None
+    time_per_output_token_p50_seconds: float | None
+    time_per_output_token_p90_seconds: float | None
+    output_tokens_per_second: float | None = Field(description="rate × output tokens: what the load asks for")
+    usd_per_million_tokens: float | None = Field(description="per million output tokens at this load, chosen tier")
 
 
 class ServeVariant(_Part):
@@ -146,6 +199,7 @@ class ServeVariant(_Part):
     request_seconds: float = Field(description="prefill + all output tokens of one batch")
     output_tokens_per_second: float = Field(description="batch · output tokens / request_seconds")
     cost: ServeCost
+    load: ServeLoad | None = Field(default=None, description="steady state under --request-rate")
 
 
 class ServeReport(ReportBase):
@@ -161,6 +215,8 @@ class ServeReport(ReportBase):
     request_seconds: float
     output_tokens_per_second: float
     cost: ServeCost
+    load: ServeLoad | None = None
+    runtime: ServeRuntime
     variants: list[ServeVariant]
     assumptions: list[str]
 
@@ -182,6 +238,7 @@ def build_variant(
     tiers: dict[str, float],
     tier: str | None,
     cost_note: str | None,
+    load=None,
 ) -> ServeVariant:
     """One column of the report from one (bit width, device count) row of serving.serving_grid."""
     ridge = g["ridge_batch"]
@@ -213,6 +270,7 @@ def build_variant(
             bound="compute" if g["prefill_compute_bound"] else "memory",
             communication_seconds=g["prefill_comm_seconds"],
             matmul_efficiency=g["prefill_matmul_efficiency"],
+            overhead_seconds=g["prefill_overhead_seconds"],
         ),
         decode=ServeDecode(
             seconds_per_token=step,
@@ -225,6 +283,8 @@ def build_variant(
             ridge_batch=None if math.isinf(ridge) else ridge,
             communication_seconds_per_token=g["step_comm_seconds"],
             matmul_efficiency=g["decode_matmul_efficiency"],
+            bandwidth_efficiency=g["bandwidth_efficiency"],
+            overhead_seconds_per_token=g["step_overhead_seconds"],
         ),
         request_seconds=g["request_seconds"],
         output_tokens_per_second=g["output_tokens_per_second"],
@@ -235,102 +295,26 @@ def build_variant(
             by_tier=usd_per_million,
             note=cost_note,
         ),
+        load=None if load is None else build_load(load, devices, tiers.get(tier) if tier else None),
     )
 
 
-# --- plain rows for table / markdown / csv --------------------------------------------------------------
-def _gb(value: float) -> str:
-    return format_si(value, "B")
-
-
-def _seconds(value: float) -> str:
-    if value < 1.0:
-        return f"{value * 1e3:.3g} ms"
-    return f"{value:.3g} s"
-
-
-def _rate(value: float) -> str:
-    return f"{value:,.4g}" if value < 1e4 else f"{value:,.0f}"
-
-
-def _usd(value: float | None) -> str:
-    return "—" if value is None else f"${value:,.3g}" if value < 1000 else f"${value:,.0f}"
-
-
-def _ridge(value: float | None) -> str:
-    return "never" if value is None else f"{value:,.0f}"
-
-
-def _fits(m: ServeMemory) -> str:
-    if m.fits:
-        return "yes"
-    return f"NO (needs {m.devices_needed})" if m.devices_needed else "NO (no number fits)"
-
-
-ROW_LABELS = [
-    "devices (tensor parallel)",
-    "weights (all devices)",
-    "  of which quantization scales",
-    "KV cache (all devices)",
-    "runtime allowance / device",
-    "memory / device",
-    "capacity / device",
-    "fits",
-    "largest batch that fits",
-    "prefill = time to first token",
-    "prefill bound",
-    "decode time / token",
-    "tokens/s per request",
-    "tokens/s total (batch)",
-    "decode bound",
-    "batch where decode turns compute bound",
-    "all-reduce time / token",
-    "request latency (prefill + decode)",
-    "cost / 1M output tokens",
-]
-
-
-def _column(v: ServeVariant) -> list[str]:
-    m, p, d = v.memory, v.prefill, v.decode
-    tier = f" ({v.cost.tier})" if v.cost.tier else ""
-    return [
-        f"{v.devices} ({v.link})" if v.devices > 1 else "1",
-        _gb(m.weights_bytes),
-        _gb(m.quantization_overhead_bytes),
-        _gb(m.kv_cache_bytes),
-        _gb(m.runtime_allowance_bytes),
-        _gb(m.per_device_bytes),
-        _gb(m.capacity_bytes),
-        _fits(m),
-        f"{m.max_batch_that_fits:,}",
-        _seconds(p.seconds),
-        p.bound,
-        _seconds(d.seconds_per_token),
-        _rate(d.tokens_per_second),
-        _rate(d.total_tokens_per_second),
-        d.bound,
-        _ridge(d.ridge_batch),
-        _seconds(d.communication_seconds_per_token),
-        _seconds(v.request_seconds),
-        _usd(v.cost.usd_per_million_tokens) + (tier if v.cost.usd_per_million_tokens is not None else ""),
-    ]
-
-
-def column_header(report: ServeReport, v: ServeVariant, marker: str = " *") -> str:
-    return f"{v.weights_bits}-bit weights" + (marker if v.weights_bits == report.weights_bits else "")
-
-
-def table_rows(report: ServeReport, marker: str = " *") -> tuple[list[str], list[list[str]]]:
-    """Headers and rows: one row per figure, one column per weight bit width (the chosen one marked)."""
-    headers = ["", *(column_header(report, v, marker) for v in report.variants)]
-    columns = [_column(v) for v in report.variants]
-    rows = [[label, *(col[i] for col in columns)] for i, label in enumerate(ROW_LABELS)]
-    return headers, rows
-
-
-def title(report: ServeReport) -> str:
-    i = report.inputs
-    return (
-        f"Serving {report.model.name} on {report.hardware.id}: batch {i.batch}, {i.prompt_tokens} prompt + "
-        f"{i.output_tokens} output tokens, {i.kv_bits}-bit KV cache (* = chosen: {report.weights_bits}-bit weights)"
-    )
+def build_load(load, devices: int, usd_per_device_hour: float | None) -> ServeLoad:
+    """The report part of a serving_load.Load (rate and output tokens ride on the Load's caller)."""
+    if not load.sustainable:
+        return ServeLoad(
+            request_rate_per_s=load.rate, sustainable=False, max_request_rate_per_s=load.max_request_rate_per_s,
+            running_batch=None, prefill_busy_fraction=None, step_seconds=None, time_to_first_token_p50_seconds=None,
+            time_to_first_token_p90_seconds=None, time_per_output_token_p50_seconds=None,
+            time_per_output_token_p90_seconds=None, output_tokens_per_second=None, usd_per_million_tokens=None,
+        )  # fmt: skip
+    tokens = load.rate * load.output_tokens
+    usd = None if usd_per_device_hour is None else devices * usd_per_device_hour / SECONDS_PER_HOUR / tokens * 1e6
+    return ServeLoad(
+        request_rate_per_s=load.rate, sustainable=True, max_request_rate_per_s=load.max_request_rate_per_s,
+        running_batch=load.running_batch, prefill_busy_fraction=load.prefill_busy_fraction,
+        step_seconds=load.step_seconds, time_to_first_token_p50_seconds=load.ttft_seconds[0],
+        time_to_first_token_p90_seconds=load.ttft_seconds[1], time_per_output_token_p50_seconds=load.tpot_seconds[0],
+        time_per_output_token_p90_seconds=load.tpot_seconds[1], output_tokens_per_second=tokens,
+        usd_per_million_tokens=usd,
+    )  # fmt: skip

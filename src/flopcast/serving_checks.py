@@ -1,0 +1,180 @@
+"""`serve`'s request checks, warnings and stated assumptions (serving.py builds the report with them)."""
+
+from __future__ import annotations
+
+from flopcast.errors import Infeasible, InvalidLayout, InvalidValue, opt
+from flopcast.estimator import inference
+from flopcast.estimator.efficiency import EfficiencyParams
+from flopcast.models import ModelSpec
+from flopcast.reports.serve import ServeVariant
+from flopcast.runtimes import RuntimeProfile, check_weight_bits
+from flopcast.serving_memory import QUANT_GROUP_SIZE, RUNTIME_RESERVE_FRACTION
+
+WEIGHT_BITS_CHOICES = (16, 8, 4)  # 16-bit (bf16/fp16), 8-bit and 4-bit weight-only quantization
+KV_BITS_CHOICES = (16, 8)  # fp16/bf16 KV cache or an 8-bit (fp8/int8) one (vLLM kv_cache_dtype="fp8")
+
+
+def tensor_parallel_degrees(model: ModelSpec) -> list[int]:
+    """Device counts tensor parallelism can split this model over: the degree must divide the attention heads
+    (Megatron-LM; vLLM checks ``num_attention_heads % tensor_parallel_size == 0``), and the KV heads must divide
+    over the devices or be replicated whole (``kv_heads % t == 0`` or ``t % kv_heads == 0``, vLLM)."""
+    kv = model.n_kv_heads
+    return [t for t in range(1, model.heads + 1) if model.heads % t == 0 and (kv % t == 0 or t % kv == 0)]
+
+
+def check_request(model: ModelSpec, request, runtime: RuntimeProfile) -> None:
+    if request.weights_bits not in WEIGHT_BITS_CHOICES:
+        raise InvalidValue(
+            f"{opt('weights')} {request.weights_bits}: unsupported weight bit width", hint="use 16, 8 or 4"
+        )
+    check_weight_bits(runtime, request.weights_bits)
+    if request.kv_bits not in KV_BITS_CHOICES:
+        raise InvalidValue(f"{opt('kv_bits')} {request.kv_bits}: unsupported KV-cache bit width", hint="use 16 or 8")
+    for what, value in (
+        (opt("batch"), request.batch),
+        (opt("prompt_tokens"), request.prompt_tokens),
+        (opt("output_tokens"), request.output_tokens),
+    ):
+        if not isinstance(value, int) or value < 1:
+            raise InvalidValue(f"{what}: {value!r} must be a whole number ≥ 1", hint="give a positive value")
+    for what, value in (
+        (opt("matmul_efficiency"), request.matmul_efficiency),
+        (opt("bandwidth_efficiency"), request.bandwidth_efficiency),
+    ):
+        if value is not None and not (0 < value <= 1):
+            raise InvalidValue(f"{what}: {value!r} is outside (0, 1]", hint="give a fraction such as 0.8")
+    if request.request_rate is not None:
+        from flopcast.serving_load import check_rate
+
+        check_rate(request.request_rate)
+    if request.price_per_hour_usd is not None and not (request.price_per_hour_usd > 0):
+        raise InvalidValue(
+            f"{opt('price_per_hour')}: {request.price_per_hour_usd!r} must be positive", hint="give a price such as 2.5"
+        )
+    if request.devices is not None:
+        if request.devices < 1:
+            raise InvalidValue(f"{opt('devices')}: {request.devices!r} must be ≥ 1", hint="give a positive count")
+        allowed = tensor_parallel_degrees(model)
+        if request.devices not in allowed:
+            raise InvalidLayout(
+                f"{opt('devices')} {request.devices}: tensor parallelism splits {model.name}'s {model.heads} attention "
+                f"heads ({model.n_kv_heads} KV heads), so the device count must divide them",
+                hint=f"use one of {', '.join(map(str, allowed))}",
+            )
+
+
+def raise_fits_nowhere(model, profile, request, grid, row, candidates) -> None:
+    most = candidates[-1]
+    need = float(grid["per_device_bytes"][row, -1])
+    raise InvalidValue(
+        f"{model.name} with {request.weights_bits}-bit weights, batch {request.batch} × "
+        f"{request.prompt_tokens + request.output_tokens} tokens fits on no number of {profile.id}: even split over "
+        f"{most} devices (the most its {model.heads} heads allow) it needs {need / 1e9:.3g} GB per device of "
+        f"{profile.memory_bytes / 1e9:.3g} GB",
+        hint=f"lower {opt('batch')} or the tokens, use {opt('kv_bits')} 8 or fewer {opt('weights')} bits, or hardware "
+        "with more memory",
+    )
+
+
+def raise_unsustainable(model, profile, request, chosen: ServeVariant, variants: list[ServeVariant]) -> None:
+    """Exit 3: the chosen configuration cannot keep up with the request rate; say the most it sustains and
+    which other weight formats would."""
+    others = [
+        f"{v.weights_bits}-bit weights on {v.devices} (up to {v.load.max_request_rate_per_s:.3g}/s)"
+        for v in variants
+        if v is not chosen and v.load is not None and v.load.sustainable
+    ]
+    hint = f"lower {opt('request_rate')}, add {opt('devices')}, or use " + (
+        "; ".join(others) if others else "faster hardware"
+    )
+    raise Infeasible(
+        f"{opt('request_rate')} {request.request_rate:g}/s: {model.name} with {chosen.weights_bits}-bit weights on "
+        f"{chosen.devices} × {profile.id} sustains at most {chosen.load.max_request_rate_per_s:.3g} requests/s of "
+        f"{request.prompt_tokens} + {request.output_tokens} tokens (the queue would grow without bound)",
+        hint=hint,
+        near_misses=others,
+    )
+
+
+def warnings_for(model, profile, request, chosen: ServeVariant) -> list[str]:
+    out = []
+    m = chosen.memory
+    if not m.fits:
+        out.append(
+            f"does not fit: {m.per_device_bytes / 1e9:.3g} GB per device on {chosen.devices} × {profile.id} "
+            f"({m.capacity_bytes / 1e9:.3g} GB); it fits on {m.devices_needed} devices"
+        )
+    if request.prompt_tokens + request.output_tokens > model.seq_len:
+        out.append(
+            f"prompt + output tokens ({request.prompt_tokens + request.output_tokens}) exceed "
+            f"{model.name}'s context of {model.seq_len} tokens"
+        )
+    if chosen.devices > 1:
+        link = (
+            profile.intra_node_bandwidth_bytes_per_s
+            if chosen.link == "intra-node"
+            else profile.inter_node_bandwidth_bytes_per_s
+        )
+        if link is None:
+            out.append(
+                f"{profile.id} publishes no {chosen.link} bandwidth: its all-reduces assume "
+                f"{chosen.link_bandwidth_bytes_per_s / 1e9:.3g} GB/s per device, as `estimate` does"
+            )
+        if chosen.link == "inter-node":
+            out.append(
+                f"tensor parallelism over {chosen.devices} devices spans nodes of {profile.devices_per_node}: "
+                "its all-reduces run on the inter-node link"
+            )
+    if model.experts > 1:
+        out.append(
+            "MoE: memory holds all experts, but FLOPs and bytes read per token use the active experts "
+            "only; at a large batch every expert is read each step, so decode time is a lower bound"
+        )
+    return out
+
+
+def assumptions(model, profile, request, chosen: ServeVariant, runtime: RuntimeProfile, measured: bool) -> list[str]:
+    if request.matmul_efficiency is not None:
+        eta_c_src = "given"
+    else:
+        params = EfficiencyParams.load()
+        ceiling, calibrated = params.gemm_ceiling_for(profile)
+        eta_c_src = (
+            f"fitted GEMM curve as in training: ceiling {ceiling:.3g}"
+            f"{'' if calibrated else ' (not calibrated on this hardware family)'}, half-efficiency width "
+            f"{params.gemm_half_width:.3g} for d/t and for the tokens per pass; fitted {params.fitted_date} on "
+            "training runs, flopcast/data/efficiency_fit.json"
+        )
+    if request.bandwidth_efficiency is not None:
+        eta_b = f"memory bandwidth efficiency {request.bandwidth_efficiency:g} (given)"
+    else:
+        stream = "1 (a measured profile: its bandwidth is sustained)" if measured else f"{runtime.stream_fraction:g}"
+        fractions = ", ".join(f"{b}-bit {f:g}" for b, f in runtime.bandwidth_fraction.items())
+        eta_b = (
+            f"memory bandwidth: datasheet × streaming fraction {stream} × {runtime.id}'s kernel fraction "
+            f"({fractions}); flopcast/data/runtimes.yaml gives the source of each"
+        )
+    kernels = runtime.kernels_per_forward(model.layers)
+    overlap = "overlapping the device" if runtime.host_overlaps_device() else "adding to the work (CPU)"
+    return [
+        f"matmul efficiency: prefill {chosen.prefill.matmul_efficiency:.3g}, decode "
+        f"{chosen.decode.matmul_efficiency:.3g} ({eta_c_src})",
+        eta_b,
+        f"runtime {runtime.id} ({runtime.name}): {kernels:g} kernels per forward, "
+        f"{runtime.gap_seconds_per_kernel * 1e6:.3g} µs device gap and {runtime.launch_seconds_per_kernel * 1e6:.3g} "
+        f"µs host launch each (+{runtime.seconds_per_forward * 1e6:.3g} µs per forward), the host {overlap}",
+        f"quantized weights: fp16 scale + zero point per group of {QUANT_GROUP_SIZE} (GPTQ/AWQ); embeddings, "
+        "LM head and norms stay 16-bit; matmuls run in 16-bit (weight-only quantization)",
+        f"runtime allowance {RUNTIME_RESERVE_FRACTION:.0%} of device memory (vLLM gpu_memory_utilization=0.9)",
+        "decode time per token at the mean context (prompt + output/2); prefill attention is causal: a prompt "
+        "token attends to (P + 1)/2 tokens on average (fused kernels skip the masked half), sliding-window layers "
+        "to at most the window",
+        f"tensor parallel: {inference.TP_ALL_REDUCES_PER_FORWARD_LAYER} all-reduces per layer (Megatron-LM), "
+        "placed on the intra- or inter-node link and timed with NCCL's ring/tree latency model exactly as "
+        "`estimate` times training's; KV heads replicated past kv_heads (an MLA latent on every device)",
+        "time to first token = prefill time (no queueing); cost per output token includes the prefill"
+        if request.request_rate is None
+        else f"under load: Poisson arrivals at {request.request_rate:g}/s, fixed prompt and output lengths, "
+        "continuous batching with prefill first (vLLM's scheduler), unchunked; the running batch from Little's "
+        f"law, TTFT percentiles from an M/D/1 queue ({opt('batch')} is not used: the batch forms)",
+    ]

@@ -1,0 +1,137 @@
+"""Forward passes of one request shape on the estimator core, for `serve` (serving.py) and its load model
+(serving_load.py): the core's arrays, the runtime's bandwidth efficiency and fixed cost, the bytes a prompt's
+pass and a decode step read, and the tokens each attends to (causal, sliding windows)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from flopcast.estimator import inference
+from flopcast.estimator.arrays import HardwareArrays, ModelArrays
+from flopcast.estimator.efficiency import EfficiencyParams
+from flopcast.hardware import HardwareProfile
+from flopcast.models import ModelSpec
+from flopcast.runtimes import RuntimeProfile, check_weight_bits, is_measured, load_runtime
+from flopcast.serving_memory import kv_cache_bytes_per_sequence, weights_read_bytes
+
+
+def compute_peak(profile: HardwareProfile) -> tuple[str, float]:
+    """Weight-only quantization (W8A16, W4A16) dequantizes to 16 bit and multiplies in 16 bit, so every bit
+    width runs at the 16-bit peak: bf16, else fp16, else fp32 (CPUs), else fp64."""
+    return profile.peak_flops_per_s.for_training()
+
+
+def core_arrays(
+    model: ModelSpec, profile: HardwareProfile, params: EfficiencyParams | None = None
+) -> tuple[ModelArrays, HardwareArrays, EfficiencyParams]:
+    """The estimator core's arrays for one model on one profile, at the 16-bit peak (compute_peak)."""
+    params = params or EfficiencyParams.load()
+    dtype, _ = compute_peak(profile)
+    hw = HardwareArrays.from_profiles([profile], precision=dtype, tier=None, params=params)
+    return ModelArrays.from_specs([model]), hw, params
+
+
+# --- the runtime -------------------------------------------------------------------------------------
+def resolve_runtime(request, profile: HardwareProfile) -> RuntimeProfile:
+    """The request's runtime (a name, a RuntimeProfile, or None: the default for the device kind)."""
+    if isinstance(request.runtime, RuntimeProfile):
+        return request.runtime
+    return load_runtime(request.runtime, profile.kind, profile.id)
+
+
+def bandwidth_efficiency(request, runtime: RuntimeProfile, profile, bits) -> np.ndarray:
+    """Share of the profile's bandwidth decode reaches, per weight bit width (a given one replaces it)."""
+    if request.bandwidth_efficiency is not None:
+        return np.broadcast_to(np.asarray(request.bandwidth_efficiency, dtype=float), np.shape(bits))
+    measured = is_measured(profile)
+    flat = np.asarray(bits, dtype=float).ravel()
+    for b in flat:
+        check_weight_bits(runtime, int(b))
+    return np.array([runtime.bandwidth_efficiency(int(b), measured) for b in flat]).reshape(np.shape(bits))
+
+
+def fixed_cost(runtime: RuntimeProfile, model: ModelSpec) -> inference.FixedCost:
+    """The runtime's fixed cost of one forward pass of ``model`` (runtimes.yaml: kernels × gap and launch)."""
+    kernels = runtime.kernels_per_forward(model.layers)
+    return inference.FixedCost(
+        device_seconds=kernels * runtime.gap_seconds_per_kernel,
+        host_seconds=kernels * runtime.launch_seconds_per_kernel + runtime.seconds_per_forward,
+        host_overlaps=runtime.host_overlaps_device(),
+    )
+
+
+def prefill_attended_tokens(model: ModelSpec, prompt_tokens) -> np.ndarray:
+    """Mean tokens a prompt token attends to, over the layers: causal (P + 1)/2 in the global layers, the
+    windowed causal mean in the local ones (inference.causal_mean_context)."""
+    full = inference.causal_mean_context(prompt_tokens)
+    if model.sliding_window is None:
+        return full
+    local = inference.causal_mean_context(prompt_tokens, model.sliding_window)
+    return (model.global_attention_layers * full + model.local_attention_layers * local) / model.layers
+
+
+def decode_attended_tokens(model: ModelSpec, context) -> np.ndarray:
+    """Mean tokens a generated token attends to, over the layers (local layers: at most the window)."""
+    s = np.asarray(context, dtype=float)
+    if model.sliding_window is None:
+        return s
+    local = np.minimum(s, float(model.sliding_window))
+    return (model.global_attention_layers * s + model.local_attention_layers * local) / model.layers
+
+
+class PassInputs(NamedTuple):
+    """What a forward pass of one request shape needs on the core, per (bit width, device count)."""
+
+    m: ModelArrays
+    hw: HardwareArrays
+    params: EfficiencyParams
+    common: dict  # tp, bandwidth efficiency, fixed matmul efficiency
+    fixed: inference.FixedCost
+    prompt_tokens: float
+    prefill_weight_bytes: np.ndarray
+    prefill_kv_bytes_per_token: np.ndarray
+    prefill_attended: np.ndarray
+    context: float  # mean context of a decode step, P + T/2
+    decode_context: np.ndarray  # tokens a generated token attends to (windows capped), over the layers
+    decode_weight_bytes: np.ndarray
+    decode_kv_bytes_per_token: np.ndarray
+
+
+def pass_inputs(model, profile, request, runtime: RuntimeProfile, b_bits, t, kv_split) -> PassInputs:
+    """Bytes and contexts of the prompt's pass and of a decode step (per device), for any batch."""
+    m, hw, params = core_arrays(model, profile)
+    p, n_out = float(request.prompt_tokens), float(request.output_tokens)
+    # weight bytes a forward pass reads: the prompt's batch of tokens reads every expert, a decode step
+    # the active ones (a lower bound at large batch for MoE)
+    read_all = weights_read_bytes(model, b_bits, active=False)
+    read_active = weights_read_bytes(model, b_bits, active=True)
+    # KV bytes per token of context: the cache a sequence holds at that context over the context (windows)
+    context = p + n_out / 2.0
+    kv_prompt = kv_cache_bytes_per_sequence(model, p, request.kv_bits) / p / kv_split
+    kv_context = kv_cache_bytes_per_sequence(model, context, request.kv_bits) / context / kv_split
+    decode_context = decode_attended_tokens(model, context)
+    eta_b = bandwidth_efficiency(request, runtime, profile, b_bits)
+    return PassInputs(
+        m, hw, params, dict(tp=t, bandwidth_efficiency=eta_b, fixed_matmul_efficiency=request.matmul_efficiency),
+        fixed_cost(runtime, model), p, read_all / t, kv_prompt, prefill_attended_tokens(model, p), context,
+        decode_context, read_active / t, kv_context * context / decode_context,
+    )  # fmt: skip
+
+
+def prefill_pass(x: PassInputs, batch) -> inference.ForwardPass:
+    """The prompt's forward pass for ``batch`` sequences."""
+    return inference.prefill(
+        x.m, x.hw, x.params, batch=batch, prompt_tokens=x.prompt_tokens, weight_bytes=x.prefill_weight_bytes,
+        kv_bytes_per_token=x.prefill_kv_bytes_per_token, attended_tokens=x.prefill_attended, fixed=x.fixed,
+        **x.common,
+    )  # fmt: skip
+
+
+def decode_pass(x: PassInputs, batch) -> inference.ForwardPass:
+    """One decode step of ``batch`` sequences at the mean context."""
+    return inference.decode_step(
+        x.m, x.hw, x.params, batch=batch, context_tokens=x.decode_context, weight_bytes=x.decode_weight_bytes,
+        kv_bytes_per_token=x.decode_kv_bytes_per_token, fixed=x.fixed, **x.common,
+    )  # fmt: skip
