@@ -154,6 +154,12 @@ def score_bytes_per_token_per_layer(m: ModelArrays, element_bytes: float, precis
     return per_position * m.heads * m.seq_len
 
 
+def _layer_bytes_per_token(m, with_scores: np.ndarray, element_bytes: float, precision: str) -> np.ndarray:
+    """Everything a layer's forward leaves for its backward, per token, unsharded; the scores where asked."""
+    scores = score_bytes_per_token_per_layer(m, element_bytes, precision)
+    return activation_bytes_per_token_per_layer(m, element_bytes) + np.where(with_scores, scores, 0.0)
+
+
 def stored_activation_bytes_per_token_per_layer(
     m: ModelArrays,
     recompute: np.ndarray,
@@ -164,9 +170,7 @@ def stored_activation_bytes_per_token_per_layer(
 ) -> np.ndarray:
     """What one layer keeps for the backward pass, per token per device (tensor + sequence parallel)."""
     keeps_scores = (recompute == RECOMPUTE_NONE) & (fused_attention < 0.5)
-    everything = activation_bytes_per_token_per_layer(m, element_bytes) + np.where(
-        keeps_scores, score_bytes_per_token_per_layer(m, element_bytes, precision), 0.0
-    )
+    everything = _layer_bytes_per_token(m, keeps_scores, element_bytes, precision)
     checkpointed = kept_by_checkpoint_bytes_per_token(m, recompute, element_bytes)
     return np.where(is_checkpointed(recompute), checkpointed, everything) / tp
 
@@ -181,11 +185,8 @@ def recompute_working_bytes_per_token(
 ) -> np.ndarray:
     """What the re-run forward of one checkpointed layer materialises again, per token per device: everything
     the layer would keep (scores included when the core is recomputed unfused) minus what it kept."""
-    everything = activation_bytes_per_token_per_layer(m, element_bytes) + np.where(
-        recomputes_attention_core(recompute) & (fused_attention < 0.5),
-        score_bytes_per_token_per_layer(m, element_bytes, precision),
-        0.0,
-    )
+    rebuilt_scores = recomputes_attention_core(recompute) & (fused_attention < 0.5)
+    everything = _layer_bytes_per_token(m, rebuilt_scores, element_bytes, precision)
     kept = kept_by_checkpoint_bytes_per_token(m, recompute, element_bytes)
     return np.where(is_checkpointed(recompute), np.maximum(everything - kept, 0.0), 0.0) / tp
 
