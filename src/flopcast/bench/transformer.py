@@ -196,7 +196,7 @@ def _fused_functions():
 
 
 def _attention_core(recompute: str):
-    import torch
+    """The attention kernel call: PyTorch's fused SDPA, checkpointed alone for Megatron's ``selective``."""
     from torch.nn import functional as F
     from torch.utils.checkpoint import checkpoint
 
@@ -205,7 +205,6 @@ def _attention_core(recompute: str):
 
     if recompute == "selective":  # Megatron-LM: checkpoint the attention core only
         return lambda q, k, v: checkpoint(core, q, k, v, use_reentrant=False)
-    del torch
     return core
 
 

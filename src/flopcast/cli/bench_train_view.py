@@ -9,6 +9,7 @@ def run_train_verify(
     *, model, device: str, precision, grad_dtype, hardware, profiles, scale, steps: int, fmt, output, force, quiet
 ) -> None:
     """Plan the scaled model, measure every recompute mode, print the report (exit 1 outside the target)."""
+    import dataclasses
     import statistics
 
     from flopcast.bench.transformer import torch_available
@@ -44,8 +45,8 @@ def run_train_verify(
         torch_version=torch.__version__,
         hardware=hardware,
         shape=TrainVerifyShape(
-            model=spec.name, scale=plan.scale, layers=s.layers, d_model=s.d_model, heads=s.heads, kv_heads=s.kv_heads,
-            ffn=s.ffn, vocab=s.vocab, seq_len=s.seq_len, micro_batch=plan.micro_batch, precision=prec, grad_dtype=grads,
+            model=spec.name, scale=plan.scale, **dataclasses.asdict(s), micro_batch=plan.micro_batch, precision=prec,
+            grad_dtype=grads,
         ),  # fmt: skip
         rows=rows,
         target_abs_error=VERIFY_TRAIN_TARGET_ABS_ERROR,
