@@ -267,7 +267,7 @@ def test_every_alias_resolves_to_its_preset():
 
 def test_ambiguous_compact_alias_is_refused_with_both_candidates():
     tiny = ModelSpec(layers=1, d_model=64, heads=1)
-    registry = _Registry(
+    registry = _Registry.of_details(
         [
             PresetDetails.of_spec(tiny, id="foo-1b", title="a"),
             PresetDetails.of_spec(tiny, id="foo1-b", title="b"),
@@ -460,3 +460,32 @@ def test_real_subprocess_models_show():
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert math.isclose(json.loads(proc.stdout)["params"], 175e9, rel_tol=PRESET_TOLERANCE)
+
+
+def test_the_presets_text_index_agrees_with_a_full_parse_of_the_file():
+    """The start-up path reads ids and aliases from the file's text and parses one entry; a full YAML parse
+    (a second method) must give the same presets, aliases and fields."""
+    import yaml
+
+    from flopcast.presets import PRESETS_FILE, _text_index
+
+    text = PRESETS_FILE.read_text(encoding="utf-8")
+    index = _text_index(text)
+    assert index is not None, "the shipped file no longer has the layout the index reads"
+    full = yaml.safe_load(text)["presets"]
+    assert [pid for pid, _, _ in index] == [str(e["id"]).lower() for e in full]
+    assert [aliases for _, aliases, _ in index] == [tuple(e.get("aliases") or ()) for e in full]
+    for (_, _, chunk), entry in zip(index, full, strict=True):
+        assert yaml.safe_load(chunk) == [entry]
+
+
+def test_a_presets_file_in_another_yaml_layout_still_loads(tmp_path, monkeypatch):
+    import flopcast.presets as models
+
+    odd = tmp_path / "model_presets.yaml"
+    odd.write_text(
+        "presets:\n- {id: tiny, aliases: [small-one], layers: 2, d_model: 64, heads: 2, vocab: 100, seq_len: 32}\n"
+    )
+    monkeypatch.setattr(models, "PRESETS_FILE", odd)
+    registry = models._registry.__wrapped__()
+    assert registry.lookup("small-one").spec.layers == 2

@@ -9,7 +9,6 @@ order, the shipped profiles, ``$FLOPCAST_PROFILES`` (an ``os.pathsep`` list), th
 from __future__ import annotations
 
 import datetime
-import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -336,6 +335,8 @@ def user_profiles_dir() -> Path | None:
         return None if found is None else found / "profiles"
     xdg = _home_path(os.environ.get("XDG_CONFIG_HOME") or "~/.config")
     if xdg is None:
+        import logging  # only on this rare path: logging costs ~1 ms of start-up
+
         logging.getLogger("flopcast").debug(
             "no user config dir: HOME is unset and uid %s has no passwd entry; set %s or HOME to use one",
             os.getuid() if hasattr(os, "getuid") else "?", ENV_CONFIG_DIR,

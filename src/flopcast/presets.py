@@ -60,25 +60,49 @@ def _compact(key: str) -> str:
 
 
 class _Registry:
-    """Every preset by id, alias and compact key (the last only where it names exactly one preset)."""
+    """Every preset by id, alias and compact key (the last only where it names exactly one preset).
 
-    def __init__(self, details: list[PresetDetails]):
-        self.details = {d.id: d for d in details}
+    Built from an index of (id, aliases, source text) per preset; an entry's YAML is parsed when the entry is
+    first used (an estimate needs one preset of dozens, and parsing the whole file cost ~10 ms of start-up)."""
+
+    def __init__(self, index: list[tuple[str, tuple[str, ...], str]]):
+        self._text = {pid: text for pid, _, text in index}
+        self._position = {pid: i + 1 for i, (pid, _, _) in enumerate(index)}
+        self._parsed: dict[str, PresetDetails] = {}
+        self.ids = list(self._text)
+        if len(self.ids) != len(index):
+            raise RuntimeFailure(f"{PRESETS_FILE}: duplicate preset id", hint="reinstall flopcast")
         self.aliases: dict[str, str] = {}
         self.compact: dict[str, set[str]] = {}
-        for d in details:
-            for alias in d.aliases:
-                if alias in self.details or self.aliases.get(alias, d.id) != d.id:
-                    raise RuntimeFailure(f"{PRESETS_FILE}: alias {alias!r} of {d.id} is already taken")
-                self.aliases[alias] = d.id
-            for key in [d.id, *d.aliases]:
-                self.compact.setdefault(_compact(key), set()).add(d.id)
+        for pid, aliases, _ in index:
+            for alias in aliases:
+                if alias in self._text or self.aliases.get(alias, pid) != pid:
+                    raise RuntimeFailure(f"{PRESETS_FILE}: alias {alias!r} of {pid} is already taken")
+                self.aliases[alias] = pid
+            for key in [pid, *aliases]:
+                self.compact.setdefault(_compact(key), set()).add(pid)
+
+    @classmethod
+    def of_details(cls, details: list[PresetDetails]) -> _Registry:
+        """A registry of presets already in hand (no text behind them)."""
+        registry = cls([(d.id, d.aliases, "") for d in details])
+        registry._parsed = {d.id: d for d in details}
+        return registry
+
+    def details(self, pid: str) -> PresetDetails:
+        """The preset ``pid``'s details, its YAML parsed on first use."""
+        if pid not in self._parsed:
+            self._parsed[pid] = _parse_entry(self._text[pid], self._position[pid])
+        return self._parsed[pid]
+
+    def all(self) -> list[PresetDetails]:
+        return [self.details(pid) for pid in self.ids]
 
     def lookup(self, name: str) -> PresetDetails:
         key = name.strip().lower()
         if not key:
             raise UnknownModel("empty model id", hint="give a preset id such as llama-2-7b (`flopcast models list`)")
-        pid = key if key in self.details else self.aliases.get(key)
+        pid = key if key in self._text else self.aliases.get(key)
         if pid is None:
             matches = self.compact.get(_compact(key), set())
             if len(matches) > 1:
@@ -86,8 +110,8 @@ class _Registry:
             pid = next(iter(matches), None)
         if pid is None:
             close = []
-            for hit in suggest(key, list(self.details) + list(self.aliases)):
-                target = hit if hit in self.details else self.aliases[hit]
+            for hit in suggest(key, self.ids + list(self.aliases)):
+                target = hit if hit in self._text else self.aliases[hit]
                 if target not in close:
                     close.append(target)
             did = f"did you mean {', '.join(close)}? " if close else ""
@@ -96,51 +120,104 @@ class _Registry:
                 hint=f"{did}`flopcast models list` shows every preset; a size such as 7B or an explicit "
                 f"{opt('layers')}/{opt('d_model')}/{opt('heads')} also works",
             )
-        return self.details[pid]
+        return self.details(pid)
 
 
-@functools.lru_cache(maxsize=1)
-def _registry() -> _Registry:
-    """Read the shipped presets once per process (the data file is ours: C-accelerated SafeLoader); each preset's
-    ModelSpec is validated when first used (``PresetDetails.spec``; ``list_presets`` validates them all)."""
+_UNREADABLE = "cannot read the model presets {}: {}"
+
+
+def _yaml_load(text: str):
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        doc = yaml.load(PRESETS_FILE.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506 - a safe loader
-    except (OSError, yaml.YAMLError) as exc:
-        raise RuntimeFailure(
-            f"cannot read the model presets {PRESETS_FILE}: {exc}", hint="reinstall flopcast"
-        ) from None
+        return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+    except yaml.YAMLError as exc:
+        raise RuntimeFailure(_UNREADABLE.format(PRESETS_FILE, exc), hint="reinstall flopcast") from None
+
+
+def _details_of(entry, position: int) -> PresetDetails:
+    try:
+        fields = dict(entry)
+        extra = {k: fields.pop(k) for k in _PRESET_EXTRA_KEYS if k in fields}
+        pid = str(extra["id"]).lower()
+        return PresetDetails(
+            id=pid,
+            title=extra.get("title", pid),
+            aliases=tuple(extra.get("aliases") or ()),
+            notes=tuple(extra.get("notes") or ()),
+            fields=fields,
+            position=position,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RuntimeFailure(f"{PRESETS_FILE}: preset #{position}: {exc}", hint="reinstall flopcast") from None
+
+
+def _parse_entry(text: str, position: int) -> PresetDetails:
+    """One preset from its own lines of the file (a one-item YAML list; see :func:`_text_index`)."""
+    doc = _yaml_load(text)
+    if not isinstance(doc, list) or len(doc) != 1:
+        raise RuntimeFailure(f"{PRESETS_FILE}: preset #{position} is not one list item", hint="reinstall flopcast")
+    return _details_of(doc[0], position)
+
+
+# How the shipped file is written: each preset starts with an ``  - id: x`` line (two spaces of indent under
+# ``presets:``) and gives its aliases as a one-line flow list.
+_ENTRY_START = re.compile(r"^  - id:[ \t]*([A-Za-z0-9._-]+)[ \t]*(?:#.*)?$", re.M)
+_ANY_ITEM = re.compile(r"^  - ", re.M)
+_TOP_KEY = re.compile(r"^presets:[ \t]*(?:#.*)?$", re.M)
+_ALIASES_KEY = re.compile(r"^    aliases:", re.M)
+_ALIASES = re.compile(r"^    aliases:[ \t]*\[([A-Za-z0-9._/, +\"'-]*)\][ \t]*(?:#.*)?$", re.M)
+
+
+def _text_index(text: str) -> list[tuple[str, tuple[str, ...], str]] | None:
+    """(id, aliases, the entry's lines) per preset, read from the text when the file is written as shipped;
+    None → parse the whole file. A test checks this index against the full parse."""
+    top = _TOP_KEY.search(text)
+    starts = list(_ENTRY_START.finditer(text))
+    if top is None or not starts or len(starts) != len(_ANY_ITEM.findall(text)) or starts[0].start() < top.end():
+        return None
+    index = []
+    for i, match in enumerate(starts):
+        chunk = text[match.start() : starts[i + 1].start() if i + 1 < len(starts) else len(text)]
+        aliases = _ALIASES.findall(chunk)
+        if len(aliases) != len(_ALIASES_KEY.findall(chunk)) or len(aliases) > 1:
+            return None
+        names = tuple(a.strip().strip("\"'").lower() for a in aliases[0].split(",") if a.strip()) if aliases else ()
+        index.append((match.group(1).lower(), names, chunk))
+    return index
+
+
+def _parsed_index(text: str) -> list[tuple[str, tuple[str, ...], str]]:
+    """The index from a full parse of the file (any YAML layout): each entry dumped back as its own text."""
+    import yaml
+
+    doc = _yaml_load(text)
     entries = doc.get("presets") if isinstance(doc, dict) else None
     if not isinstance(entries, list):
         raise RuntimeFailure(f"{PRESETS_FILE}: expected a top-level 'presets:' list", hint="reinstall flopcast")
-    details = []
+    index = []
     for i, entry in enumerate(entries):
-        try:
-            fields = dict(entry)
-            extra = {k: fields.pop(k) for k in _PRESET_EXTRA_KEYS if k in fields}
-            pid = str(extra["id"]).lower()
-            details.append(
-                PresetDetails(
-                    id=pid,
-                    title=extra.get("title", pid),
-                    aliases=tuple(extra.get("aliases") or ()),
-                    notes=tuple(extra.get("notes") or ()),
-                    fields=fields,
-                    position=i + 1,
-                )
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise RuntimeFailure(f"{PRESETS_FILE}: preset #{i + 1}: {exc}", hint="reinstall flopcast") from None
-    if len({d.id for d in details}) != len(details):
-        raise RuntimeFailure(f"{PRESETS_FILE}: duplicate preset id", hint="reinstall flopcast")
-    return _Registry(details)
+        d = _details_of(entry, i + 1)
+        index.append((d.id, tuple(a.lower() for a in d.aliases), yaml.safe_dump([entry], sort_keys=False)))
+    return index
+
+
+@functools.lru_cache(maxsize=1)
+def _registry() -> _Registry:
+    """Index the shipped presets once per process; each entry is parsed (C-accelerated SafeLoader) when first
+    used, and its ModelSpec validated when first needed (``PresetDetails.spec``; ``list_presets`` does all)."""
+    try:
+        text = PRESETS_FILE.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RuntimeFailure(_UNREADABLE.format(PRESETS_FILE, exc), hint="reinstall flopcast") from None
+    index = _text_index(text)
+    return _Registry(index if index is not None else _parsed_index(text))
 
 
 def list_presets() -> list[ModelSpec]:
     """Every shipped preset, in file order (``name`` is the preset id)."""
-    return [d.spec for d in _registry().details.values()]
+    return [d.spec for d in _registry().all()]
 
 
 def preset_details(name: str) -> PresetDetails:

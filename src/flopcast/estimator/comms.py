@@ -27,10 +27,12 @@ large data-parallel degree (timing.py).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:  # numpy.typing costs ~1 ms of start-up; annotations only
+    from numpy.typing import ArrayLike
 
 # NCCL src/graph/tuning.cc (NVIDIA/nccl, 2.18-2.21 era), Simple protocol, microseconds → seconds.
 NCCL_RING_BASE_LATENCY_S = 8.4e-6  # baseLat[Ring][Simple]

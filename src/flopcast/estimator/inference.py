@@ -31,10 +31,12 @@ per combination.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:  # numpy.typing costs ~1 ms of start-up; annotations only
+    from numpy.typing import ArrayLike
 
 from flopcast.estimator.arrays import HardwareArrays, ModelArrays
 from flopcast.estimator.comms import RingGroup, ring_group

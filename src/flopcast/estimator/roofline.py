@@ -8,8 +8,12 @@ efficiencies in (0, 1].
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:  # numpy.typing costs ~1 ms of start-up; annotations only
+    from numpy.typing import ArrayLike
 
 
 def roofline_seconds(
