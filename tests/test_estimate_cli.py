@@ -203,7 +203,7 @@ def test_mfu_override_gives_narayanan_eq4(cli):
         (["--tp", "2", "--pp", "2", "--dp", "3"], ["tp·pp·dp", "12", "256"]),
         (["--tp", "3"], ["--tp 3", "32 attention heads"]),
         (["--pp", "33"], ["--pp 33", "32 layers"]),  # uneven stages are fine; more stages than layers are not
-        (["--pp", "5", "--interleave", "2"], ["--interleave 2", "32 layers", "evenly"]),
+        (["--pp", "5", "--interleave", "2"], ["--interleave 2", "7 layers", "fullest"]),  # ⌈32/5⌉ = 7
         (["--dp", "256", "--micro-batch", "4", "--global-batch", "100"], ["--global-batch 100", "not divisible"]),
         (["--price-tier", "spot"], ["--price-tier spot", "on-demand"]),
         (["--zero", "4"], ["--zero"]),

@@ -76,9 +76,10 @@ def test_enumerated_layouts_are_valid(model, devices):
     tp, pp, dp, mb, gb = cands.tp, cands.pp, cands.dp, cands.micro_batch, cands.global_batch
     for i in range(0, len(tp), max(1, len(tp) // 50)):  # every enumerated layout passes the one validity check
         check_layout(model, devices, Layout.from_arrays(cands, i))
-    assert np.all(tp * pp * dp == devices)
+    assert np.all(tp * cands.cp * pp * dp == devices)
     assert np.all(model.heads % tp == 0) and np.all(pp <= model.layers)  # uneven stages allowed
-    assert np.all((cands.interleave == 1) | (model.layers % pp == 0))  # the interleaved schedule: even stages
+    fullest = np.ceil(model.layers / pp)
+    assert np.all((cands.interleave == 1) | (np.fmod(fullest, cands.interleave) == 0))  # chunks of the fullest stage
     assert np.all(tp <= 8)
     assert np.all(gb % (dp * mb) == 0)
 

@@ -53,16 +53,18 @@ SPEC = resolve_model("llama-2-7b")  # 32 layers, 32 heads
     [
         (LayoutQuery(tp=3), 64, "does not divide the 32 attention heads"),
         (LayoutQuery(pp=33), 64, "more pipeline stages than the model's 32 layers"),
-        (LayoutQuery(pp=3, interleave=2), 64, "split evenly"),
+        (LayoutQuery(pp=3, interleave=2), 64, "the 11 layers of the fullest pipeline stage"),
         (LayoutQuery(tp=8, pp=4, dp=3), 64, "= 96 but"),
         (LayoutQuery(tp=8, pp=16), 64, "does not divide"),
         (LayoutQuery(dp=8, micro_batch=4, global_batch=100), 64, "not divisible by dp × micro-batch"),
         (LayoutQuery(interleave=2, pp=1), 64, "needs pipeline parallelism"),
-        (LayoutQuery(interleave=3, pp=4), 64, "does not divide the 8 layers per pipeline stage"),
+        (LayoutQuery(interleave=3, pp=4), 64, "does not divide the 8 layers of the fullest pipeline stage"),
         (LayoutQuery(tp=8, pp=4, dp=2, micro_batch=1, global_batch=6, interleave=2), 64, "micro-batches per step"),
         (LayoutQuery(zero=4), 64, "not a ZeRO stage"),
         (LayoutQuery(recompute="most"), 64, "not a recompute mode"),
-        (LayoutQuery(cp=2), 64, "not modelled yet"),
+        (LayoutQuery(cp=3), 64, "does not split into 2·cp = 6 equal chunks"),  # llama-2-7b: 4096 tokens
+        (LayoutQuery(ep=2), 64, "needs a mixture-of-experts model"),
+        (LayoutQuery(tp=2, cp=2, pp=2, dp=4), 64, "= 32 but"),
     ],
 )
 def test_check_layout_refuses_with_one_reason(query, devices, fragment):
@@ -196,7 +198,7 @@ def test_more_peak_or_bandwidth_is_never_slower(field):
 
 
 def test_the_cli_layout_flags_come_from_the_record():
-    """estimate's layout flags are the record's fields with the record's help (cp and ep: not yet flags)."""
+    """estimate's layout flags are the record's fields with the record's help (cp and ep included)."""
     import typer.main
 
     from flopcast.cli import app
@@ -206,9 +208,6 @@ def test_the_cli_layout_flags_come_from_the_record():
     helps = {opt: p.help for p in estimate.params for opt in getattr(p, "opts", [])}
     for spec in LAYOUT_SPECS:
         flag = "--" + spec.name.replace("_", "-")
-        if spec.name in ("cp", "ep"):
-            assert flag not in helps
-            continue
         assert helps[flag].lower().startswith(spec.help.lower()) and spec.when_open in helps[flag]
 
 

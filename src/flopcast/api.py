@@ -74,11 +74,12 @@ def estimate_on(work, hw, devices: int, query, params):
     from flopcast.hf_config import config_warnings
     from flopcast.layout import check_layout, default_global_batch
     from flopcast.reports.build import estimate_report
-    from flopcast.request import hardware_warnings
+    from flopcast.request import check_context_parallel_kernel, hardware_warnings
     from flopcast.search import MAX_DEVICE_MULTIPLIER, fit_suggestions, search_layouts
 
     spec = work.spec
     check_layout(spec, devices, query)
+    check_context_parallel_kernel(hw, query)
     result = search_layouts(spec, hw, devices, work.core(), query=query, params=params)
     layout, row = result.layout, result.estimates.row(0)
     warnings = hardware_warnings(hw, devices) + config_warnings(work.label)  # a config.json's notes

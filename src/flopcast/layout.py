@@ -21,7 +21,7 @@ import numpy as np
 
 from flopcast.errors import InvalidLayout, opt
 from flopcast.estimator.arrays import RECOMPUTE_NAMES, LayoutArrays
-from flopcast.layout_fields import LAYOUT_FIELDS, LAYOUT_SPECS, SPEC_BY_NAME
+from flopcast.layout_fields import LAYOUT_FIELDS, LAYOUT_SPECS
 
 ZERO_STAGES = (0, 1, 2, 3)
 
@@ -75,12 +75,22 @@ class Layout(_LayoutFields):
         return " ".join(f"--{name.replace('_', '-')} {value}" for name, value in self.shown().items())
 
     def short(self) -> str:
-        """``8·4·32 mb1 z1 sel v2``: tp·pp·dp (·cp when > 1), micro-batch, ZeRO, recompute, interleave."""
+        """``8·4·32 mb1 z1 sel v2``: tp·pp·dp (cp and ep when > 1), micro-batch, ZeRO, recompute, interleave."""
         degrees = "·".join(str(d) for d in (self.tp, self.pp, self.dp)) + (f" cp{self.cp}" if self.cp > 1 else "")
+        degrees += f" ep{self.ep}" if self.ep > 1 else ""
         short = {"none": "", "selective": " sel", "full": " full", "op": " op", "attention": " attn"}
         recompute = short[self.recompute]
         inter = f" v{self.interleave}" if self.interleave > 1 else ""
         return f"{degrees} mb{self.micro_batch} z{self.zero}{recompute}{inter}"
+
+
+def degrees_text(layout) -> str:
+    """``tp 8 · cp 16 · pp 16 · dp 8 · ep 8``: the parallel degrees of a layout (record or report form), cp and ep
+    only where above 1."""
+    names = ("tp", "cp", "pp", "dp", "ep")
+    return " · ".join(
+        f"{n} {getattr(layout, n, 1)}" for n in names if n in ("tp", "pp", "dp") or getattr(layout, n, 1) > 1
+    )
 
 
 _QueryFields = NamedTuple("_QueryFields", [(name, object) for name in (*LAYOUT_FIELDS, "max_tp")])
@@ -149,19 +159,61 @@ def _listed(values) -> str:
     return ", ".join(str(v) for v in values)
 
 
+def _check_context_and_experts(model, devices: int, q: LayoutQuery) -> None:
+    """The rules of cp and ep (see :func:`check_layout`)."""
+    from flopcast.estimator.context_parallel import CP_CHUNKS_PER_RANK
+
+    cp, ep = q.cp, q.ep
+    if cp is not None and cp > 1 and model.seq_len % (CP_CHUNKS_PER_RANK * cp):
+        fitting = [c for c in divisors(model.seq_len // CP_CHUNKS_PER_RANK) if 1 < c <= min(devices, 64)]
+        raise InvalidLayout(
+            f"{opt('cp')} {cp}: the sequence of {model.seq_len} tokens does not split into 2·cp = "
+            f"{CP_CHUNKS_PER_RANK * cp} equal chunks (causal load balancing)",
+            hint=f"use {opt('cp')} {_listed(fitting[:6])}" if fitting else f"drop {opt('cp')}",
+        )
+    if ep is None or ep == 1:
+        return
+    if model.experts == 1:
+        raise InvalidLayout(
+            f"{opt('ep')} {ep}: expert parallelism needs a mixture-of-experts model; this one is dense",
+            hint=f"drop {opt('ep')}, or give {opt('experts')} and {opt('active_experts')}",
+        )
+    if model.experts % ep:
+        raise InvalidLayout(
+            f"{opt('ep')} {ep} does not divide the {model.experts} routed experts",
+            hint=f"use one of {_listed(d for d in divisors(model.experts) if 1 < d <= devices)}",
+        )
+    if devices % ep:
+        raise InvalidLayout(
+            f"{opt('ep')} {ep} does not divide {opt('devices')} {devices}", hint="choose ep dividing the device count"
+        )
+    if q.dp is not None and q.dp * (cp or 1) % ep:
+        raise InvalidLayout(
+            f"{opt('ep')} {ep} does not divide dp·cp = {q.dp * (cp or 1)}: the expert group is made of data- and "
+            "context-parallel devices",
+            hint=f"use an ep dividing {q.dp * (cp or 1)}, or leave {opt('dp')} out",
+        )
+
+
 def check_layout(model, devices: int, layout: Layout | LayoutQuery) -> None:
     """Raise :class:`InvalidLayout` (exit 2) when ``layout`` cannot run ``model`` on ``devices``.
 
     Every validity rule of a layout lives here. ``layout`` may be partial (a :class:`LayoutQuery`): each rule
     is applied to the fields it needs, so a query that passes has a valid completion unless the search finds
     none (then it says so). The rules:
-      * degrees ≥ 1, ZeRO stage 0–3, a known recompute mode; cp and ep are 1 (not modelled yet);
+      * degrees ≥ 1, ZeRO stage 0–3, a known recompute mode;
+      * cp > 1 needs the sequence divisible by 2·cp (Megatron-LM's causal load balancing gives each rank two
+        chunks); ep > 1 needs an MoE model whose routed experts it divides, and divides dp·cp (the expert
+        group is carved out of the data- and context-parallel devices);
       * tp divides the attention heads; pp is at most the layers (uneven stages allowed: the fullest holds
         ⌈L/pp⌉, as Llama 3 ran 126 layers on 16 stages, Dubey et al. 2024 Sec. 3.3.2);
       * the degrees given divide the device count, and equal it when all are given;
       * the global batch is a multiple of dp × micro-batch (of each, when only one is given);
-      * interleave > 1 needs pp > 1, the layers per stage divisible by it, and (Megatron-LM's interleaved
-        schedule) the micro-batches per step divisible by pp.
+      * interleave > 1 needs pp > 1, the layers of the fullest stage (⌈L/pp⌉) divisible by it — with uneven
+        stages the first and last model chunks hold the missing layers, as Llama 3 ran 126 layers on 16 stages
+        of interleaved chunks (Dubey et al. 2024 Sec. 3.3.2; Megatron-Core's first/last-stage layer counts
+        work with virtual pipelines) — and (Megatron-LM's interleaved schedule) the micro-batches per step
+        divisible by pp.
     """
     q = layout if isinstance(layout, LayoutQuery) else LayoutQuery.of_layout(layout)
     for name, value in q.given().items():
@@ -180,12 +232,7 @@ def check_layout(model, devices: int, layout: Layout | LayoutQuery) -> None:
                 raise InvalidLayout(f"{opt(name)}: {value!r} is not a ZeRO stage", hint="use 0, 1, 2 or 3")
         elif int(value) < 1:
             raise InvalidLayout(f"{opt(name)}: {value} is not a positive count", hint="give 1 or more")
-    for name in ("cp", "ep"):
-        if (getattr(q, name) or 1) > 1:
-            raise InvalidLayout(
-                f"{opt(name)} {getattr(q, name)}: {SPEC_BY_NAME[name].help.split(' (')[0]} is not modelled yet",
-                hint=f"leave {opt(name)} at 1",
-            )
+    _check_context_and_experts(model, devices, q)
     tp, pp, dp, mb, gb, v = q.tp, q.pp, q.dp, q.micro_batch, q.global_batch, q.interleave
     if tp is not None and model.heads % tp:
         raise InvalidLayout(
@@ -203,16 +250,11 @@ def check_layout(model, devices: int, layout: Layout | LayoutQuery) -> None:
                 f"{opt('interleave')} {v} needs pipeline parallelism ({opt('pp')} > 1)",
                 hint=f"drop {opt('interleave')} or give {opt('pp')}",
             )
-        if pp is not None and model.layers % pp:
+        fullest = -(-model.layers // pp) if pp is not None else None
+        if fullest is not None and fullest % v:
             raise InvalidLayout(
-                f"{opt('interleave')} {v} needs the {model.layers} layers split evenly over the {pp} stages",
-                hint=f"use {opt('pp')} {_listed(d for d in divisors(model.layers) if d <= devices)} or drop "
-                f"{opt('interleave')}",
-            )
-        if pp is not None and (model.layers // pp) % v:
-            raise InvalidLayout(
-                f"{opt('interleave')} {v} does not divide the {model.layers // pp} layers per pipeline stage",
-                hint=f"use one of {_listed(divisors(model.layers // pp))}",
+                f"{opt('interleave')} {v} does not divide the {fullest} layers of the fullest pipeline stage",
+                hint=f"use one of {_listed(divisors(fullest))}",
             )
     degrees = {name: getattr(q, name) for name in ("tp", "cp", "pp", "dp") if getattr(q, name) is not None}
     product = int(np.prod(list(degrees.values()))) if degrees else 1

@@ -161,7 +161,15 @@ def search(
     def run(hw, counts):
         nonlocal n_counts
         w = search_counts(
-            spec, marr, hw, counts, workload, params, cache, deadline_seconds=deadline_seconds, budget_usd=budget_usd,
+            spec,
+            marr,
+            hw,
+            counts,
+            workload,
+            params,
+            cache,
+            deadline_seconds=deadline_seconds,
+            budget_usd=budget_usd,
             confidence=confidence,
         )
         sweeps.append(w)
@@ -388,7 +396,8 @@ def plan(
         pareto=[point_report(pts, int(i)) for i in result.pareto],
         near_misses=[
             NearMiss(
-                point=point_report(pts, i), misses=m,
+                point=point_report(pts, i),
+                misses=m,
                 description=describe_miss(pts, i, m, deadline_s, budget_usd, confidence),
             )  # fmt: skip
             for i, m in result.near_misses

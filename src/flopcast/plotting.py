@@ -20,6 +20,7 @@ import io
 from pathlib import Path
 
 from flopcast.errors import InvalidValue, UsageError, opt
+from flopcast.layout import degrees_text
 
 PLOT_FORMATS = {".png": "png", ".svg": "svg"}
 INSTALL_HINT = 'pip install "flopcast[plot]"'
@@ -155,6 +156,8 @@ def _estimate(r):
     parts = [
         ("compute", sb.compute_seconds),
         ("tensor-parallel comms", sb.tp_comm_seconds),
+        *([("context-parallel\nK/V ring", sb.cp_comm_seconds)] if r.parallelism.cp > 1 else []),
+        *([("expert all-to-all", sb.ep_comm_seconds)] if r.parallelism.ep > 1 else []),
         ("pipeline sends", sb.pp_comm_seconds),
         ("data-parallel comms\n(exposed)", sb.dp_comm_exposed_seconds),
         ("pipeline bubble", sb.bubble_seconds),
@@ -193,7 +196,7 @@ def _estimate(r):
     ax_m.grid(axis="y", visible=False)
     p = r.parallelism
     fig.suptitle(
-        f"{r.model.name} on {r.inputs.devices} × {r.hardware.id} (tp {p.tp} · pp {p.pp} · dp {p.dp}, ZeRO {p.zero}, "
+        f"{r.model.name} on {r.inputs.devices} × {r.hardware.id} ({degrees_text(p)}, ZeRO {p.zero}, "
         f"recompute {p.recompute}): wall-clock {format_duration(t.wall_clock_seconds)} "
         f"(P10–P90 {format_duration(t.wall_clock_seconds_p10)}–{format_duration(t.wall_clock_seconds_p90)})",
         fontsize=10,
@@ -297,7 +300,7 @@ def _plan(r):
                 linestyle="none", label=f"best ({r.inputs.objective}; bar: P10–P90 time)")  # fmt: skip
         lay = best.layout
         ax.annotate(
-            f"best: {best.devices} × {best.hardware}\ntp {lay.tp} · pp {lay.pp} · dp {lay.dp}, "
+            f"best: {best.devices} × {best.hardware}\n{degrees_text(lay)}, "
             f"micro-batch {lay.micro_batch}, ZeRO {lay.zero}\n{bx:.3g} days, ${by:,.0f}",
             (bx, by), xytext=(0.42, 0.55), textcoords="axes fraction", fontsize=8,
             bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": MUTED},

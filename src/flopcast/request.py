@@ -356,6 +356,22 @@ def unsearchable_reason(profile, *, precision: str, tier: str | None) -> str | N
     return None
 
 
+def check_context_parallel_kernel(hw, query) -> None:
+    """Context parallelism needs a fused attention kernel (Megatron-LM runs it only through Transformer Engine's
+    fused attention; torchtitan's ring attention through SDPA's flash and memory-efficient kernels): refuse
+    ``cp`` > 1 on hardware without one (efficiency.fused_attention_supported)."""
+    import numpy as np
+
+    from flopcast.errors import InvalidLayout
+
+    if (query.cp or 1) > 1 and not np.asarray(hw.arrays.fused_attention).ravel()[0] > 0.5:
+        raise InvalidLayout(
+            f"{opt('cp')} {query.cp}: context parallelism needs a fused (FlashAttention-style) attention kernel, "
+            f"which {hw.profile.id} does not run",
+            hint=f"drop {opt('cp')}, or choose hardware of compute capability 8.0 or newer",
+        )
+
+
 def hardware_warnings(hw: PricedHardware, max_devices: int) -> list[str]:
     """The warnings every estimate on ``hw`` shares: price, precision fallback, uncalibrated family, a
     missing inter-node bandwidth (when ``max_devices`` spans nodes), a missing power figure."""

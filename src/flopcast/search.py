@@ -34,6 +34,14 @@ ZERO_STAGE_WITH_PIPELINE_MAX = 1  # highest ZeRO stage the search pairs with pp 
 # stages; v = 8 already cuts the bubble to an eighth).
 MAX_INTERLEAVE = 8
 INTERLEAVE_CHOICES = tuple(range(1, MAX_INTERLEAVE + 1))
+# Context parallelism is searched for sequences of at least 16k tokens (below, the attention is a small share of
+# the step and tensor/data parallelism serve better: Llama 3 pre-trained at 8k with cp 1 and used cp 16 for its
+# 128k stage, Dubey et al. 2024 Table 4), in powers of two up to 16 (Table 4's largest).
+CP_SEARCH_MIN_SEQ_LEN = 16_384
+CP_SEARCH_MAX = 16
+# Expert parallelism is searched over the divisors of the routed experts up to 256 ranks (DeepSeek-V3 ran ep 64,
+# DeepSeek-AI 2024 Sec. 3.2.1).
+EP_SEARCH_MAX = 256
 TIME_TIE_RELATIVE = 1e-3  # wall-clock times within 0.1% tie (the winner rule's step 2)
 CHUNK_ROWS = 65_536  # rows per evaluate call: large enough to amortise Python, small enough for the caches
 
@@ -56,13 +64,16 @@ def enumerate_layouts(
     devices_per_node: int,
     query: LayoutQuery | None = None,
     target_global_batch: int | None = None,
+    context_parallel: bool = True,
 ) -> LayoutArrays:
     """Every valid layout of ``model`` on ``devices`` that agrees with ``query``, as arrays.
 
-    tp over divisors of the heads up to the devices per node, pp over divisors of the layers, micro-batches
-    in powers of two, ZeRO 0–3, the three recompute modes and, with pp > 1, the interleaved schedule's
-    virtual stages. Without a global batch in the query each row gets the multiple of dp × micro-batch
-    closest to ``target_global_batch`` (default: :func:`~flopcast.layout.default_global_batch`).
+    tp over divisors of the heads up to the devices per node, cp in powers of two for long sequences
+    (CP_SEARCH_MIN_SEQ_LEN; not at all without ``context_parallel``, i.e. without a fused attention kernel), pp
+    over divisors of the layers, ep over the divisors of an MoE model's experts that divide dp·cp,
+    micro-batches in powers of two, ZeRO 0–3, the three recompute modes and, with pp > 1, the interleaved
+    schedule's virtual stages. Without a global batch in the query each row gets the multiple of dp ×
+    micro-batch closest to ``target_global_batch`` (default: :func:`~flopcast.layout.default_global_batch`).
     """
     q = query or LayoutQuery()
     max_tp = q.max_tp or devices_per_node
@@ -71,16 +82,19 @@ def enumerate_layouts(
     for tp in tps:
         if devices % tp:
             continue
-        # the search keeps to even stages (what published runs used: searching uneven ones too moved the
-        # backtest's leave-one-out median 13.3% -> 14.8%); an uneven --pp is taken when given
-        pps = [q.pp] if q.pp else [p for p in divisors(model.layers) if (devices // tp) % p == 0]
-        for pp in pps:
-            if devices % (tp * pp):
-                continue
-            dp = devices // (tp * pp)
-            if q.dp is not None and dp != q.dp:
-                continue
-            rows.append((tp, pp, dp))
+        for cp in _context_choices(model, devices // tp, q, context_parallel):
+            rest = devices // (tp * cp)
+            # the search keeps to even stages (what published runs used: searching uneven ones too moved the
+            # backtest's leave-one-out median 13.3% -> 14.8%); an uneven --pp is taken when given
+            pps = [q.pp] if q.pp else [p for p in divisors(model.layers) if rest % p == 0]
+            for pp in pps:
+                if rest % pp:
+                    continue
+                dp = rest // pp
+                if q.dp is not None and dp != q.dp:
+                    continue
+                for ep in _expert_choices(model, dp * cp, q):
+                    rows.append((tp, pp, dp, cp, ep))
     if not rows:
         return LayoutArrays.empty()
     base = np.asarray(rows, dtype=float)
@@ -95,7 +109,7 @@ def enumerate_layouts(
     bi, rest = np.divmod(idx, n_m * n_z * n_r)
     mi, rest = np.divmod(rest, n_z * n_r)
     zi, ri = np.divmod(rest, n_r)
-    tp, pp, dp = base[bi, 0], base[bi, 1], base[bi, 2]
+    tp, pp, dp, cp, ep = (base[bi, k] for k in range(5))
     mb, zero, rec = mbs[mi], zeros[zi], recs[ri]
     step = dp * mb
     if q.global_batch:
@@ -109,14 +123,14 @@ def enumerate_layouts(
         # default batch would otherwise be judged on pipelines that never fill.
         gb = np.maximum(np.round(gb_target / step), np.maximum(pp, 1.0)) * step
         keep = (step <= gb_target) | (mb == 1)
-    keep &= (mb <= gb / dp) & ((dp > 1) | (zero == 0))  # ZeRO shards over dp: pointless at dp = 1
+    keep &= (mb <= gb / dp) & ((dp * cp > 1) | (zero == 0))  # ZeRO shards over dp·cp: pointless at 1
     if q.zero is None or q.pp is None:
         # ZeRO-2/3 shard the gradients, which a pipeline accumulates over its micro-batches: DeepSpeed's
         # pipeline engine refuses them ("ZeRO-2 and ZeRO-3 are incompatible with pipeline parallelism",
         # deepspeed/runtime/pipe/engine.py) and Megatron-LM's distributed optimizer shards the optimizer
         # state only (ZeRO-1). The search pairs pipelines with ZeRO 0–1; a user who fixes both may combine them.
         keep &= (pp <= 1) | (zero <= ZERO_STAGE_WITH_PIPELINE_MAX)
-    tp, pp, dp, mb, gb, zero, rec = (a[keep] for a in (tp, pp, dp, mb, gb, zero, rec))
+    tp, pp, dp, cp, ep, mb, gb, zero, rec = (a[keep] for a in (tp, pp, dp, cp, ep, mb, gb, zero, rec))
     # A layout given in full means what Megatron-LM's flags mean: plain 1F1B unless interleave says otherwise.
     given_in_full = None not in (q.micro_batch, q.global_batch, q.zero, q.recompute) and (
         sum(x is None for x in (q.tp, q.pp, q.dp)) <= 1  # the third degree follows from the device count
@@ -127,26 +141,52 @@ def enumerate_layouts(
         inter = np.ones(len(tp))
     else:  # every row once per virtual-stage choice that is valid for it (rows with pp = 1 keep v = 1 only)
         row, inter = inter
-        tp, pp, dp, mb, gb, zero, rec = (a[row] for a in (tp, pp, dp, mb, gb, zero, rec))
+        tp, pp, dp, cp, ep, mb, gb, zero, rec = (a[row] for a in (tp, pp, dp, cp, ep, mb, gb, zero, rec))
     return LayoutArrays.filled(
-        len(tp), tp=tp, pp=pp, dp=dp, micro_batch=mb, global_batch=gb, zero=zero, recompute=rec, interleave=inter
-    )
+        len(tp), tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, micro_batch=mb, global_batch=gb, zero=zero, recompute=rec,
+        interleave=inter,
+    )  # fmt: skip
+
+
+def _context_choices(model, rest: int, q: LayoutQuery, context_parallel: bool) -> list[int]:
+    """cp values to try with ``rest`` = devices / tp: the given one (none above 1 without ``context_parallel``,
+    i.e. on hardware without a fused attention kernel); 1 when tp, pp and dp are all given (the
+    product rule of check_layout) or the sequence is short; else powers of two up to CP_SEARCH_MAX that split
+    the sequence into 2·cp chunks."""
+    from flopcast.estimator.context_parallel import CP_CHUNKS_PER_RANK
+
+    if q.cp is not None:
+        return [q.cp] if rest % q.cp == 0 and (context_parallel or q.cp == 1) else []
+    if not context_parallel or model.seq_len < CP_SEARCH_MIN_SEQ_LEN or None not in (q.tp, q.pp, q.dp):
+        return [1]
+    return [
+        c for c in (int(x) for x in _pow2_upto(min(CP_SEARCH_MAX, rest)))
+        if rest % c == 0 and model.seq_len % (CP_CHUNKS_PER_RANK * c) == 0
+    ]  # fmt: skip
+
+
+def _expert_choices(model, replicas: int, q: LayoutQuery) -> list[int]:
+    """ep values to try among ``replicas`` = dp·cp devices: the given one, 1 for a dense model, else the divisors
+    of the routed experts that divide dp·cp, up to EP_SEARCH_MAX."""
+    if q.ep is not None:
+        return [q.ep] if replicas % q.ep == 0 else []
+    if model.experts == 1:
+        return [1]
+    return [e for e in divisors(model.experts) if e <= EP_SEARCH_MAX and replicas % e == 0]
 
 
 def _interleave_rows(layers: int, pp: np.ndarray, micro_batches: np.ndarray, fixed: int | None):
     """None when every row keeps v = 1; else (row index, v) for each valid (row, v) pair.
 
-    v must divide the layers of a stage (the stages even), and with v > 1 the micro-batches per step must be a
-    multiple of pp
-    (INTERLEAVE_CHOICES)."""
+    v must divide the layers of the fullest stage (check_layout), and with v > 1 the micro-batches per step must
+    be a multiple of pp (INTERLEAVE_CHOICES)."""
     choices = (fixed,) if fixed is not None else INTERLEAVE_CHOICES
     if choices == (1,) or not np.any(pp > 1):
         return None
     per_stage = np.ceil(layers / np.maximum(pp, 1.0))
     rows, values = [], []
     for v in choices:
-        even = np.fmod(layers, np.maximum(pp, 1.0)) == 0  # the interleaved schedule needs even stages
-        ok = np.ones(len(pp), dtype=bool) if v == 1 else (pp > 1) & even & (np.fmod(per_stage, v) == 0)
+        ok = np.ones(len(pp), dtype=bool) if v == 1 else (pp > 1) & (np.fmod(per_stage, v) == 0)
         if v > 1:
             ok &= np.fmod(micro_batches, pp) == 0
         idx = np.flatnonzero(ok)
@@ -209,14 +249,15 @@ class CandidateCache:
         self._by_count: dict[tuple[int, int], LayoutArrays] = {}
         self._joined: dict[tuple, tuple] = {}
 
-    def layouts(self, devices_per_node: int, counts: list[int]):
-        """(LayoutArrays of every count, concatenated; the counts that have layouts; their start rows)."""
-        joined_key = (devices_per_node, tuple(counts))
+    def layouts(self, devices_per_node: int, counts: list[int], context_parallel: bool = True):
+        """(LayoutArrays of every count, concatenated; the counts that have layouts; their start rows).
+        ``context_parallel``: whether cp > 1 may be searched (the hardware runs a fused attention kernel)."""
+        joined_key = (devices_per_node, tuple(counts), context_parallel)
         if joined_key in self._joined:
             return self._joined[joined_key]
         parts, kept, sizes = [], [], []
         for n in counts:
-            key = (devices_per_node, n)
+            key = (devices_per_node, n, context_parallel)
             if key not in self._by_count:
                 self._by_count[key] = enumerate_layouts(
                     self.spec,
@@ -224,6 +265,7 @@ class CandidateCache:
                     devices_per_node=devices_per_node,
                     query=self.query,
                     target_global_batch=self.target_global_batch,
+                    context_parallel=context_parallel,
                 )
             cands = self._by_count[key]
             if len(cands.tp):
@@ -267,7 +309,8 @@ def search_counts(
     from flopcast.confidence import at
     from flopcast.estimator.core import evaluate
 
-    cands, kept, starts = cache.layouts(int(hw.profile.devices_per_node), counts)
+    fused = bool(np.asarray(hw.arrays.fused_attention).ravel()[0] > 0.5)
+    cands, kept, starts = cache.layouts(int(hw.profile.devices_per_node), counts, context_parallel=fused)
     n = len(cands.tp)
     if n == 0:
         return Winners(hw, kept, cands, None, 0, 0, np.zeros(0, dtype=bool))

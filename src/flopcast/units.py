@@ -34,14 +34,31 @@ _DECIMAL_PREFIX = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "B": 1e9, "T
 _LOWER_COUNT_PREFIX = {"k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}  # counts and dollars: 2t, 350m, 7b
 _BINARY_PREFIX = {"Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50}
 _DURATION_UNIT = {
-    "s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "seconds": 1.0,
-    "min": SECONDS_PER_MINUTE, "mins": SECONDS_PER_MINUTE, "minute": SECONDS_PER_MINUTE,
+    "s": 1.0,
+    "sec": 1.0,
+    "secs": 1.0,
+    "second": 1.0,
+    "seconds": 1.0,
+    "min": SECONDS_PER_MINUTE,
+    "mins": SECONDS_PER_MINUTE,
+    "minute": SECONDS_PER_MINUTE,
     "minutes": SECONDS_PER_MINUTE,
-    "h": SECONDS_PER_HOUR, "hr": SECONDS_PER_HOUR, "hrs": SECONDS_PER_HOUR, "hour": SECONDS_PER_HOUR,
+    "h": SECONDS_PER_HOUR,
+    "hr": SECONDS_PER_HOUR,
+    "hrs": SECONDS_PER_HOUR,
+    "hour": SECONDS_PER_HOUR,
     "hours": SECONDS_PER_HOUR,
-    "d": SECONDS_PER_DAY, "day": SECONDS_PER_DAY, "days": SECONDS_PER_DAY,
-    "w": SECONDS_PER_WEEK, "wk": SECONDS_PER_WEEK, "week": SECONDS_PER_WEEK, "weeks": SECONDS_PER_WEEK,
-    "y": SECONDS_PER_YEAR, "yr": SECONDS_PER_YEAR, "year": SECONDS_PER_YEAR, "years": SECONDS_PER_YEAR,
+    "d": SECONDS_PER_DAY,
+    "day": SECONDS_PER_DAY,
+    "days": SECONDS_PER_DAY,
+    "w": SECONDS_PER_WEEK,
+    "wk": SECONDS_PER_WEEK,
+    "week": SECONDS_PER_WEEK,
+    "weeks": SECONDS_PER_WEEK,
+    "y": SECONDS_PER_YEAR,
+    "yr": SECONDS_PER_YEAR,
+    "year": SECONDS_PER_YEAR,
+    "years": SECONDS_PER_YEAR,
 }
 
 _NUMBER = r"(?P<num>[0-9][0-9_,]*(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?|\.[0-9]+(?:[eE][+-]?[0-9]+)?)"

@@ -388,4 +388,3 @@ def measure(
     seconds.sort()
     params = sum(p.numel() for p in trainer.params)
     return Measured(peak, seconds[len(seconds) // 2], params, str(dev))
-

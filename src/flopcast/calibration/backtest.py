@@ -65,6 +65,8 @@ def stack_runs(runs: list[Run], catalog) -> StackedRuns:
             tp=run.tp,
             pp=run.pp,
             dp=run.dp,
+            cp=run.cp,
+            ep=run.ep,
             micro_batch=run.micro_batch,
             global_batch=run.global_batch,
             zero=run.zero,
@@ -192,9 +194,7 @@ def _target_value(run: Run, est, i: int) -> float:
     return float(flops * est.tokens_per_second[i] / run.devices / 1e12)
 
 
-def backtest(
-    path: Path | None = None, profiles: list | None = None, params=None, *, paths: list | None = None
-):
+def backtest(path: Path | None = None, profiles: list | None = None, params=None, *, paths: list | None = None):
     """Predict published runs and check the quality bars (DESIGN §8).
 
     Default: the frozen holdout (the shipped runs of the held-out source families, never fitted); with

@@ -135,6 +135,8 @@ class Run:
     source: str
     year: int | None = None  # of the source (first year cited in it), when it names one
     fused_attention: bool | None = None  # None: what the hardware supports (efficiency.fused_attention_supported)
+    cp: int | None = None  # optional column: the context-parallel degree, when published (None: 1)
+    ep: int | None = None  # optional column: the expert-parallel degree, when published (None: searched)
 
     @property
     def family(self) -> str:
@@ -269,6 +271,8 @@ def _run_from_row(row: dict) -> Run:
         source=source,
         year=year,
         fused_attention=fused,
+        cp=_opt_int(row, "cp") or 1,
+        ep=_opt_int(row, "ep"),
     )
 
 

@@ -138,8 +138,11 @@ class FlopcastGroup(TyperGroup):
                 if not debug:  # e.g. a numpy RuntimeWarning: more lines on stderr break the one-line contract
                     warnings.simplefilter("ignore")
                 result = super().main(
-                    args=argv, prog_name=prog_name or "flopcast", complete_var=complete_var,
-                    standalone_mode=False, **extra,
+                    args=argv,
+                    prog_name=prog_name or "flopcast",
+                    complete_var=complete_var,
+                    standalone_mode=False,
+                    **extra,
                 )
             code = result if isinstance(result, int) else 0
             if code == EXIT_INTERRUPTED:  # typer turns KeyboardInterrupt into a silent Exit(130)
@@ -155,8 +158,11 @@ class FlopcastGroup(TyperGroup):
         except click.exceptions.ClickException as exc:
             if debug:
                 raise
-            where = f" (see `flopcast {exc.ctx.command_path.partition(' ')[2]} --help`)".replace("  ", " ") \
-                if getattr(exc, "ctx", None) is not None else ""
+            where = (
+                f" (see `flopcast {exc.ctx.command_path.partition(' ')[2]} --help`)".replace("  ", " ")
+                if getattr(exc, "ctx", None) is not None
+                else ""
+            )
             first = exc.format_message().splitlines()[0] if exc.format_message() else str(exc)
             _say(f"error: {shorten_echoes(first)}{where}")
             code = exc.exit_code if exc.exit_code else EXIT_USAGE

@@ -57,7 +57,8 @@ def bench(
         True, "--verify/--no-verify", help="Train a real model and compare its predicted and measured time."
     ),
     verify_train: bool = typer.Option(
-        False, "--verify-train",
+        False,
+        "--verify-train",
         help="Train a PyTorch transformer (--model, scaled to this device) under every recompute mode and compare "
         "its measured peak memory and step time with flopcast's prediction (needs flopcast[torch]).",
     ),  # fmt: skip
@@ -75,7 +76,7 @@ def bench(
     verify_serve: bool = typer.Option(
         False,
         "--verify-serve",
-        help='Instead: decode a small Llama-style model in PyTorch here and compare `serve`\'s predicted tokens/s '
+        help="Instead: decode a small Llama-style model in PyTorch here and compare `serve`'s predicted tokens/s "
         'and time to first token with the measured ones (needs pip install "flopcast[torch]").',
     ),
     fmt: Format = OutputFormat.table,

@@ -45,7 +45,11 @@ def run_train_verify(
         torch_version=torch.__version__,
         hardware=hardware,
         shape=TrainVerifyShape(
-            model=spec.name, scale=plan.scale, **dataclasses.asdict(s), micro_batch=plan.micro_batch, precision=prec,
+            model=spec.name,
+            scale=plan.scale,
+            **dataclasses.asdict(s),
+            micro_batch=plan.micro_batch,
+            precision=prec,
             grad_dtype=grads,
         ),  # fmt: skip
         rows=rows,

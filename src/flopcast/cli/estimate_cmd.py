@@ -34,6 +34,7 @@ from flopcast.cli.options import (
     with_architecture_options,
     with_layout_options,
 )
+from flopcast.layout import degrees_text
 from flopcast.units import format_duration, format_si, format_usd
 
 # estimate's own options (every shared one is in flopcast.cli.options)
@@ -151,7 +152,7 @@ def estimate_tables(r) -> list:
     summary.add_row("tokens", format_si(r.inputs.tokens), f"{t.steps:,.0f} steps of {p.global_batch_tokens:,} tokens")
     summary.add_row(
         "layout",
-        f"tp {p.tp} · pp {p.pp} · dp {p.dp}",
+        degrees_text(p),
         f"ZeRO {p.zero}, recompute {p.recompute}, micro-batch {p.micro_batch}, global batch {p.global_batch}"
         + (f", interleaved ×{p.interleave}" if getattr(p, "interleave", 1) > 1 else "")
         + auto,
@@ -220,9 +221,12 @@ def estimate_tables(r) -> list:
     step.add_column("share of wall-clock", justify="right")
     sb = t.step_breakdown
     scale = t.training_seconds / t.wall_clock_seconds if t.wall_clock_seconds > 0 else 0.0
+    lay = r.parallelism
     for name, value in (
         ("compute", sb.compute_seconds),
         ("tensor-parallel comms", sb.tp_comm_seconds),
+        *([("context-parallel K/V ring (exposed)", sb.cp_comm_seconds)] if lay.cp > 1 else []),
+        *([("expert all-to-all", sb.ep_comm_seconds)] if lay.ep > 1 else []),
         ("pipeline sends", sb.pp_comm_seconds),
         ("data-parallel comms (exposed)", sb.dp_comm_exposed_seconds),
         ("pipeline bubble", sb.bubble_seconds),

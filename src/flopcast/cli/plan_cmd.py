@@ -134,9 +134,13 @@ def _best_line(report) -> str:
     if p is None:
         return "no feasible plan"
     c = report.inputs.confidence
-    at_c = "" if c == "p50" else (
-        f" ({c.upper()} {format_duration(getattr(p, f'wall_clock_seconds_{c}'))}, "
-        f"{col.usd(getattr(p, f'cost_usd_{c}'))})"
+    at_c = (
+        ""
+        if c == "p50"
+        else (
+            f" ({c.upper()} {format_duration(getattr(p, f'wall_clock_seconds_{c}'))}, "
+            f"{col.usd(getattr(p, f'cost_usd_{c}'))})"
+        )
     )
     return (
         f"best: {p.devices} × {p.hardware}, {col.layout_text(p.layout)}: {format_duration(p.wall_clock_seconds)}, "
@@ -146,11 +150,11 @@ def _best_line(report) -> str:
 
 
 def _flags(best) -> str:
-    q = best.parallelism
-    return (
-        f"--tp {q.tp} --pp {q.pp} --dp {q.dp} --micro-batch {q.micro_batch} --global-batch {q.global_batch} "
-        f"--zero {q.zero} --recompute {q.recompute}"
-    )
+    """The layout flags that reproduce the best point (every field of the layout record, from the record)."""
+    from flopcast.layout import Layout
+    from flopcast.layout_fields import LAYOUT_FIELDS
+
+    return Layout(**{name: getattr(best.parallelism, name) for name in LAYOUT_FIELDS}).flags()
 
 
 @app.command("plan")

@@ -55,7 +55,12 @@ class ModelArrays(NamedTuple):
     gated: np.ndarray  # 1.0 for SwiGLU (three FFN matrices), else 0.0
     vocab: np.ndarray
     seq_len: np.ndarray
-    active_experts: np.ndarray
+    active_experts: np.ndarray  # routed experts a token visits in an MoE layer (1 for a dense model)
+    experts: np.ndarray  # routed experts per MoE layer (1 for a dense model)
+    moe_fraction: np.ndarray  # share of the layers that are MoE layers (0 for a dense model)
+    mlp_units: np.ndarray  # FFNs a token passes per layer, mean over layers: 1 dense, k + shared in MoE layers
+    mlp_width: np.ndarray  # their summed hidden width, mean over layers (ffn for a dense model)
+    layer_expert_params: np.ndarray  # routed experts' parameters per layer, mean over layers (sharded by ep)
     params: np.ndarray  # total (memory)
     layer_params: np.ndarray  # one layer, all experts (memory)
     layer_matmul_params_active: np.ndarray  # one layer, weights that take part in a matmul per token
@@ -74,6 +79,8 @@ class ModelArrays(NamedTuple):
             d, v = m.d_model, m.vocab
             norm = m.d_model * (2 if m.layernorm_bias else 1)
             layer_active = (m.matmul_params - v * d) / m.layers  # ModelSpec.matmul_params: one definition
+            moe, dense = m.moe_layers / m.layers, m.dense_layers / m.layers
+            per_moe_layer = m.active_experts + m.shared_experts
             row = {
                 "layers": m.layers,
                 "d_model": d,
@@ -86,6 +93,11 @@ class ModelArrays(NamedTuple):
                 "vocab": v,
                 "seq_len": m.seq_len,
                 "active_experts": m.active_experts,
+                "experts": m.experts,
+                "moe_fraction": moe,
+                "mlp_units": dense + moe * per_moe_layer,
+                "mlp_width": dense * m.ffn_size + moe * per_moe_layer * m.expert_ffn_size,
+                "layer_expert_params": moe * m.experts * m.ffn_params_per_expert,
                 "params": m.params,
                 "layer_params": m._layer_params(m.experts),
                 "layer_matmul_params_active": layer_active,
@@ -105,6 +117,9 @@ class HardwareArrays(NamedTuple):
     """Per-device hardware figures per row, for one training precision and one price tier."""
 
     peak_flops_per_s: np.ndarray
+    # the peak of the GEMMs that stay in 16 bit (attention core, output head): the bf16 peak under fp8 training
+    # (estimator/fp8.py), the training peak otherwise
+    high_precision_peak_flops_per_s: np.ndarray
     vector_flops_per_s: np.ndarray  # fp32 peak of the vector units (CUDA cores, SIMD): GEMV kernels; 0 if none
     memory_bytes: np.ndarray
     memory_bandwidth_bytes_per_s: np.ndarray
@@ -150,8 +165,10 @@ class HardwareArrays(NamedTuple):
             else:
                 price = np.nan
             ceiling, calibrated = params.gemm_ceiling_for(p)
+            high = training_peak(p, "bf16") if precision == "fp8" else peak
             row = {
                 "peak_flops_per_s": peak,
+                "high_precision_peak_flops_per_s": high,
                 "vector_flops_per_s": float(p.peak_flops_per_s.get("fp32") or 0.0),
                 "memory_bytes": p.memory_bytes,
                 "memory_bandwidth_bytes_per_s": p.memory_bandwidth_bytes_per_s,
@@ -311,6 +328,8 @@ class EstimateArrays(NamedTuple):
     micro_batches: np.ndarray
     compute_seconds: np.ndarray
     tp_comm_seconds: np.ndarray
+    cp_comm_seconds: np.ndarray  # context-parallel K/V ring, beyond the attention it overlaps
+    ep_comm_seconds: np.ndarray  # expert-parallel all-to-alls
     pp_comm_seconds: np.ndarray
     dp_comm_exposed_seconds: np.ndarray
     bubble_seconds: np.ndarray

@@ -38,7 +38,12 @@ def evaluate(
     """FLOPs, memory, step time, wall-clock, device-hours, cost and energy for every row."""
     params = params or EfficiencyParams.load()
     element = activation_bytes_per_element(workload.precision)
-    lay = layout
+    # FSDP / ZeRO-3 with pipeline stages (torchtitan): the stage's weights stay gathered from the first
+    # micro-batch's forward to the step's end (torchtitan sets reshard_after_forward=False when pipelining, to
+    # avoid an all-gather per micro-batch), so its traffic and memory are ZeRO-2's: gradients reduce-scattered
+    # every micro-batch, optimizer states and gradients sharded, weights whole on the device during the step.
+    zero = np.where((layout.zero >= 3) & (layout.pp > 1), 2.0, layout.zero)
+    lay = layout._replace(zero=zero)
     devices = lay.devices
     micro_batches = lay.global_batch / (lay.dp * lay.micro_batch)
 
@@ -51,6 +56,8 @@ def evaluate(
         tp=lay.tp,
         pp=lay.pp,
         dp=lay.dp,
+        cp=lay.cp,
+        ep=lay.ep,
         micro_batch=lay.micro_batch,
         micro_batches=micro_batches,
         zero=lay.zero,
@@ -65,11 +72,16 @@ def evaluate(
     # efficiency fit assumes: Megatron-LM reduces fp32 main grads, but moving the reduce to fp32 raised the
     # frozen holdout's median error from 17.5% to 20.8% after a refit (the runs' own grad dtypes are not
     # recorded), so the memory's grad dtype does not change the step time yet.
-    st = step_time(model, hardware, lay, params, element_bytes=element, params_per_device=mem.params_per_device)
+    st = step_time(
+        model, hardware, lay, params, element_bytes=element, params_per_device=mem.params_per_device,
+        expert_params_per_device=mem.expert_params_per_device, precision=workload.precision,
+    )  # fmt: skip
     step = st.step_seconds
     parts = (
         st.compute_seconds,
         st.tp_comm_seconds,
+        st.cp_comm_seconds,
+        st.ep_comm_seconds,
         st.pp_comm_seconds,
         st.dp_comm_exposed_seconds,
         st.bubble_seconds,
@@ -121,10 +133,12 @@ def evaluate(
         micro_batches=b(micro_batches),
         compute_seconds=b(parts[0]),
         tp_comm_seconds=b(parts[1]),
-        pp_comm_seconds=b(parts[2]),
-        dp_comm_exposed_seconds=b(parts[3]),
-        bubble_seconds=b(parts[4]),
-        optimizer_seconds=b(parts[5]),
+        cp_comm_seconds=b(parts[2]),
+        ep_comm_seconds=b(parts[3]),
+        pp_comm_seconds=b(parts[4]),
+        dp_comm_exposed_seconds=b(parts[5]),
+        bubble_seconds=b(parts[6]),
+        optimizer_seconds=b(parts[7]),
         step_seconds=b(step),
         gemm_efficiency=b(st.gemm_efficiency),
         steps=b(steps),

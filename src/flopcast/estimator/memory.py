@@ -53,6 +53,7 @@ from typing import NamedTuple
 import numpy as np
 
 from flopcast.estimator.arrays import ModelArrays, activation_bytes_per_element
+from flopcast.estimator.fp8 import FP8_WEIGHT_COPY_BYTES_PER_PARAM, saved_input_savings_bytes_per_token_per_layer
 from flopcast.estimator.recompute import (
     RECOMPUTE_NONE,
     is_checkpointed,
@@ -138,13 +139,14 @@ def layers_per_stage(m: ModelArrays, pp: np.ndarray) -> np.ndarray:
 
 def activation_bytes_per_token_per_layer(m: ModelArrays, element_bytes: float) -> np.ndarray:
     """Korthikanti's per-layer activations without the attention-score term, per token, unsharded."""
-    d, q, kv, f = m.d_model, m.attn_width, m.kv_width, m.ffn
+    d, q, kv, f = m.d_model, m.attn_width, m.kv_width, m.mlp_width  # f: every FFN a token passes, summed
     e = element_bytes
     mask = MASK_BYTES_PER_ELEMENT * m.dropout * d
     attention = e * d + e * q + 2 * e * kv + e * q + mask
-    mlp_per_expert = e * d + np.where(m.gated > 0, 3 * e * f, 2 * e * f) + mask
+    # each FFN (a dense layer's, or each routed and shared expert a token visits) keeps its own input copy
+    mlp = m.mlp_units * (e * d + mask) + np.where(m.gated > 0, 3 * e * f, 2 * e * f)
     norms = 2 * e * d
-    return attention + m.active_experts * mlp_per_expert + norms
+    return attention + mlp + norms
 
 
 def score_bytes_per_token_per_layer(m: ModelArrays, element_bytes: float, precision: str = "bf16") -> np.ndarray:
@@ -157,7 +159,10 @@ def score_bytes_per_token_per_layer(m: ModelArrays, element_bytes: float, precis
 def _layer_bytes_per_token(m, with_scores: np.ndarray, element_bytes: float, precision: str) -> np.ndarray:
     """Everything a layer's forward leaves for its backward, per token, unsharded; the scores where asked."""
     scores = score_bytes_per_token_per_layer(m, element_bytes, precision)
-    return activation_bytes_per_token_per_layer(m, element_bytes) + np.where(with_scores, scores, 0.0)
+    stored = activation_bytes_per_token_per_layer(m, element_bytes) + np.where(with_scores, scores, 0.0)
+    if precision == "fp8":  # the FP8 GEMMs save their inputs in FP8 (estimator/fp8.py)
+        stored = stored - saved_input_savings_bytes_per_token_per_layer(m, element_bytes)
+    return stored
 
 
 def stored_activation_bytes_per_token_per_layer(
@@ -198,12 +203,12 @@ def micro_batches_in_flight(pp: np.ndarray, micro_batches: np.ndarray, interleav
 
 
 def runtime_allowance(
-    runtime: np.ndarray, tp: np.ndarray, pp: np.ndarray, dp: np.ndarray
+    runtime: np.ndarray, tp: np.ndarray, pp: np.ndarray, dp: np.ndarray, cp=1.0, ep=1.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(context bytes, communicator bytes, allocator fragmentation fraction) per device. ``runtime`` is 1.0 on
     device kinds with a CUDA-like runtime (DEVICE_KINDS_WITH_RUNTIME_ALLOWANCE), else 0.0. Each parallel
-    group of more than one device (tensor, pipeline, data) is one NCCL communicator."""
-    groups = (tp > 1).astype(float) + (pp > 1) + (dp > 1)
+    group of more than one device (tensor, context, expert, pipeline, data) is one NCCL communicator."""
+    groups = (tp > 1).astype(float) + (pp > 1) + (dp > 1) + (np.asarray(cp) > 1) + (np.asarray(ep) > 1)
     return (
         runtime * CUDA_CONTEXT_BYTES,
         runtime * groups * NCCL_COMMUNICATOR_BYTES,
@@ -231,6 +236,7 @@ class MemoryArrays(NamedTuple):
     total_bytes: np.ndarray
     peak_at_optimizer_step: np.ndarray  # 1.0 when moment (b) of the module docstring is the peak
     params_per_device: np.ndarray  # parameters of the fullest stage on one device (before ZeRO sharding)
+    expert_params_per_device: np.ndarray  # of which routed-expert parameters (sharded by ep, reduced over dp·cp/ep)
 
 
 def memory_per_device(
@@ -239,6 +245,8 @@ def memory_per_device(
     tp: np.ndarray,
     pp: np.ndarray,
     dp: np.ndarray,
+    cp: np.ndarray | float = 1.0,
+    ep: np.ndarray | float = 1.0,
     micro_batch: np.ndarray,
     micro_batches: np.ndarray,
     zero: np.ndarray,
@@ -250,8 +258,15 @@ def memory_per_device(
     runtime: np.ndarray | float = 1.0,
 ) -> MemoryArrays:
     """Bytes on the fullest device: the first pipeline stage (embedding + in-flight activations) or the
-    last (output head + the loss); with one stage they are the same device."""
+    last (output head + the loss); with one stage they are the same device.
+
+    Context parallelism (``cp``) splits every sequence over cp devices: activations and the loss ÷ cp, the
+    weights replicated; Megatron-LM's distributed optimizer shards over the data-parallel group *with* context
+    parallelism, so ZeRO shards the dense states over dp·cp. Expert parallelism (``ep``, within dp·cp) places
+    E/ep routed experts per device: their states ÷ (tp·ep), sharded by ZeRO over the dp·cp/ep replicas of each
+    expert (Megatron-Core's expert-data-parallel group)."""
     w_b, g_b, o_b = model_state_bytes_per_param(precision, grad_dtype)
+    fp8_copies = FP8_WEIGHT_COPY_BYTES_PER_PARAM if precision == "fp8" else 0.0
     if grad_dtype is None:  # the convention of the ZeRO stage's frameworks (default_grad_dtype), per row
         sharded = model_state_bytes_per_param(precision, default_grad_dtype(precision, zero=3))[1]
         g_b = np.where(zero >= 2, sharded, g_b)
@@ -259,26 +274,39 @@ def memory_per_device(
     element = activation_bytes_per_element(precision)
     lps = layers_per_stage(m, pp)
     single = pp <= 1
-    layer_params = lps * m.layer_params
+    cp, ep = np.asarray(cp, dtype=float), np.asarray(ep, dtype=float)
+    expert_params = lps * m.layer_expert_params  # the same on every stage
+    layer_params = lps * m.layer_params - expert_params  # dense part of the stage's layers
     first_params = (
         layer_params + m.input_embedding_params + np.where(single, m.head_params * (1.0 - m.tied) + m.final_params, 0.0)
     )
     # Megatron keeps a copy of a tied embedding on the last stage to compute the logits.
     last_params = layer_params + m.head_params + m.final_params
-    tokens = micro_batch * m.seq_len
+    tokens = micro_batch * m.seq_len / cp  # each device holds its 1/cp of every sequence
     per_layer = stored_activation_bytes_per_token_per_layer(m, recompute, fused_attention, tp, element, precision)
     working = recompute_working_bytes_per_token(m, recompute, fused_attention, tp, element, precision) * tokens
     first_act = lps * per_layer * tokens * micro_batches_in_flight(pp, micro_batches, interleave)
     last_act = lps * per_layer * tokens
     loss = LOSS_WORKING_BYTES_PER_VOCAB_ENTRY * tokens * m.vocab / tp
-    zero3 = np.where(zero >= 3, ZERO3_GATHERED_LAYERS * w_b * m.layer_params / tp, 0.0)
+    gathered_layer = (m.layer_params - m.layer_expert_params) / tp + m.layer_expert_params / (tp * ep)
+    zero3 = np.where(zero >= 3, ZERO3_GATHERED_LAYERS * w_b * gathered_layer, 0.0)
+    dense_shards, expert_shards = dp * cp, np.maximum(dp * cp / ep, 1.0)
+    expert_per_dev = expert_params / (tp * ep)
 
     def device(params, activations, loss_bytes):
         """One stage's device at its peak moment: (weights, grads, optimizer, act, loss, working, allocated, b)."""
-        per_dev = params / tp
-        weights = w_b * per_dev / np.where(zero >= 3, dp, 1.0)
-        grads = g_b * per_dev / np.where(zero >= 2, dp, 1.0)
-        optim = o_b * per_dev / np.where(zero >= 1, dp, 1.0)
+        dense_dev = params / tp
+        per_dev = dense_dev + expert_per_dev
+
+        def sharded(from_stage):  # model states, ZeRO-sharded from stage ``from_stage`` on
+            return dense_dev / np.where(zero >= from_stage, dense_shards, 1.0) + expert_per_dev / np.where(
+                zero >= from_stage, expert_shards, 1.0
+            )
+
+        # 16-bit weights (+ their FP8 copies under fp8 training, estimator/fp8.py)
+        weights = (w_b + fp8_copies) * sharded(3)
+        grads = g_b * sharded(2)
+        optim = o_b * sharded(1)
         # gradients exist from the first backward on: before the loss only on a step's first micro-batch
         held_grads = np.where(persistent_grads | (micro_batches > 1), grads, 0.0)
         at_loss = weights + optim + held_grads + activations + np.maximum(loss_bytes, working) + zero3
@@ -303,7 +331,7 @@ def memory_per_device(
     use_first = single | (first[6] >= last[6])
     pick = lambda i: np.where(use_first, first[i], last[i])  # noqa: E731
     allocated = pick(6)
-    context, communicators, fragmentation = runtime_allowance(np.asarray(runtime, dtype=float), tp, pp, dp)
+    context, communicators, fragmentation = runtime_allowance(np.asarray(runtime, dtype=float), tp, pp, dp, cp, ep)
     # fragmentation comes from the allocations that churn every step (activations, the loss, transient
     # gradients), not from the model states allocated once at start-up
     reserved = allocated + fragmentation * (allocated - pick(9))
@@ -325,4 +353,5 @@ def memory_per_device(
         total_bytes=total,
         peak_at_optimizer_step=pick(7).astype(float),
         params_per_device=np.maximum(first[8], last[8]),
+        expert_params_per_device=expert_per_dev + like,
     )

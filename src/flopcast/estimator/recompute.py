@@ -76,28 +76,26 @@ def is_checkpointed(recompute: np.ndarray) -> np.ndarray:
 def _matmul_widths(m) -> tuple[np.ndarray, np.ndarray]:
     """(all, recomputed-by-``op``) weight elements per token of one layer's matmuls, in the order a Llama
     layer calls them: Q, K, V, O, then W1, W3, W2 (SwiGLU) or W1, W2; ``op`` recomputes the even ones."""
-    d, q, kv, f, k = m.d_model, m.attn_width, m.kv_width, m.ffn, m.active_experts
+    d, q, kv, f = m.d_model, m.attn_width, m.kv_width, m.mlp_width  # f: every FFN a token passes, summed
     gated = m.gated > 0
-    total = d * q + 2 * d * kv + q * d + k * d * f * np.where(gated, 3.0, 2.0)
-    even = d * kv + q * d + k * d * f  # K, O, and W3 (gated) or W2 (ungated)
+    total = d * q + 2 * d * kv + q * d + d * f * np.where(gated, 3.0, 2.0)
+    even = d * kv + q * d + d * f  # K, O, and W3 (gated) or W2 (ungated)
     return total, even
 
 
 def recomputed_linear_fraction(m, recompute: np.ndarray) -> np.ndarray:
     """Fraction of one layer's forward matmul FLOPs the backward computes again."""
     total, even = _matmul_widths(m)
-    return np.where(
-        recomputes_layer_forward(recompute), 1.0, np.where(recompute == RECOMPUTE_OP, even / total, 0.0)
-    )
+    return np.where(recomputes_layer_forward(recompute), 1.0, np.where(recompute == RECOMPUTE_OP, even / total, 0.0))
 
 
 def kept_by_checkpoint_bytes_per_token(m, recompute: np.ndarray, element_bytes: float) -> np.ndarray:
     """What a checkpointed layer keeps per token (unsharded), for ``full``, ``op`` and ``attention``."""
     e = element_bytes
-    d, q, kv, f, k = m.d_model, m.attn_width, m.kv_width, m.ffn, m.active_experts
+    d, q, kv, f = m.d_model, m.attn_width, m.kv_width, m.mlp_width
     attention_out = e * q + LOGSUMEXP_BYTES_PER_HEAD * m.heads
     # odd matmuls: Q, V, W1 and (gated) W2's output; the layer input is the checkpoint
-    odd = e * q + e * kv + k * e * f + np.where(m.gated > 0, e * d, 0.0)
+    odd = e * q + e * kv + e * f + np.where(m.gated > 0, e * d * m.mlp_units, 0.0)
     return e * d + np.where(
         recompute == RECOMPUTE_OP, odd + attention_out, np.where(recompute == RECOMPUTE_ATTENTION, attention_out, 0.0)
     )

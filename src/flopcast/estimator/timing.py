@@ -47,13 +47,21 @@ import numpy as np
 
 from flopcast.estimator.arrays import HardwareArrays, LayoutArrays, ModelArrays
 from flopcast.estimator.comms import point_to_point_seconds, ring_bandwidth_bytes_per_s, ring_group
+from flopcast.estimator.context_parallel import ring_attention_exposed_seconds
 from flopcast.estimator.efficiency import EfficiencyParams, gemm_efficiency
+from flopcast.estimator.experts import (
+    MOE_BUSIEST_LOAD_FACTOR,
+    moe_all_to_all_seconds_per_layer,
+    routed_active_params_per_layer,
+    tokens_per_local_expert,
+)
 from flopcast.estimator.flops import (
+    FLOPS_PER_MULTIPLY_ADD,
     TRAINING_PASSES,
     forward_attention_flops_per_token_per_layer,
-    forward_linear_flops_per_token_per_layer,
     head_flops_per_token,
 )
+from flopcast.estimator.fp8 import FP8_WEIGHT_CAST_BYTES_PER_PARAM, cast_bytes_per_token_per_layer
 from flopcast.estimator.memory import (
     activation_bytes_per_token_per_layer,
     layers_per_stage,
@@ -133,12 +141,30 @@ class StepArrays(NamedTuple):
     micro_batches: np.ndarray
     compute_seconds: np.ndarray
     tp_comm_seconds: np.ndarray
+    cp_comm_seconds: np.ndarray  # the K/V ring beyond the attention it overlaps (context_parallel.py)
+    ep_comm_seconds: np.ndarray  # MoE all-to-alls (experts.py)
     pp_comm_seconds: np.ndarray
     dp_comm_exposed_seconds: np.ndarray
     bubble_seconds: np.ndarray
     optimizer_seconds: np.ndarray
     step_seconds: np.ndarray
     gemm_efficiency: np.ndarray
+
+
+def _data_parallel_seconds(group, gradient_bytes, zero, micro_batches, lps, whole_layer):
+    """Seconds of one step's data-parallel collectives over ``group`` for ``gradient_bytes`` of the stage's
+    gradients (see the module docstring: ZeRO 0-1 one all-reduce, ZeRO-2 a reduce-scatter per micro-batch and
+    one all-gather, ZeRO-3 per-layer gathers and reduce-scatters every micro-batch); 0 for no bytes."""
+    half = group.gather_seconds(gradient_bytes)  # one reduce-scatter or all-gather of the stage
+    gathers = ZERO3_GATHERS_PER_LAYER + ZERO3_GATHERS_PER_RECOMPUTED_FORWARD * whole_layer
+    collectives = gathers + ZERO3_REDUCE_SCATTERS_PER_LAYER
+    zero3_per_micro_batch = collectives * (half + (lps - 1.0) * group.gather_latency_s)
+    total = np.where(
+        zero >= 3,
+        micro_batches * zero3_per_micro_batch,
+        np.where(zero == 2, (micro_batches + 1.0) * half, group.all_reduce_seconds(gradient_bytes)),
+    )
+    return np.where(gradient_bytes > 0, total, 0.0)
 
 
 def step_time(
@@ -149,16 +175,22 @@ def step_time(
     *,
     element_bytes: float,
     params_per_device: np.ndarray,
+    expert_params_per_device: np.ndarray | float = 0.0,
+    precision: str = "bf16",
 ) -> StepArrays:
-    """Seconds of one optimizer step; see the module docstring for the model."""
+    """Seconds of one optimizer step; see the module docstring for the model. ``zero`` in ``lay`` is the
+    effective stage (core.py maps FSDP with pipelines onto ZeRO-2's traffic)."""
     tp, pp, dp, mb, zero, rec = lay.tp, lay.pp, lay.dp, lay.micro_batch, lay.zero, lay.recompute
+    cp, ep = lay.cp, lay.ep
     peak, bw = hw.peak_flops_per_s, hw.memory_bandwidth_bytes_per_s
-    tokens = mb * m.seq_len  # tokens per micro-batch (shared by the tensor-parallel group)
+    high_peak = hw.high_precision_peak_flops_per_s  # attention core and head (bf16 under fp8 training)
+    tokens = mb * m.seq_len / cp  # tokens per micro-batch on this device (shared by the tensor-parallel group)
     micro_batches = lay.global_batch / (dp * mb)
     lps = layers_per_stage(m, pp)
     whole_layer = recomputes_layer_forward(rec)  # every matmul again, with its collectives and gathers
     linear_again = recomputed_linear_fraction(m, rec)
     core_again = recomputes_attention_core(rec)
+    fp8 = precision == "fp8"
 
     # --- one layer, one micro-batch, one device ---------------------------------------------------
     eta = gemm_efficiency(hw.gemm_ceiling, m.d_model / tp, tokens, params.gemm_half_width)
@@ -168,18 +200,29 @@ def step_time(
     # conventional attention FLOPs (Dao 2023, FlashAttention-2 Sec. 3.1 "causal masking ... skip"); an
     # unfused kernel computes the whole s × s score matrix and masks it afterwards.
     attention_executed = np.where(hw.fused_attention > 0.5, CAUSAL_FUSED_ATTENTION_FRACTION, 1.0)
-    matmul_flops = (
-        tokens
-        / tp
-        * (
-            forward_linear_flops_per_token_per_layer(m) * linear_passes
-            + forward_attention_flops_per_token_per_layer(m) * attention_passes * attention_executed
-        )
+    expert_active = routed_active_params_per_layer(m)
+    dense_active = m.layer_matmul_params_active - expert_active
+    attention_flops = tokens / tp * forward_attention_flops_per_token_per_layer(m) * attention_passes
+    attention_flops = attention_flops * attention_executed
+    # the attention core runs at the 16-bit peak: counted in the dense roofline at its time-equivalent FLOPs
+    dense_flops = tokens / tp * FLOPS_PER_MULTIPLY_ADD * dense_active * linear_passes + attention_flops * (
+        peak / high_peak
     )
-    weight_bytes = element_bytes * m.layer_matmul_params_active / tp * linear_passes
-    matmul_seconds = roofline_seconds(matmul_flops, weight_bytes, peak, bw, eta)
+    dense_seconds = roofline_seconds(dense_flops, element_bytes * dense_active / tp * linear_passes, peak, bw, eta)
+    # routed experts: grouped GEMMs over the tokens each local expert received, waiting for the busiest one
+    expert_eta = gemm_efficiency(
+        hw.gemm_ceiling, m.d_model / tp, tokens_per_local_expert(m, tokens, ep), params.gemm_half_width
+    )
+    expert_flops = tokens / tp * FLOPS_PER_MULTIPLY_ADD * expert_active * linear_passes * MOE_BUSIEST_LOAD_FACTOR
+    expert_weight_bytes = element_bytes * m.layer_expert_params / (tp * ep) * linear_passes
+    expert_seconds = np.where(
+        m.moe_fraction > 0, roofline_seconds(expert_flops, expert_weight_bytes, peak, bw, expert_eta), 0.0
+    )
+    matmul_seconds = dense_seconds + expert_seconds
     elementwise_again = 1.0 + RECOMPUTED_TRAFFIC_SHARE * linear_again
     elementwise = activation_bytes_per_token_per_layer(m, element_bytes) * elementwise_again
+    if fp8:  # the casts before every FP8 GEMM (estimator/fp8.py), again for a recomputed forward's GEMMs
+        elementwise = elementwise + cast_bytes_per_token_per_layer(m) * elementwise_again / params.memory_passes
     # Unfused attention writes the s × s scores to memory and reads them back, kernel by kernel
     # (SCORE_TRAFFIC_* below); fused kernels keep them on chip.
     score_bytes = (
@@ -187,75 +230,91 @@ def step_time(
         * m.heads
         * m.seq_len
         * (element_bytes / 2.0)
-        * (
-            SCORE_TRAFFIC_BYTES_FORWARD
-            + SCORE_TRAFFIC_BYTES_BACKWARD
-            + SCORE_TRAFFIC_BYTES_FORWARD * core_again
-        )
+        * (SCORE_TRAFFIC_BYTES_FORWARD + SCORE_TRAFFIC_BYTES_BACKWARD + SCORE_TRAFFIC_BYTES_FORWARD * core_again)
     )
     memory_bound_seconds = tokens / tp * (params.memory_passes * elementwise + score_bytes) / bw
     layer_seconds = matmul_seconds + memory_bound_seconds
 
-    # --- output head and loss on the last stage ------------------------------------------------------
+    # --- output head and loss on the last stage (16-bit GEMM under fp8 training) -------------------------
     head_eta = gemm_efficiency(hw.gemm_ceiling, m.d_model, tokens, params.gemm_half_width)
     head_matmul = roofline_seconds(
-        tokens * head_flops_per_token(m) / tp, element_bytes * m.head_params / tp * TRAINING_PASSES, peak, bw, head_eta
+        tokens * head_flops_per_token(m) / tp,
+        element_bytes * m.head_params / tp * TRAINING_PASSES,
+        high_peak,
+        bw,
+        head_eta,
     )
     logits_traffic = tokens * LOGITS_TRAFFIC_BYTES_PER_VOCAB_ENTRY * m.vocab / tp
     head_seconds = head_matmul + params.memory_passes * logits_traffic / bw
     stage_compute = lps * layer_seconds + head_seconds
 
     # --- communication ------------------------------------------------------------------------------
+    # Rank order (Megatron-LM's default "tp-cp-ep-dp-pp"): tensor-parallel ranks adjacent, then context
+    # parallel, then data parallel (expert parallel inside dp·cp, next to tp), then pipeline.
     dpn, intra, inter = hw.devices_per_node, hw.intra_node_bandwidth_bytes_per_s, hw.inter_node_bandwidth_bytes_per_s
     activation_bytes = element_bytes * tokens * m.d_model
     tp_group = ring_group(tp, 1.0, dpn, intra, inter)
     tp_count = TP_ALL_REDUCES_PER_LAYER + TP_ALL_REDUCES_PER_RECOMPUTED_FORWARD * whole_layer
     tp_seconds = lps * tp_count * tp_group.all_reduce_seconds(activation_bytes)
+    attention_seconds = attention_flops / (high_peak * eta)
+    cp_seconds = lps * ring_attention_exposed_seconds(
+        m, hw, tp=tp, cp=cp, tokens_per_device=tokens, element_bytes=element_bytes,
+        core_recomputed=core_again | whole_layer, attention_seconds=attention_seconds,
+    )  # fmt: skip
+    ep_seconds = lps * moe_all_to_all_seconds_per_layer(
+        m, hw, tp=tp, ep=ep, tokens_per_device=tokens, element_bytes=element_bytes, forward_recomputed=whole_layer
+    )
     # The slowest stage, with the layers partitioned to balance the stages (the last one also runs the head).
-    balance = stage_balance(m.layers, pp, layer_seconds + tp_seconds / lps, head_seconds)
+    comm_per_layer = (tp_seconds + cp_seconds + ep_seconds) / lps
+    balance = stage_balance(m.layers, pp, layer_seconds + comm_per_layer, head_seconds)
     stage_compute, tp_seconds = stage_compute * balance, tp_seconds * balance
-    neighbour_stride = tp * dp  # ranks between neighbouring pipeline stages
+    cp_seconds, ep_seconds = cp_seconds * balance, ep_seconds * balance
+    neighbour_stride = tp * cp * dp  # ranks between neighbouring pipeline stages
     pp_bw = ring_bandwidth_bytes_per_s(2.0, neighbour_stride, dpn, intra, inter)
     one_send = point_to_point_seconds(activation_bytes / tp, pp_bw, neighbour_stride >= dpn)
     pp_seconds = (pp > 1) * (PP_SENDS_PER_MICRO_BATCH * lay.interleave) * one_send
-    micro_batch_seconds = stage_compute + tp_seconds + pp_seconds
+    micro_batch_seconds = stage_compute + tp_seconds + cp_seconds + ep_seconds + pp_seconds
     bubble = (pp - 1) / lay.interleave * micro_batch_seconds
 
-    dp_group = ring_group(dp, tp, dpn, intra, inter)
-    gradient_bytes = element_bytes * params_per_device
-    # ZeRO 0-1: one all-reduce of the gradients per step, hidden behind the last backward pass.
-    # ZeRO-2: a reduce-scatter per micro-batch and one all-gather of the updated weights per step.
-    # ZeRO-3: per micro-batch, every layer's weights gathered (2, or 3 with full recompute) and its
-    # gradients reduce-scattered: the bandwidth of whole-stage gathers plus one ring latency per layer.
-    half = dp_group.gather_seconds(gradient_bytes)  # one reduce-scatter or all-gather of the stage
-    gathers = ZERO3_GATHERS_PER_LAYER + ZERO3_GATHERS_PER_RECOMPUTED_FORWARD * whole_layer
-    collectives = gathers + ZERO3_REDUCE_SCATTERS_PER_LAYER
-    zero3_per_micro_batch = collectives * (half + (lps - 1.0) * dp_group.gather_latency_s)
+    # Data parallel: the dense weights' gradients over dp·cp (Megatron reduces over the data-parallel group
+    # with context parallelism), the routed experts' over their dp·cp/ep replicas.
+    replicas = dp * cp
+    dense_group = ring_group(replicas, tp, dpn, intra, inter)
+    expert_group = ring_group(np.maximum(replicas / ep, 1.0), tp * ep, dpn, intra, inter)
+    dense_params = params_per_device - expert_params_per_device
+    dense_bytes = element_bytes * dense_params
+    expert_bytes = element_bytes * expert_params_per_device + 0.0 * dense_bytes
+    dp_total = _data_parallel_seconds(dense_group, dense_bytes, zero, micro_batches, lps, whole_layer)
+    dp_total = dp_total + _data_parallel_seconds(expert_group, expert_bytes, zero, micro_batches, lps, whole_layer)
     zero3, zero2 = zero >= 3, zero == 2
-    dp_total = np.where(
-        zero3,
-        micro_batches * zero3_per_micro_batch,
-        np.where(zero2, (micro_batches + 1.0) * half, dp_group.all_reduce_seconds(gradient_bytes)),
-    )
     window = stage_compute * np.where(
         zero3, micro_batches, BACKWARD_SHARE_OF_COMPUTE * np.where(zero2, micro_batches, 1.0)
     )
-    bucket_params = np.minimum(np.maximum(DP_BUCKET_MIN_PARAMS, DP_BUCKET_PARAMS_PER_DP_RANK * dp), params_per_device)
-    last_bucket = np.where(dp > 1, dp_group.all_reduce_seconds(element_bytes * bucket_params), 0.0)
+    bucket_params = np.minimum(np.maximum(DP_BUCKET_MIN_PARAMS, DP_BUCKET_PARAMS_PER_DP_RANK * replicas), dense_params)
+    last_bucket = np.where(replicas > 1, dense_group.all_reduce_seconds(element_bytes * bucket_params), 0.0)
     hidden_until = np.maximum(dp_total - params.dp_overlap * window, np.where(zero3, 0.0, last_bucket))
     dp_exposed = np.minimum(np.maximum(hidden_until, 0.0), dp_total)
 
-    updated = params_per_device / np.where(zero >= 1, dp, 1.0)
+    sharded = zero >= 1
+    updated = dense_params / np.where(sharded, replicas, 1.0) + expert_params_per_device / np.where(
+        sharded, np.maximum(replicas / ep, 1.0), 1.0
+    )
     optimizer = ADAM_STEP_BYTES_PER_PARAM * updated / bw
+    if fp8:  # every linear weight cast to its FP8 copies once per step (estimator/fp8.py)
+        optimizer = optimizer + FP8_WEIGHT_CAST_BYTES_PER_PARAM * params_per_device / bw
 
     compute = micro_batches * stage_compute
     tp_total = micro_batches * tp_seconds
+    cp_total = micro_batches * cp_seconds
+    ep_total = micro_batches * ep_seconds
     pp_total = micro_batches * pp_seconds
-    step = compute + tp_total + pp_total + bubble + dp_exposed + optimizer
+    step = compute + tp_total + cp_total + ep_total + pp_total + bubble + dp_exposed + optimizer
     return StepArrays(
         micro_batches=micro_batches,
         compute_seconds=compute,
         tp_comm_seconds=tp_total,
+        cp_comm_seconds=cp_total,
+        ep_comm_seconds=ep_total,
         pp_comm_seconds=pp_total,
         dp_comm_exposed_seconds=dp_exposed,
         bubble_seconds=bubble,

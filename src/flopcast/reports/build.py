@@ -147,6 +147,8 @@ def estimate_report(work, hw, devices: int, query, result, params, *, suggestion
             step_breakdown=r.StepBreakdown(
                 compute_seconds=row["compute_seconds"],
                 tp_comm_seconds=row["tp_comm_seconds"],
+                cp_comm_seconds=row["cp_comm_seconds"],
+                ep_comm_seconds=row["ep_comm_seconds"],
                 pp_comm_seconds=row["pp_comm_seconds"],
                 dp_comm_exposed_seconds=row["dp_comm_exposed_seconds"],
                 bubble_seconds=row["bubble_seconds"],

@@ -137,6 +137,8 @@ class Memory(_Section):
 class StepBreakdown(_Section):
     compute_seconds: float
     tp_comm_seconds: float
+    cp_comm_seconds: float = Field(0.0, description="context-parallel K/V ring beyond the attention it overlaps")
+    ep_comm_seconds: float = Field(0.0, description="expert-parallel all-to-all dispatch and combine (MoE)")
     pp_comm_seconds: float
     dp_comm_exposed_seconds: float
     bubble_seconds: float

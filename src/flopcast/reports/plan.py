@@ -17,9 +17,7 @@ from flopcast.reports.layout import LayoutInfo
 
 Objective = Literal["cost", "time", "energy"]
 Confidence = Literal["p50", "p80", "p90"]
-CONFIDENCE_HELP = (
-    "the percentile of the calibrated range at which the deadline and budget are met (p50: the estimate)"
-)
+CONFIDENCE_HELP = "the percentile of the calibrated range at which the deadline and budget are met (p50: the estimate)"
 
 
 class _Section(BaseModel):
