@@ -129,6 +129,7 @@ class HardwareArrays(NamedTuple):
     power_watts: np.ndarray  # NaN when the profile publishes neither TDP nor a typical draw
     price_usd_per_device_hour: np.ndarray  # NaN when the tier is not in the profile
     fused_attention: np.ndarray  # 1.0 when FlashAttention-style fused attention runs on this device
+    attention_efficiency_ratio: np.ndarray  # fused attention kernel's efficiency ÷ the GEMMs' (efficiency.py)
     gemm_ceiling: np.ndarray  # achievable large-GEMM fraction of peak (efficiency model)
     calibrated: np.ndarray  # 1.0 when the GEMM ceiling comes from runs on this hardware family
     runtime_allowance: np.ndarray  # 1.0 on device kinds with a CUDA-like runtime (estimator/memory.py)
@@ -149,7 +150,11 @@ class HardwareArrays(NamedTuple):
         ``precision`` selects the peak (mixed-precision training: bf16, falling back to fp16 where the
         device has no bf16, e.g. V100). ``price_per_hour`` overrides the tier's price.
         """
-        from flopcast.estimator.efficiency import EfficiencyParams, fused_attention_supported
+        from flopcast.estimator.efficiency import (
+            EfficiencyParams,
+            attention_efficiency_ratio,
+            fused_attention_supported,
+        )
         from flopcast.estimator.memory import DEVICE_KINDS_WITH_RUNTIME_ALLOWANCE
 
         params = params or EfficiencyParams.load()
@@ -178,6 +183,7 @@ class HardwareArrays(NamedTuple):
                 "power_watts": p.power_watts if p.power_watts is not None else np.nan,
                 "price_usd_per_device_hour": price,
                 "fused_attention": 1.0 if fused_attention_supported(p) else 0.0,
+                "attention_efficiency_ratio": attention_efficiency_ratio(p) if fused_attention_supported(p) else 1.0,
                 "gemm_ceiling": ceiling,
                 "calibrated": 1.0 if calibrated else 0.0,
                 "runtime_allowance": 1.0 if p.kind in DEVICE_KINDS_WITH_RUNTIME_ALLOWANCE else 0.0,

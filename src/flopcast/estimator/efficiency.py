@@ -59,6 +59,20 @@ PINNED_NAMES = ("dp_overlap",)  # stored in the fit file, never fitted (sources 
 FUSED_ATTENTION_MIN_COMPUTE_CAPABILITY = 8.0
 
 
+# The fused attention kernel's fraction of the large-GEMM efficiency, per hardware family (1 where not listed).
+# Hopper: FlashAttention-3 / cuDNN fused attention reach ~650 TFLOP/s forward and ~520 backward in bf16 at head
+# dim 128 on an H100 SXM5 (Shah et al. 2024, "FlashAttention-3", Figs. 5-6; FLOPs as executed, causal halved),
+# ≈ 0.55 of the 989 TFLOP/s peak over a training step's 1 : 2.5 forward : backward FLOPs, against ≈ 0.74 for
+# Hopper's large GEMMs (this fit) — a ratio of 0.75. Ampere: FlashAttention-2 reaches 0.62-0.73 of the A100's
+# peak forward and backward (Dao 2023, "FlashAttention-2", Sec. 4.1), as its GEMMs do: 1.
+ATTENTION_EFFICIENCY_RATIO_BY_FAMILY = {"nvidia-hopper": 0.75}
+
+
+def attention_efficiency_ratio(profile) -> float:
+    """The fused attention kernel's efficiency as a fraction of the GEMM efficiency on ``profile``'s family."""
+    return ATTENTION_EFFICIENCY_RATIO_BY_FAMILY.get(getattr(profile, "family", None), 1.0)
+
+
 def fused_attention_supported(profile) -> bool:
     """Whether FlashAttention-style fused attention runs on this device.
 

@@ -204,10 +204,11 @@ def step_time(
     dense_active = m.layer_matmul_params_active - expert_active
     attention_flops = tokens / tp * forward_attention_flops_per_token_per_layer(m) * attention_passes
     attention_flops = attention_flops * attention_executed
-    # the attention core runs at the 16-bit peak: counted in the dense roofline at its time-equivalent FLOPs
-    dense_flops = tokens / tp * FLOPS_PER_MULTIPLY_ADD * dense_active * linear_passes + attention_flops * (
-        peak / high_peak
-    )
+    # the attention core runs at the 16-bit peak and at its kernel's efficiency: counted in the dense roofline
+    # at its time-equivalent FLOPs
+    attention_slowdown = (peak / high_peak) / hw.attention_efficiency_ratio
+    linear_flops = tokens / tp * FLOPS_PER_MULTIPLY_ADD * dense_active * linear_passes
+    dense_flops = linear_flops + attention_flops * attention_slowdown
     dense_seconds = roofline_seconds(dense_flops, element_bytes * dense_active / tp * linear_passes, peak, bw, eta)
     # routed experts: grouped GEMMs over the tokens each local expert received, waiting for the busiest one
     expert_eta = gemm_efficiency(
@@ -256,7 +257,7 @@ def step_time(
     tp_group = ring_group(tp, 1.0, dpn, intra, inter)
     tp_count = TP_ALL_REDUCES_PER_LAYER + TP_ALL_REDUCES_PER_RECOMPUTED_FORWARD * whole_layer
     tp_seconds = lps * tp_count * tp_group.all_reduce_seconds(activation_bytes)
-    attention_seconds = attention_flops / (high_peak * eta)
+    attention_seconds = attention_flops / (high_peak * eta * hw.attention_efficiency_ratio)
     cp_seconds = lps * ring_attention_exposed_seconds(
         m, hw, tp=tp, cp=cp, tokens_per_device=tokens, element_bytes=element_bytes,
         core_recomputed=core_again | whole_layer, attention_seconds=attention_seconds,
