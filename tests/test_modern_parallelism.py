@@ -222,3 +222,38 @@ def test_plan_takes_the_new_degrees_and_reproduces_them():
     assert best.parallelism.ep >= 1 and best.parallelism.cp == 1
     arrays = LayoutArrays.of(**{k: [getattr(best.parallelism, k)] for k in ("tp", "pp", "dp", "cp", "ep")})
     assert int(arrays.devices[0]) == best.inputs.devices
+
+
+# --- HSDP: shard within a group, replicate across --------------------------------------------------------------
+
+
+def test_hsdp_shards_the_states_within_the_group_only():
+    """Llama 2 7B under ZeRO-3 on 64 data-parallel ranks: full sharding keeps 2·P/64 bytes of 16-bit weights per
+    device; a shard group of 8 (one node) keeps 2·P/8 and replicates them across the 8 groups."""
+    spec = resolve_model("llama-2-7b")
+    full = Layout(dp=64, micro_batch=1, global_batch=512, zero=3, recompute="full")
+    hybrid = full.replace(shard_group=8)
+    assert _estimate(spec, full)["weights_bytes"] == pytest.approx(2 * spec.params / 64, rel=1e-9)
+    assert _estimate(spec, hybrid)["weights_bytes"] == pytest.approx(2 * spec.params / 8, rel=1e-9)
+    assert _estimate(spec, hybrid)["optimizer_bytes"] == pytest.approx(12 * spec.params / 8, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["--dp", "64", "--shard-group", "3"], ["--shard-group 3", "dp·cp = 64"]),
+        (["--zero", "0", "--shard-group", "8"], ["--shard-group 8", "ZeRO stage 0"]),
+    ],
+)
+def test_bad_shard_groups_are_one_line(cli, one_line_error, args, fragments):
+    one_line_error(cli("estimate", "-m", "llama-2-7b", "-t", "1T", "--devices", "64", *args), 2, *fragments)
+
+
+def test_shard_group_reaches_the_json_and_the_flags(cli):
+    out = cli(
+        "estimate", "-m", "llama-2-7b", "-t", "1T", "--devices", "64", "--zero", "3", "--shard-group", "8",
+        "--format", "json",
+    )  # fmt: skip
+    assert out.exit_code == 0, out.stderr
+    assert json.loads(out.stdout)["parallelism"]["shard_group"] == 8
+    assert "--shard-group 8" in Layout(dp=64, zero=3, shard_group=8).flags()

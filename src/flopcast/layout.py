@@ -159,6 +159,24 @@ def _listed(values) -> str:
     return ", ".join(str(v) for v in values)
 
 
+def _check_shard_group(devices: int, q: LayoutQuery) -> None:
+    """HSDP: a shard group needs a ZeRO stage that shards, and divides dp·cp (and the devices)."""
+    group = q.shard_group or 0
+    if group == 0:
+        return
+    if q.zero is not None and q.zero == 0:
+        raise InvalidLayout(
+            f"{opt('shard_group')} {group}: ZeRO stage 0 shards nothing", hint=f"give {opt('zero')} 1, 2 or 3"
+        )
+    replicas = q.dp * (q.cp or 1) if q.dp is not None else None
+    if devices % group or (replicas is not None and replicas % group):
+        within = f"dp·cp = {replicas}" if replicas is not None else f"{opt('devices')} {devices}"
+        raise InvalidLayout(
+            f"{opt('shard_group')} {group} does not divide {within}",
+            hint="use a divisor of the data-parallel devices, e.g. the devices per node",
+        )
+
+
 def _check_context_and_experts(model, devices: int, q: LayoutQuery) -> None:
     """The rules of cp and ep (see :func:`check_layout`)."""
     from flopcast.estimator.context_parallel import CP_CHUNKS_PER_RANK
@@ -171,6 +189,7 @@ def _check_context_and_experts(model, devices: int, q: LayoutQuery) -> None:
             f"{CP_CHUNKS_PER_RANK * cp} equal chunks (causal load balancing)",
             hint=f"use {opt('cp')} {_listed(fitting[:6])}" if fitting else f"drop {opt('cp')}",
         )
+    _check_shard_group(devices, q)
     if ep is None or ep == 1:
         return
     if model.experts == 1:
@@ -201,7 +220,8 @@ def check_layout(model, devices: int, layout: Layout | LayoutQuery) -> None:
     Every validity rule of a layout lives here. ``layout`` may be partial (a :class:`LayoutQuery`): each rule
     is applied to the fields it needs, so a query that passes has a valid completion unless the search finds
     none (then it says so). The rules:
-      * degrees ≥ 1, ZeRO stage 0–3, a known recompute mode;
+      * degrees ≥ 1, ZeRO stage 0–3, a known recompute mode; a shard group (HSDP, 0 = all of dp·cp) needs
+        ZeRO ≥ 1 and divides dp·cp;
       * cp > 1 needs the sequence divisible by 2·cp (Megatron-LM's causal load balancing gives each rank two
         chunks); ep > 1 needs an MoE model whose routed experts it divides, and divides dp·cp (the expert
         group is carved out of the data- and context-parallel devices);
@@ -230,6 +250,11 @@ def check_layout(model, devices: int, layout: Layout | LayoutQuery) -> None:
         elif name == "zero":
             if value not in ZERO_STAGES:
                 raise InvalidLayout(f"{opt(name)}: {value!r} is not a ZeRO stage", hint="use 0, 1, 2 or 3")
+        elif name == "shard_group":
+            if int(value) < 0:
+                raise InvalidLayout(
+                    f"{opt(name)}: {value} is not a group size", hint="give 1 or more (0: all of dp·cp)"
+                )
         elif int(value) < 1:
             raise InvalidLayout(f"{opt(name)}: {value} is not a positive count", hint="give 1 or more")
     _check_context_and_experts(model, devices, q)

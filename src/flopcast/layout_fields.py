@@ -44,6 +44,14 @@ LAYOUT_SPECS = (
     FieldSpec("micro_batch", 1, "sequences per micro-batch", "searched"),
     FieldSpec("global_batch", 1, "sequences per optimizer step", "~0.5M–4M tokens by size"),
     FieldSpec("zero", 0, "ZeRO stage 0–3", "searched"),
+    FieldSpec(
+        "shard_group",
+        0,
+        "ZeRO/FSDP shard group: shard model states within groups of N data-parallel ranks and "
+        "replicate across them (HSDP)",
+        "all of dp·cp",
+        always_shown=False,
+    ),
     FieldSpec("recompute", "none", "activation recomputation: none, selective, op, attention or full", "searched"),
     FieldSpec(
         "interleave", 1, "interleaved pipeline: virtual stages per device", "searched when pp > 1", always_shown=False

@@ -135,7 +135,7 @@ def layout_query(**options) -> LayoutQuery:
         if name == "recompute":
             parsed[name] = str(getattr(value, "value", value)).strip().lower()
         else:
-            parsed[name] = optional_int(value, name, allow_zero=name == "zero")
+            parsed[name] = optional_int(value, name, allow_zero=name in ("zero", "shard_group"))
     return LayoutQuery(**parsed)
 
 

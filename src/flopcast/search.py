@@ -124,6 +124,8 @@ def enumerate_layouts(
         gb = np.maximum(np.round(gb_target / step), np.maximum(pp, 1.0)) * step
         keep = (step <= gb_target) | (mb == 1)
     keep &= (mb <= gb / dp) & ((dp * cp > 1) | (zero == 0))  # ZeRO shards over dp·cp: pointless at 1
+    if q.shard_group:  # HSDP: a sharding stage, and the group inside dp·cp
+        keep &= (zero >= 1) & (np.fmod(dp * cp, q.shard_group) == 0)
     if q.zero is None or q.pp is None:
         # ZeRO-2/3 shard the gradients, which a pipeline accumulates over its micro-batches: DeepSpeed's
         # pipeline engine refuses them ("ZeRO-2 and ZeRO-3 are incompatible with pipeline parallelism",
@@ -144,7 +146,7 @@ def enumerate_layouts(
         tp, pp, dp, cp, ep, mb, gb, zero, rec = (a[row] for a in (tp, pp, dp, cp, ep, mb, gb, zero, rec))
     return LayoutArrays.filled(
         len(tp), tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, micro_batch=mb, global_batch=gb, zero=zero, recompute=rec,
-        interleave=inter,
+        interleave=inter, shard_group=np.full(len(tp), float(q.shard_group or 0)),
     )  # fmt: skip
 
 

@@ -58,6 +58,7 @@ def evaluate(
         dp=lay.dp,
         cp=lay.cp,
         ep=lay.ep,
+        shard_group=lay.shard_group,
         micro_batch=lay.micro_batch,
         micro_batches=micro_batches,
         zero=lay.zero,

@@ -216,6 +216,12 @@ def runtime_allowance(
     )
 
 
+def sharding_group_size(dp, cp, shard_group) -> np.ndarray:
+    """Ranks ZeRO shards the dense model states over: the shard group when one is given (HSDP), else dp·cp."""
+    group = np.asarray(shard_group, dtype=float)
+    return np.where(group > 0, group, dp * np.asarray(cp, dtype=float))
+
+
 class MemoryArrays(NamedTuple):
     """Bytes on the fullest device at its peak moment. weights + gradients + optimizer + activations + logits +
     recompute_working + zero3_buffers = allocated; allocated + fragmentation of what churns each step =
@@ -247,6 +253,7 @@ def memory_per_device(
     dp: np.ndarray,
     cp: np.ndarray | float = 1.0,
     ep: np.ndarray | float = 1.0,
+    shard_group: np.ndarray | float = 0.0,
     micro_batch: np.ndarray,
     micro_batches: np.ndarray,
     zero: np.ndarray,
@@ -290,7 +297,8 @@ def memory_per_device(
     loss = LOSS_WORKING_BYTES_PER_VOCAB_ENTRY * tokens * m.vocab / tp
     gathered_layer = (m.layer_params - m.layer_expert_params) / tp + m.layer_expert_params / (tp * ep)
     zero3 = np.where(zero >= 3, ZERO3_GATHERED_LAYERS * w_b * gathered_layer, 0.0)
-    dense_shards, expert_shards = dp * cp, np.maximum(dp * cp / ep, 1.0)
+    dense_shards = sharding_group_size(dp, cp, shard_group)
+    expert_shards = np.maximum(np.minimum(dense_shards, dp * cp / ep), 1.0)
     expert_per_dev = expert_params / (tp * ep)
 
     def device(params, activations, loss_bytes):

@@ -65,6 +65,7 @@ from flopcast.estimator.fp8 import FP8_WEIGHT_CAST_BYTES_PER_PARAM, cast_bytes_p
 from flopcast.estimator.memory import (
     activation_bytes_per_token_per_layer,
     layers_per_stage,
+    sharding_group_size,
 )
 from flopcast.estimator.recompute import recomputed_linear_fraction, recomputes_attention_core, recomputes_layer_forward
 from flopcast.estimator.roofline import roofline_seconds
@@ -279,14 +280,21 @@ def step_time(
 
     # Data parallel: the dense weights' gradients over dp·cp (Megatron reduces over the data-parallel group
     # with context parallelism), the routed experts' over their dp·cp/ep replicas.
+    # HSDP (a shard group smaller than dp·cp): the ZeRO collectives run inside the shard group and, once per
+    # step, the gradient shards are all-reduced across the groups (FSDP HYBRID_SHARD).
     replicas = dp * cp
-    dense_group = ring_group(replicas, tp, dpn, intra, inter)
-    expert_group = ring_group(np.maximum(replicas / ep, 1.0), tp * ep, dpn, intra, inter)
+    shards = sharding_group_size(dp, cp, lay.shard_group)
+    dense_group = ring_group(shards, tp, dpn, intra, inter)
+    expert_shards = np.maximum(np.minimum(shards, replicas / ep), 1.0)
+    expert_group = ring_group(expert_shards, tp * ep, dpn, intra, inter)
     dense_params = params_per_device - expert_params_per_device
     dense_bytes = element_bytes * dense_params
     expert_bytes = element_bytes * expert_params_per_device + 0.0 * dense_bytes
     dp_total = _data_parallel_seconds(dense_group, dense_bytes, zero, micro_batches, lps, whole_layer)
     dp_total = dp_total + _data_parallel_seconds(expert_group, expert_bytes, zero, micro_batches, lps, whole_layer)
+    hybrid = (shards < replicas) & (zero >= 1)
+    across = ring_group(np.maximum(replicas / shards, 1.0), tp * shards, dpn, intra, inter)
+    dp_total = dp_total + np.where(hybrid, across.all_reduce_seconds(dense_bytes / shards), 0.0)
     zero3, zero2 = zero >= 3, zero == 2
     window = stage_compute * np.where(
         zero3, micro_batches, BACKWARD_SHARE_OF_COMPUTE * np.where(zero2, micro_batches, 1.0)
@@ -297,8 +305,8 @@ def step_time(
     dp_exposed = np.minimum(np.maximum(hidden_until, 0.0), dp_total)
 
     sharded = zero >= 1
-    updated = dense_params / np.where(sharded, replicas, 1.0) + expert_params_per_device / np.where(
-        sharded, np.maximum(replicas / ep, 1.0), 1.0
+    updated = dense_params / np.where(sharded, shards, 1.0) + expert_params_per_device / np.where(
+        sharded, expert_shards, 1.0
     )
     optimizer = ADAM_STEP_BYTES_PER_PARAM * updated / bw
     if fp8:  # every linear weight cast to its FP8 copies once per step (estimator/fp8.py)
