@@ -119,15 +119,30 @@ def test_measured_latency_replaces_the_modelled_intra_node_latency_only():
 # --- real Gloo runs on loopback ----------------------------------------------------------------------------
 
 
+# flopcast's console entry point in a fresh interpreter, listing at exit the modules it loaded
+WRAPPER = (
+    "import atexit, json, os, sys\n"
+    "atexit.register(lambda: json.dump(sorted(sys.modules), open(os.environ['MODULES_FILE'], 'w')))\n"
+    "from flopcast.cli import main\n"
+    "main(sys.argv[1:])\n"
+)
+
+
 @pytest.fixture(scope="module")
 def saved_run(tmp_path_factory):
-    """One real 2-process Gloo run that also saves a profile (module scope: each run starts torch twice)."""
+    """One real 2-process Gloo run, as a user runs it (a subprocess), that also saves a profile."""
     pytest.importorskip("torch")
     home = tmp_path_factory.mktemp("config")
-    out = home / "collectives.json"
+    out, modules = home / "collectives.json", home / "modules.json"
     args = [*GLOO_RUN, "--nproc", "2", "--hardware", "epyc-9654", "--save-profile", "my-gloo", "-f", "json", "-o", out]
-    result = run(*args, env={"FLOPCAST_CONFIG_DIR": str(home)})
-    assert result.exit_code == 0, result.stderr
+    env = {**os.environ, "FLOPCAST_CONFIG_DIR": str(home), "MODULES_FILE": str(modules)}
+    proc = subprocess.run(
+        [sys.executable, "-c", WRAPPER, *map(str, args)], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""  # the report went to --output
+    loaded = {m.partition(".")[0] for m in json.loads(modules.read_text())}
+    assert "rich" not in loaded  # --format json never imports rich (no progress bar off a terminal either)
     return home, json.loads(out.read_text())
 
 
@@ -169,6 +184,15 @@ def test_the_saved_profile_has_the_measured_link_and_plans(saved_run, tmp_path):
     estimate = run("estimate", "-m", "125M", "-t", "1B", "--hardware", "my-gloo", "-n", "2", "--precision", "fp32",
                    "-f", "json", env=env)  # fmt: skip
     assert estimate.exit_code == 0, estimate.stderr
+    measured = {"intra_node_bandwidth_bytes_per_s", "collective_latency_s"}
+    assert set(json.loads(estimate.stdout)["hardware"]["measured"]) == measured  # the estimate says what was measured
+    table = run(
+        "estimate", "-m", "125M", "-t", "1B", "--hardware", "my-gloo", "-n", "2", "--precision", "fp32", env=env
+    )
+    assert "collective_latency_s" in table.stdout and "datasheet" in table.stdout
+    datasheet = run("estimate", "-m", "125M", "-t", "1B", "--hardware", "epyc-9654", "-n", "2", "--precision", "fp32",
+                    "-f", "json", env=env)  # fmt: skip
+    assert json.loads(datasheet.stdout)["hardware"]["measured"] == []
     # the same file found through --profiles DIR
     folder = tmp_path / "profiles"
     folder.mkdir()
@@ -178,6 +202,15 @@ def test_the_saved_profile_has_the_measured_link_and_plans(saved_run, tmp_path):
                  "--precision", "fp32", "-f", "json", env={"FLOPCAST_CONFIG_DIR": str(other)})  # fmt: skip
     assert by_dir.exit_code == 0, by_dir.stderr
     assert json.loads(by_dir.stdout)["hardware"]["id"] == "my-gloo"
+
+
+@pytest.mark.parametrize(("fmt", "needle"), [("table", "bus bandwidth"), ("markdown", "## flopcast bench"),
+                                             ("csv", "collective,bytes,seconds")])  # fmt: skip
+def test_a_saved_report_re_renders(saved_run, fmt, needle):
+    home, _ = saved_run
+    result = run("report", home / "collectives.json", "-f", fmt)
+    assert result.exit_code == 0, result.stderr
+    assert needle in result.stdout and "all-reduce" in result.stdout
 
 
 def test_three_gloo_processes_use_the_three_rank_factors():
