@@ -181,6 +181,8 @@ def test_the_saved_profile_has_the_measured_link_and_plans(saved_run, tmp_path):
     assert set(profile["measured"]) == {"intra_node_bandwidth_bytes_per_s", "collective_latency_s"}
     assert profile["peak_flops_per_s"]["fp64"] > 0  # the compute figures come from the base, epyc-9654
     assert doc["saved_profile"].endswith("my-gloo.yaml")
+    card = run("hardware", "show", "my-gloo", env=env).stdout
+    assert "collective latency" in card and "(the rest: datasheet)" in card
     estimate = run("estimate", "-m", "125M", "-t", "1B", "--hardware", "my-gloo", "-n", "2", "--precision", "fp32",
                    "-f", "json", env=env)  # fmt: skip
     assert estimate.exit_code == 0, estimate.stderr
@@ -260,6 +262,7 @@ def test_collectives_outside_a_distributed_launch_without_nproc_is_usage():
         (["bench", "--collectives", "--nproc", "2", "--dtype", "float32"], "--dtype"),
         (["bench", "--collectives", "--nproc", "2", "--max-bytes", "lots"], "--max-bytes"),
         (["bench", "--collectives", "--nproc", "2", "--max-bytes", "1PiB"], "--max-bytes"),
+        (["bench", "--collectives", "--nproc", "2", "--max-bytes", "2KiB"], "--max-bytes 4KiB"),
         (["bench", "--collectives", "--nproc", "2", "--save-profile", "never-seen"], "--hardware"),
     ],
 )

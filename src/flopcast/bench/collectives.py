@@ -30,6 +30,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from flopcast.errors import InvalidValue, opt
+
 # The collectives, in the order they are timed and reported.
 ALL_REDUCE = "all-reduce"
 ALL_GATHER = "all-gather"
@@ -100,6 +102,13 @@ class CollectivesConfig:
     @classmethod
     def make(cls, *, quick: bool, max_bytes: float | None, device: str = "cpu", fail_rank: int | None = None):
         top = max_bytes if max_bytes is not None else (QUICK_MAX_MESSAGE_BYTES if quick else DEFAULT_MAX_MESSAGE_BYTES)
+        smallest_top = MIN_MESSAGE_BYTES * MESSAGE_SIZE_STEP  # two sizes at least: a fit has two unknowns
+        if top < smallest_top:
+            raise InvalidValue(
+                f"{opt('max_bytes')} {top:g} bytes: the fit needs two sizes, {MIN_MESSAGE_BYTES} and {smallest_top} "
+                "bytes at least",
+                hint=f"give {opt('max_bytes')} {smallest_top // 1024}KiB or more",
+            )
         warm, reps = (QUICK_WARMUP_ITERATIONS, QUICK_REPEATS) if quick else (WARMUP_ITERATIONS, REPEATS)
         return cls(quick=quick, max_bytes=float(top), device=device, warmup=warm, repeats=reps, fail_rank=fail_rank)
 
