@@ -293,6 +293,14 @@ def test_without_torch_it_says_how_to_install_it_and_exits_1_like_verify_train()
     assert "pip install 'flopcast[torch]'" in proc.stderr or "pip install" in proc.stderr
 
 
+def test_cuda_without_a_gpu_is_one_line_exit_1_before_any_worker_starts():
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    result = run("bench", "--collectives", "--nproc", "2", "--device", "cuda", "--quick")
+    assert result.exit_code == 1 and "no CUDA device" in _one_line(result)
+
+
 def test_a_rank_failing_mid_run_stops_the_others_exit_1_and_writes_nothing(tmp_path):
     pytest.importorskip("torch")
     out = tmp_path / "collectives.json"

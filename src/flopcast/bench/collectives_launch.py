@@ -27,7 +27,7 @@ from flopcast.bench.collectives import (
     message_sizes,
     summarise,
 )
-from flopcast.bench.collectives_run import Progress, require_torch, run_rank
+from flopcast.bench.collectives_run import Progress, import_torch, require_torch, run_rank
 from flopcast.errors import ConflictingOptions, InvalidValue, RuntimeFailure, UsageError, opt
 from flopcast.reports.bench_collectives import (
     CollectiveFit,
@@ -115,8 +115,8 @@ def free_port() -> int:
 
 def run_local(config: CollectivesConfig, nproc: int, progress: Progress | None = None) -> dict:
     """Start ``nproc`` workers on this host, follow rank 0's progress, return rank 0's gathered result."""
-    from flopcast.bench.collectives_run import PROCESS_GROUP_TIMEOUT_S
-
+    if config.device == "cuda":
+        check_gpus(nproc)
     with tempfile.TemporaryDirectory(prefix="flopcast-collectives-") as folder:
         work = Path(folder)
         (work / "config.json").write_text(json.dumps(config.as_dict()), encoding="utf-8")
@@ -146,10 +146,22 @@ def run_local(config: CollectivesConfig, nproc: int, progress: Progress | None =
             line = _last_line(work / f"rank{rank}.err") or f"exit status {code}"
             raise RuntimeFailure(
                 f"bench --collectives: rank {rank} of {nproc} failed: {line}",
-                hint=f"the other ranks were stopped (process-group timeout {PROCESS_GROUP_TIMEOUT_S:g} s); "
-                "nothing was written",
+                hint="the other ranks were stopped; nothing was written",
             )
         return json.loads((work / "result.json").read_text(encoding="utf-8"))
+
+
+def check_gpus(nproc: int) -> None:
+    """NCCL runs one rank per GPU: refuse, before any worker starts, more ranks than this host has GPUs."""
+    torch, _ = import_torch()
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        raise RuntimeFailure(f"{opt('device')} cuda: PyTorch sees no CUDA device", hint=f"{opt('device')} cpu: Gloo")
+    if nproc > count:
+        raise InvalidValue(
+            f"{opt('nproc')} {nproc}: NCCL runs one rank per GPU and this host has {count}",
+            hint=f"give {opt('nproc')} {count} or fewer",
+        )
 
 
 def _watch(procs, work: Path, progress: Progress | None) -> None:

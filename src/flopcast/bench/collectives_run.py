@@ -30,7 +30,7 @@ from flopcast.bench.collectives import (
     CollectivesConfig,
     message_sizes,
 )
-from flopcast.errors import RuntimeFailure
+from flopcast.errors import RuntimeFailure, opt
 
 TORCH_MISSING = "bench --collectives needs PyTorch (torch.distributed)"
 INSTALL_HINT = "pip install 'flopcast[torch]'"
@@ -107,7 +107,7 @@ def _device(torch, config: CollectivesConfig, rank: int):
         torch.set_num_threads(1)  # one process per core: the ranks share the CPU, as a node's GPUs share nothing
         return torch.device("cpu")
     if not torch.cuda.is_available():
-        raise RuntimeFailure("--device cuda: PyTorch sees no CUDA device", hint="run with --device cpu (Gloo)")
+        raise RuntimeFailure(f"{opt('device')} cuda: PyTorch sees no CUDA device", hint=f"{opt('device')} cpu: Gloo")
     local = int(os.environ.get("LOCAL_RANK", rank)) % torch.cuda.device_count()
     torch.cuda.set_device(local)
     return torch.device("cuda", local)

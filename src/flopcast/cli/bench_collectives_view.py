@@ -15,7 +15,7 @@ def run_collectives_cli(
 ) -> None:
     """Check every option, measure, then (rank 0) print or write the report and save the profile."""
     from flopcast.bench.collectives import CollectivesConfig
-    from flopcast.bench.collectives_launch import check_launch, check_memory
+    from flopcast.bench.collectives_launch import check_gpus, check_launch, check_memory
     from flopcast.bench.collectives_run import require_torch
     from flopcast.cli.common import preflight_output
     from flopcast.units import parse_bytes, parse_int
@@ -34,6 +34,8 @@ def run_collectives_cli(
             from flopcast.bench.machine import available_memory_bytes
 
             check_memory(config, n, available_memory_bytes())
+            if config.device == "cuda":
+                check_gpus(n)
         if save_profile is not None:
             from flopcast.bench.collectives_profile import plan_profile
 
