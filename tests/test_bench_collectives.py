@@ -134,7 +134,9 @@ def saved_run(tmp_path_factory):
     pytest.importorskip("torch")
     home = tmp_path_factory.mktemp("config")
     out, modules = home / "collectives.json", home / "modules.json"
-    args = [*GLOO_RUN, "--nproc", "2", "--hardware", "epyc-9654", "--save-profile", "my-gloo", "-f", "json", "-o", out]
+    # the --quick default top size, 4 MiB: ~10× the latency on loopback Gloo, so even a busy machine fits a bandwidth
+    args = ["bench", "--collectives", "--quick", "--nproc", "2", "--hardware", "epyc-9654", "--save-profile", "my-gloo",
+            "-f", "json", "-o", out]  # fmt: skip
     env = {**os.environ, "FLOPCAST_CONFIG_DIR": str(home), "MODULES_FILE": str(modules)}
     proc = subprocess.run(
         [sys.executable, "-c", WRAPPER, *map(str, args)], capture_output=True, text=True, timeout=120, env=env
@@ -150,7 +152,7 @@ def test_two_gloo_processes_time_every_collective_and_fit_each(saved_run):
     _, doc = saved_run
     s = doc["settings"]
     assert doc["report"] == "collectives" and s["backend"] == "gloo" and s["ranks"] == 2 and s["nodes"] == 1
-    assert s["launcher"] == "nproc" and s["max_bytes"] == 2**20 and s["min_bytes"] == 1024
+    assert s["launcher"] == "nproc" and s["max_bytes"] == 4 * 2**20 and s["min_bytes"] == 1024
     fitted = {f["collective"] for f in doc["fits"]}
     assert fitted | set(doc["unsupported"]) == set(COLLECTIVES) and "all-reduce" in fitted
     for p in doc["points"]:
@@ -313,3 +315,55 @@ def test_a_rank_failing_mid_run_stops_the_others_exit_1_and_writes_nothing(tmp_p
     assert "rank 1 of 2 failed" in line and "injected failure" in line
     assert not out.exists() and not (tmp_path / "profiles" / "broken.yaml").exists()
     assert result.stdout == ""
+
+
+# --- the profile a run writes (hand-made reports: no torch) ------------------------------------------------
+
+
+def _report(nodes: int, ranks: int, per_node: int, busbw: float, latency: float):
+    from flopcast.reports.bench_collectives import CollectiveFit, CollectivesReport, CollectivesSettings
+
+    settings = CollectivesSettings(
+        mode="quick", launcher="torchrun", backend="nccl", device="cuda", device_name="NVIDIA H100 80GB HBM3",
+        torch_version="2.13.0", ranks=ranks, nodes=nodes, ranks_per_node=per_node, min_bytes=1024,
+        max_bytes=4 * 2**20, warmup_iterations=2, repeats=5,
+    )  # fmt: skip
+    fit = CollectiveFit(
+        collective="all-reduce", bus_factor=2 * (ranks - 1) / ranks, latency_s=latency,
+        bus_bandwidth_bytes_per_s=busbw, max_relative_residual=0.05, points=7,
+    )  # fmt: skip
+    return CollectivesReport(settings=settings, fits=[fit], points=[], elapsed_seconds=1.0)
+
+
+def test_one_node_measures_the_intra_node_link_and_many_nodes_the_nic_per_device():
+    from flopcast.bench.collectives_profile import build_collectives_profile
+    from flopcast.request import resolve_hardware
+
+    h100 = resolve_hardware("h100-80gb")
+    one = build_collectives_profile(_report(1, 8, 8, 360e9, 30e-6), h100, "my-h100")
+    assert one.intra_node_bandwidth_bytes_per_s == 360e9 and one.collective_latency_s == 30e-6
+    assert one.inter_node_bandwidth_bytes_per_s == h100.inter_node_bandwidth_bytes_per_s  # not measured: kept
+    assert one.measured == ["intra_node_bandwidth_bytes_per_s", "collective_latency_s"]
+    assert one.peak_flops_per_s == h100.peak_flops_per_s and one.aliases == []
+    # 2 nodes × 8 GPUs: 8 ranks per node drive 8 NICs, so the per-device inter-node figure is busbw / 8
+    two = build_collectives_profile(_report(2, 16, 8, 320e9, 60e-6), one, "my-h100")
+    assert two.inter_node_bandwidth_bytes_per_s == pytest.approx(40e9)
+    assert two.intra_node_bandwidth_bytes_per_s == 360e9  # the one-node measurement survives the refresh
+    assert sorted(two.measured) == sorted(
+        ["intra_node_bandwidth_bytes_per_s", "inter_node_bandwidth_bytes_per_s", "collective_latency_s"]
+    )
+    assert sum("bench --collectives" in s for s in two.sources) == 1  # the newest run's source replaces the old
+
+
+def test_save_profile_refreshes_a_profile_already_in_the_user_dir(tmp_path, monkeypatch):
+    from flopcast.bench.collectives_profile import build_collectives_profile, plan_profile
+    from flopcast.bench.profile import save_profile
+    from flopcast.request import resolve_hardware
+
+    monkeypatch.setenv("FLOPCAST_CONFIG_DIR", str(tmp_path))
+    first = build_collectives_profile(_report(1, 2, 2, 1e9, 3e-4), resolve_hardware("epyc-9654"), "my-box")
+    save_profile(first, tmp_path / "profiles" / "my-box.yaml")
+    target, base = plan_profile("my-box", None, None, force=False)  # no --hardware: NAME itself is the base
+    assert target == tmp_path / "profiles" / "my-box.yaml" and base.collective_latency_s == 3e-4
+    measured = [m.strip() for m in (tmp_path / "profiles" / "my-box.yaml").read_text().split("measured:")[1:2]]
+    assert "collective_latency_s" in measured[0]

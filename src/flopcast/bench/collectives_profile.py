@@ -56,7 +56,11 @@ def build_collectives_profile(
     """``base`` as profile ``name`` with the link numbers ``report`` measured."""
     fit = report.fit(ALL_REDUCE)
     if fit is None or fit.bus_bandwidth_bytes_per_s is None:
-        raise RuntimeFailure("no all-reduce bandwidth was fitted, so there is no link bandwidth to save")
+        raise RuntimeFailure(
+            "no all-reduce bandwidth was fitted (the time did not grow with the size), so there is no link bandwidth "
+            "to save; the profile was not written",
+            hint=f"rerun on a quieter machine, with a larger {opt('max_bytes')} (default 256MiB)",
+        )
     s = report.settings
     day = (today or dt.datetime.now(dt.UTC).date()).isoformat()
     where = (
@@ -64,7 +68,6 @@ def build_collectives_profile(
         f"{s.nodes} host(s), {s.device_name}, PyTorch {s.torch_version}, {s.mode} run"
     )
     data = base.model_dump(mode="json", exclude_none=True)
-    measured = [m for m in data.get("measured", []) if m not in (INTRA, INTER, LATENCY)]
     if s.nodes > 1:
         data[INTER] = fit.bus_bandwidth_bytes_per_s / s.ranks_per_node
         fields = [INTER]
@@ -74,6 +77,7 @@ def build_collectives_profile(
     if fit.latency_s > 0:
         data[LATENCY] = fit.latency_s
         fields.append(LATENCY)
+    measured = [m for m in data.get("measured", []) if m not in fields]  # earlier measurements of other fields stay
     notes = [n for n in data.get("notes", []) if not n.startswith("bench --collectives:")]
     notes.append(
         f"bench --collectives: all-reduce over {s.ranks} ranks fitted latency {seconds_text(fit.latency_s)}, bus "
