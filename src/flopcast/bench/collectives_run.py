@@ -42,7 +42,7 @@ PROCESS_GROUP_TIMEOUT_S = 60.0
 # iterations and divides): long against the skew with which the ranks leave the barrier (tens of µs on loopback
 # Gloo), so a 10 µs collective is not timed alone. The large sizes take longer than this once: one call.
 TIMED_WINDOW_S = 2e-3
-MAX_CALLS_PER_REPEAT = 50
+MAX_CALLS_PER_REPEAT = 50  # calls; bounds a repeat of the tiniest collective to ~50 launches
 # a rank asked to fail (tests: CollectivesConfig.fail_rank) raises this after its first timed collective
 INJECTED_FAILURE = "injected failure (test)"
 
