@@ -30,6 +30,9 @@ OUTPUTS = {
     "validate": (["validate"], "validate", False),
     "bench": (["bench", "--quick", "--size-scale", "0.01"], "bench", False),
     "bench --verify-serve": (["bench", "--verify-serve", "--size-scale", "0.05"], "verify-serve", False),
+    "bench --collectives": (
+        ["bench", "--collectives", "--nproc", "2", "--quick", "--max-bytes", "16KiB"], "collectives", False
+    ),
     "hardware list": (["hardware", "list"], "hardware", True),
     "hardware show": (["hardware", "show", "tpu-v5e"], "hardware", False),
     "models list": (["models", "list"], "model", True),
@@ -60,7 +63,7 @@ def schema_of(kind: str) -> dict:
 @pytest.mark.parametrize("name", list(OUTPUTS))
 def test_real_output_validates_against_its_schema(name):
     args, kind, is_list = OUTPUTS[name]
-    if kind == "verify-serve":
+    if kind in ("verify-serve", "collectives"):
         pytest.importorskip("torch")
     result = run(*args, "--format", "json")
     assert result.exit_code in EXIT_OK, (result.stdout, result.stderr)

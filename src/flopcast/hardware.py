@@ -140,6 +140,16 @@ class HardwareProfile(_Strict):
     inter_node_bandwidth_bytes_per_s: PositiveFloat | None = Field(
         default=None, description="per device, per direction, between nodes (InfiniBand / RoCE / DCN)"
     )
+    collective_latency_s: PositiveFloat | None = Field(
+        default=None,
+        description="measured launch latency of one all-reduce on the intra-node link, seconds: the t(0) that "
+        "`flopcast bench --collectives` fits (t = latency + 2(n-1)/n·bytes/busbw); the rank count is in notes",
+    )
+    measured: list[str] = Field(
+        default_factory=list,
+        description="the fields whose numbers were measured on this hardware (flopcast bench), not datasheet "
+        "figures, e.g. [intra_node_bandwidth_bytes_per_s, collective_latency_s]",
+    )
     tdp_watts: PositiveFloat | None = None
     typical_power_watts: PositiveFloat | None = Field(
         default=None, description="measured average draw where published; used when TDP is not"
@@ -158,6 +168,14 @@ class HardwareProfile(_Strict):
                 f"{family!r} must be a lower-case slug: letters and digits joined by single '-' (e.g. nvidia-hopper)"
             )
         return family
+
+    @field_validator("measured")
+    @classmethod
+    def _measured_names_fields(cls, measured: list[str]) -> list[str]:
+        for name in measured:
+            if name not in cls.model_fields or name in ("id", "name", "measured", "sources", "missing", "notes"):
+                raise ValueError(f"{name!r} is not a measurable profile field (e.g. intra_node_bandwidth_bytes_per_s)")
+        return measured
 
     @field_validator("compute_capability")
     @classmethod

@@ -139,6 +139,7 @@ def build_profile(report: BenchReport, name: str, today: dt.date | None = None) 
         "memory_bytes": float(m.memory_total_bytes) if m.memory_total_bytes else None,
         "memory_bandwidth_bytes_per_s": float(fit.bandwidth_bytes_per_s),
         "devices_per_node": 1,
+        "measured": ["peak_flops_per_s", "memory_bandwidth_bytes_per_s"],
         "calibration": {"fitted_on": f"{where} ({stack})"},
         "sources": [f"{where} ({stack}); machine: {m.name}"],
         "missing": [

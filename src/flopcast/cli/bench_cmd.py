@@ -79,12 +79,31 @@ def bench(
         help="Instead: decode a small Llama-style model in PyTorch here and compare `serve`'s predicted tokens/s "
         'and time to first token with the measured ones (needs pip install "flopcast[torch]").',
     ),
+    collectives: bool = typer.Option(
+        False,
+        "--collectives",
+        help="Instead: time all-reduce, all-gather, reduce-scatter, all-to-all and send/recv through "
+        "torch.distributed (Gloo on CPUs, NCCL with --device cuda) under torchrun or with --nproc, and fit a latency "
+        'and bus bandwidth per collective (needs pip install "flopcast[torch]").',
+    ),
+    nproc: str | None = typer.Option(
+        None, "--nproc", metavar="N", help="--collectives: start N local processes (≥ 2) instead of torchrun."
+    ),
+    max_bytes: str | None = typer.Option(
+        None,
+        "--max-bytes",
+        metavar="SIZE",
+        help="--collectives: the largest message, e.g. 64MiB (default 256MiB; 4MiB with --quick).",
+    ),
     fmt: Format = OutputFormat.table,
     output: Output = None,
     force: ForceOutputOrProfile = False,
     quiet: Quiet = False,
     plot: Plot = None,
     size_scale: str = typer.Option("1", "--size-scale", hidden=True, help="Tests only: shrink every size."),
+    fail_rank: str | None = typer.Option(
+        None, "--fail-rank", hidden=True, help="Tests only: --collectives rank N fails mid-run."
+    ),
 ) -> None:
     """Measure this machine: roofline (peak FLOP/s per dtype, bandwidth), GEMM check, predicted vs real training."""
     from flopcast.bench import plan
@@ -93,6 +112,22 @@ def bench(
 
     n_threads = parse_int(threads, what="--threads") if threads is not None else None
     dev = plan.parse_device(device)
+    if collectives:  # torch.distributed collectives: flopcast.cli.bench_collectives_view
+        from flopcast.cli.bench_collectives_view import run_collectives_cli
+
+        _refuse_with_collectives(
+            ("--verify-train", verify_train or None), ("--verify-serve", verify_serve or None), ("--dtype", dtype),
+            ("--threads", threads), ("--size", size), ("--plot", plot), ("--model", model),
+            ("--verify-scale", verify_scale), ("--precision", precision), ("--grad-dtype", grad_dtype),
+        )  # fmt: skip
+        run_collectives_cli(
+            nproc=nproc, max_bytes=max_bytes, quick=quick, device=dev, hardware=hardware, profiles=profiles,
+            save_profile=save_profile, fail_rank=fail_rank, fmt=fmt, output=output, force=force, quiet=quiet,
+        )  # fmt: skip
+        return
+    for flag, value in (("--nproc", nproc), ("--max-bytes", max_bytes), ("--fail-rank", fail_rank)):
+        if value is not None:
+            raise ConflictingOptions(f"{flag} applies to --collectives only", hint=f"add --collectives or drop {flag}")
     if verify_train:  # the PyTorch transformer verify: flopcast.cli.bench_train_view
         from flopcast.cli.bench_train_view import run_train_verify
 
@@ -158,6 +193,14 @@ def bench(
         note(f"warning: {warning}", quiet or in_report)
     _emit(report, fmt, output, force, quiet)
     emit_plot(report, plot, force, quiet)
+
+
+def _refuse_with_collectives(*given: tuple[str, object]) -> None:
+    from flopcast.errors import ConflictingOptions
+
+    for flag, value in given:
+        if value is not None:
+            raise ConflictingOptions(f"{flag} does not apply to --collectives", hint=f"drop {flag}")
 
 
 def _verify_serve(dev, quick, dtype, n_threads, size, save_profile, plot, size_scale, fmt, output, force, quiet):

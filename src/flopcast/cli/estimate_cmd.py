@@ -149,6 +149,9 @@ def estimate_tables(r) -> list:
         f"{format_si(r.model.params)} parameters",
         f"{r.model.layers} layers, d={r.model.d_model}, {r.model.heads} heads, seq {r.model.seq_len}",
     )
+    if r.hardware.measured:
+        where = f"measured on {r.hardware.id} by flopcast bench; the rest: datasheet"
+        summary.add_row("measured", ", ".join(r.hardware.measured), where)
     summary.add_row("tokens", format_si(r.inputs.tokens), f"{t.steps:,.0f} steps of {p.global_batch_tokens:,} tokens")
     summary.add_row(
         "layout",

@@ -188,6 +188,10 @@ def _show_rows(p, entry) -> list[list[str]]:
         ["inter-node link", _link(p.inter_node_bandwidth_bytes_per_s)],
         ["TDP", f"{p.tdp_watts:g} W" if p.tdp_watts else "not published"],
     ]
+    if p.collective_latency_s is not None:
+        rows.append(["collective latency", f"{p.collective_latency_s * 1e6:.3g} µs (one all-reduce, measured)"])
+    if p.measured:
+        rows.append(["measured", ", ".join(p.measured) + " (the rest: datasheet)"])
     if p.typical_power_watts:
         rows.append(["typical power", f"{p.typical_power_watts:g} W (measured average)"])
     for tier, price in p.prices_usd_per_device_hour.items():

@@ -33,6 +33,7 @@ RENDERERS: dict[str, tuple[str, str]] = {
     "bench": ("flopcast.cli.bench_cmd", "render_bench"),
     "verify-train": ("flopcast.cli.bench_train_view", "render_train_verify"),
     "verify-serve": ("flopcast.cli.bench_cmd", "render_verify_serve"),
+    "collectives": ("flopcast.cli.bench_collectives_view", "render_collectives"),
 }
 
 

@@ -149,3 +149,39 @@ def ring_bandwidth_bytes_per_s(
     return ring_group(
         group_size, rank_stride, devices_per_node, intra_node_bandwidth_bytes_per_s, inter_node_bandwidth_bytes_per_s
     ).bandwidth_bytes_per_s
+
+
+# --- measured latency (`flopcast bench --collectives`) ------------------------------------------------------
+# A profile may carry ``collective_latency_s``: the launch latency of one collective measured on that hardware
+# (the t(0) of the fit t = latency + factor·bytes / busbw, nccl-tests PERFORMANCE.md "Time"). It is measured
+# inside one node, so it stands in for NCCL's modelled intra-node latency only; a group that spans nodes keeps
+# the model (its network hops were not measured).
+LATENCY_COLLECTIVES = ("all-reduce", "all-gather", "reduce-scatter")
+
+
+def measured_latency_s(profile) -> float:
+    """A profile's measured per-collective latency in seconds (``collective_latency_s``), NaN when it has none
+    (a datasheet profile). Duck-typed: the core imports nothing above it."""
+    value = getattr(profile, "collective_latency_s", None)
+    return float(value) if value is not None else float("nan")
+
+
+def modelled_intra_node_latency_s(group: RingGroup, collective: str) -> np.ndarray:
+    """NCCL's latency (tuning.cc, see above) of one ``collective`` on ``group`` when it stays in one node:
+    all-reduce base + 2·(n − 1)·hop, all-gather / reduce-scatter base + (n − 1)·hop; 0 for a group of one."""
+    if collective not in LATENCY_COLLECTIVES:
+        raise ValueError(f"unknown collective {collective!r}: one of {', '.join(LATENCY_COLLECTIVES)}")
+    steps = 2.0 if collective == "all-reduce" else 1.0
+    n = np.asarray(group.size, dtype=float)
+    return (n > 1) * (NCCL_RING_BASE_LATENCY_S + steps * (n - 1.0) * NCCL_RING_NVLINK_HOP_LATENCY_S)
+
+
+def measured_latency_shift_s(group: RingGroup, measured_latency_s_: ArrayLike, collective: str) -> np.ndarray:
+    """Seconds to add to one ``collective`` of ``group`` (``gather_seconds``, ``gather_latency_s`` or
+    ``all_reduce_seconds``) so that its latency is the measured one: measured − modelled intra-node latency on
+    rows with a measured latency (not NaN) whose group has two or more ranks in one node; 0 on every other row.
+    The result may be negative (a measured latency below NCCL's model)."""
+    measured = np.asarray(measured_latency_s_, dtype=float)
+    modelled = modelled_intra_node_latency_s(group, collective)
+    applies = (np.asarray(group.size) > 1) & (np.asarray(group.nodes) <= 1) & np.isfinite(measured)
+    return np.where(applies, np.nan_to_num(measured) - modelled, 0.0)

@@ -100,6 +100,7 @@ def estimate_report(work, hw, devices: int, query, result, params, *, suggestion
             devices_per_node=profile.devices_per_node,
             fused_attention=bool(hw.arrays.fused_attention[0] > 0.5),
             calibrated=hw.calibrated,
+            measured=list(getattr(profile, "measured", [])),
         ),
         parallelism=r.Parallelism(
             **layout.as_dict(),

@@ -68,6 +68,11 @@ class HardwareInfo(_Section):
     devices_per_node: int
     fused_attention: bool = Field(description="FlashAttention-style kernels assumed (sm80+ GPUs, TPUs)")
     calibrated: bool = Field(description="the efficiency model has published runs of this hardware family")
+    measured: list[str] = Field(
+        default_factory=list,
+        description="the profile's fields measured on this hardware (flopcast bench); every other figure is the "
+        "datasheet's",
+    )
 
 
 class Parallelism(LayoutInfo):

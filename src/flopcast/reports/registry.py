@@ -37,6 +37,11 @@ REPORTS: dict[str, tuple[str, str, str]] = {
         "VerifyServeReport",
         "bench --verify-serve: predicted vs measured decode tokens/s and time to first token",
     ),
+    "collectives": (
+        "flopcast.reports.bench_collectives",
+        "CollectivesReport",
+        "bench --collectives: torch.distributed collectives timed, latency and bus bandwidth fitted",
+    ),
 }
 
 # Catalogue documents (no `report` field, no versions): kind -> one-line description.
