@@ -257,3 +257,15 @@ def test_shard_group_reaches_the_json_and_the_flags(cli):
     assert out.exit_code == 0, out.stderr
     assert json.loads(out.stdout)["parallelism"]["shard_group"] == 8
     assert "--shard-group 8" in Layout(dp=64, zero=3, shard_group=8).flags()
+
+
+def test_a_measured_collective_latency_replaces_ncclls_model_inside_a_node():
+    """A profile measured by ``bench --collectives`` (collective_latency_s = 1 ms) adds, per tensor-parallel
+    all-reduce of an 8-GPU group, 1 ms less NCCL's modelled 8.4 µs + 2·7·3.4 µs: 4 all-reduces per layer ×
+    32 layers × 8 micro-batches of Llama 2 7B at tp 8 (global batch 64 over dp 8)."""
+    spec = resolve_model("llama-2-7b")
+    measured = H100.model_copy(update={"collective_latency_s": 1e-3})
+    lay = Layout(tp=8, dp=8, micro_batch=1, global_batch=64, recompute="none")
+    base, slow = _estimate(spec, lay), _estimate(spec, lay, profile=measured)
+    shift = 1e-3 - (8.4e-6 + 2 * 7 * 3.4e-6)
+    assert slow["tp_comm_seconds"] - base["tp_comm_seconds"] == pytest.approx(4 * 32 * 8 * shift, rel=1e-9)

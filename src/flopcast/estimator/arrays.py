@@ -133,6 +133,7 @@ class HardwareArrays(NamedTuple):
     gemm_ceiling: np.ndarray  # achievable large-GEMM fraction of peak (efficiency model)
     calibrated: np.ndarray  # 1.0 when the GEMM ceiling comes from runs on this hardware family
     runtime_allowance: np.ndarray  # 1.0 on device kinds with a CUDA-like runtime (estimator/memory.py)
+    collective_latency_s: np.ndarray  # measured per-collective latency (bench --collectives); NaN: NCCL's model
 
     @classmethod
     def from_profiles(
@@ -150,6 +151,7 @@ class HardwareArrays(NamedTuple):
         ``precision`` selects the peak (mixed-precision training: bf16, falling back to fp16 where the
         device has no bf16, e.g. V100). ``price_per_hour`` overrides the tier's price.
         """
+        from flopcast.estimator.comms import measured_latency_s
         from flopcast.estimator.efficiency import (
             EfficiencyParams,
             attention_efficiency_ratio,
@@ -187,6 +189,7 @@ class HardwareArrays(NamedTuple):
                 "gemm_ceiling": ceiling,
                 "calibrated": 1.0 if calibrated else 0.0,
                 "runtime_allowance": 1.0 if p.kind in DEVICE_KINDS_WITH_RUNTIME_ALLOWANCE else 0.0,
+                "collective_latency_s": measured_latency_s(p),
             }
             for k, val in row.items():
                 cols[k].append(val)

@@ -46,7 +46,12 @@ from typing import NamedTuple
 import numpy as np
 
 from flopcast.estimator.arrays import HardwareArrays, LayoutArrays, ModelArrays
-from flopcast.estimator.comms import point_to_point_seconds, ring_bandwidth_bytes_per_s, ring_group
+from flopcast.estimator.comms import (
+    measured_latency_shift_s,
+    point_to_point_seconds,
+    ring_bandwidth_bytes_per_s,
+    ring_group,
+)
 from flopcast.estimator.context_parallel import ring_attention_exposed_seconds
 from flopcast.estimator.efficiency import EfficiencyParams, gemm_efficiency
 from flopcast.estimator.experts import (
@@ -152,18 +157,21 @@ class StepArrays(NamedTuple):
     gemm_efficiency: np.ndarray
 
 
-def _data_parallel_seconds(group, gradient_bytes, zero, micro_batches, lps, whole_layer):
+def _data_parallel_seconds(group, gradient_bytes, zero, micro_batches, lps, whole_layer, latency_s):
     """Seconds of one step's data-parallel collectives over ``group`` for ``gradient_bytes`` of the stage's
     gradients (see the module docstring: ZeRO 0-1 one all-reduce, ZeRO-2 a reduce-scatter per micro-batch and
-    one all-gather, ZeRO-3 per-layer gathers and reduce-scatters every micro-batch); 0 for no bytes."""
-    half = group.gather_seconds(gradient_bytes)  # one reduce-scatter or all-gather of the stage
+    one all-gather, ZeRO-3 per-layer gathers and reduce-scatters every micro-batch); 0 for no bytes.
+    ``latency_s``: a measured collective latency per row (NaN: NCCL's model; comms.measured_latency_shift_s)."""
+    gather_shift = measured_latency_shift_s(group, latency_s, "all-gather")
+    half = group.gather_seconds(gradient_bytes) + gather_shift  # one reduce-scatter or all-gather of the stage
     gathers = ZERO3_GATHERS_PER_LAYER + ZERO3_GATHERS_PER_RECOMPUTED_FORWARD * whole_layer
     collectives = gathers + ZERO3_REDUCE_SCATTERS_PER_LAYER
-    zero3_per_micro_batch = collectives * (half + (lps - 1.0) * group.gather_latency_s)
+    zero3_per_micro_batch = collectives * (half + (lps - 1.0) * (group.gather_latency_s + gather_shift))
+    all_reduce = group.all_reduce_seconds(gradient_bytes) + measured_latency_shift_s(group, latency_s, "all-reduce")
     total = np.where(
         zero >= 3,
         micro_batches * zero3_per_micro_batch,
-        np.where(zero == 2, (micro_batches + 1.0) * half, group.all_reduce_seconds(gradient_bytes)),
+        np.where(zero == 2, (micro_batches + 1.0) * half, all_reduce),
     )
     return np.where(gradient_bytes > 0, total, 0.0)
 
@@ -257,7 +265,11 @@ def step_time(
     activation_bytes = element_bytes * tokens * m.d_model
     tp_group = ring_group(tp, 1.0, dpn, intra, inter)
     tp_count = TP_ALL_REDUCES_PER_LAYER + TP_ALL_REDUCES_PER_RECOMPUTED_FORWARD * whole_layer
-    tp_seconds = lps * tp_count * tp_group.all_reduce_seconds(activation_bytes)
+    latency = hw.collective_latency_s  # measured (bench --collectives) or NaN: NCCL's latency model
+    tp_all_reduce = tp_group.all_reduce_seconds(activation_bytes) + measured_latency_shift_s(
+        tp_group, latency, "all-reduce"
+    )
+    tp_seconds = lps * tp_count * tp_all_reduce
     attention_seconds = attention_flops / (high_peak * eta * hw.attention_efficiency_ratio)
     cp_seconds = lps * ring_attention_exposed_seconds(
         m, hw, tp=tp, cp=cp, tokens_per_device=tokens, element_bytes=element_bytes,
@@ -290,8 +302,10 @@ def step_time(
     dense_params = params_per_device - expert_params_per_device
     dense_bytes = element_bytes * dense_params
     expert_bytes = element_bytes * expert_params_per_device + 0.0 * dense_bytes
-    dp_total = _data_parallel_seconds(dense_group, dense_bytes, zero, micro_batches, lps, whole_layer)
-    dp_total = dp_total + _data_parallel_seconds(expert_group, expert_bytes, zero, micro_batches, lps, whole_layer)
+    dp_total = _data_parallel_seconds(dense_group, dense_bytes, zero, micro_batches, lps, whole_layer, latency)
+    dp_total = dp_total + _data_parallel_seconds(
+        expert_group, expert_bytes, zero, micro_batches, lps, whole_layer, latency
+    )
     hybrid = (shards < replicas) & (zero >= 1)
     across = ring_group(np.maximum(replicas / shards, 1.0), tp * shards, dpn, intra, inter)
     dp_total = dp_total + np.where(hybrid, across.all_reduce_seconds(dense_bytes / shards), 0.0)
@@ -300,7 +314,12 @@ def step_time(
         zero3, micro_batches, BACKWARD_SHARE_OF_COMPUTE * np.where(zero2, micro_batches, 1.0)
     )
     bucket_params = np.minimum(np.maximum(DP_BUCKET_MIN_PARAMS, DP_BUCKET_PARAMS_PER_DP_RANK * replicas), dense_params)
-    last_bucket = np.where(replicas > 1, dense_group.all_reduce_seconds(element_bytes * bucket_params), 0.0)
+    last_bucket = np.where(
+        replicas > 1,
+        dense_group.all_reduce_seconds(element_bytes * bucket_params)
+        + measured_latency_shift_s(dense_group, latency, "all-reduce"),
+        0.0,
+    )
     hidden_until = np.maximum(dp_total - params.dp_overlap * window, np.where(zero3, 0.0, last_bucket))
     dp_exposed = np.minimum(np.maximum(hidden_until, 0.0), dp_total)
 
