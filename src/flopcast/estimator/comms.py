@@ -182,6 +182,8 @@ def measured_latency_shift_s(group: RingGroup, measured_latency_s_: ArrayLike, c
     rows with a measured latency (not NaN) whose group has two or more ranks in one node; 0 on every other row.
     The result may be negative (a measured latency below NCCL's model)."""
     measured = np.asarray(measured_latency_s_, dtype=float)
+    if not np.any(np.isfinite(measured)):  # datasheet profiles only: nothing to shift (the common, fast case)
+        return np.zeros(())
     modelled = modelled_intra_node_latency_s(group, collective)
     applies = (np.asarray(group.size) > 1) & (np.asarray(group.nodes) <= 1) & np.isfinite(measured)
     return np.where(applies, np.nan_to_num(measured) - modelled, 0.0)

@@ -220,15 +220,18 @@ def step_time(
     dense_flops = linear_flops + attention_flops * attention_slowdown
     dense_seconds = roofline_seconds(dense_flops, element_bytes * dense_active / tp * linear_passes, peak, bw, eta)
     # routed experts: grouped GEMMs over the tokens each local expert received, waiting for the busiest one
-    expert_eta = gemm_efficiency(
-        hw.gemm_ceiling, m.d_model / tp, tokens_per_local_expert(m, tokens, ep), params.gemm_half_width
-    )
-    expert_flops = tokens / tp * FLOPS_PER_MULTIPLY_ADD * expert_active * linear_passes * MOE_BUSIEST_LOAD_FACTOR
-    expert_weight_bytes = element_bytes * m.layer_expert_params / (tp * ep) * linear_passes
-    expert_seconds = np.where(
-        m.moe_fraction > 0, roofline_seconds(expert_flops, expert_weight_bytes, peak, bw, expert_eta), 0.0
-    )
-    matmul_seconds = dense_seconds + expert_seconds
+    # (the ``if``s below skip terms that are zero on every row: a million dense layouts need none of them)
+    moe = bool(np.any(m.moe_fraction > 0))
+    matmul_seconds = dense_seconds
+    if moe:
+        expert_eta = gemm_efficiency(
+            hw.gemm_ceiling, m.d_model / tp, tokens_per_local_expert(m, tokens, ep), params.gemm_half_width
+        )
+        expert_flops = tokens / tp * FLOPS_PER_MULTIPLY_ADD * expert_active * linear_passes * MOE_BUSIEST_LOAD_FACTOR
+        expert_weight_bytes = element_bytes * m.layer_expert_params / (tp * ep) * linear_passes
+        matmul_seconds = matmul_seconds + np.where(
+            m.moe_fraction > 0, roofline_seconds(expert_flops, expert_weight_bytes, peak, bw, expert_eta), 0.0
+        )
     elementwise_again = 1.0 + RECOMPUTED_TRAFFIC_SHARE * linear_again
     elementwise = activation_bytes_per_token_per_layer(m, element_bytes) * elementwise_again
     if fp8:  # the casts before every FP8 GEMM (estimator/fp8.py), again for a recomputed forward's GEMMs
@@ -271,13 +274,16 @@ def step_time(
     )
     tp_seconds = lps * tp_count * tp_all_reduce
     attention_seconds = attention_flops / (high_peak * eta * hw.attention_efficiency_ratio)
-    cp_seconds = lps * ring_attention_exposed_seconds(
-        m, hw, tp=tp, cp=cp, tokens_per_device=tokens, element_bytes=element_bytes,
-        core_recomputed=core_again | whole_layer, attention_seconds=attention_seconds,
-    )  # fmt: skip
-    ep_seconds = lps * moe_all_to_all_seconds_per_layer(
-        m, hw, tp=tp, ep=ep, tokens_per_device=tokens, element_bytes=element_bytes, forward_recomputed=whole_layer
-    )
+    cp_seconds = ep_seconds = 0.0
+    if np.any(cp > 1):
+        cp_seconds = lps * ring_attention_exposed_seconds(
+            m, hw, tp=tp, cp=cp, tokens_per_device=tokens, element_bytes=element_bytes,
+            core_recomputed=core_again | whole_layer, attention_seconds=attention_seconds,
+        )  # fmt: skip
+    if moe and np.any(ep > 1):
+        ep_seconds = lps * moe_all_to_all_seconds_per_layer(
+            m, hw, tp=tp, ep=ep, tokens_per_device=tokens, element_bytes=element_bytes, forward_recomputed=whole_layer
+        )
     # The slowest stage, with the layers partitioned to balance the stages (the last one also runs the head).
     comm_per_layer = (tp_seconds + cp_seconds + ep_seconds) / lps
     balance = stage_balance(m.layers, pp, layer_seconds + comm_per_layer, head_seconds)
@@ -298,17 +304,19 @@ def step_time(
     shards = sharding_group_size(dp, cp, lay.shard_group)
     dense_group = ring_group(shards, tp, dpn, intra, inter)
     expert_shards = np.maximum(np.minimum(shards, replicas / ep), 1.0)
-    expert_group = ring_group(expert_shards, tp * ep, dpn, intra, inter)
     dense_params = params_per_device - expert_params_per_device
     dense_bytes = element_bytes * dense_params
     expert_bytes = element_bytes * expert_params_per_device + 0.0 * dense_bytes
     dp_total = _data_parallel_seconds(dense_group, dense_bytes, zero, micro_batches, lps, whole_layer, latency)
-    dp_total = dp_total + _data_parallel_seconds(
-        expert_group, expert_bytes, zero, micro_batches, lps, whole_layer, latency
-    )
+    if moe:
+        expert_group = ring_group(expert_shards, tp * ep, dpn, intra, inter)
+        dp_total = dp_total + _data_parallel_seconds(
+            expert_group, expert_bytes, zero, micro_batches, lps, whole_layer, latency
+        )
     hybrid = (shards < replicas) & (zero >= 1)
-    across = ring_group(np.maximum(replicas / shards, 1.0), tp * shards, dpn, intra, inter)
-    dp_total = dp_total + np.where(hybrid, across.all_reduce_seconds(dense_bytes / shards), 0.0)
+    if np.any(hybrid):
+        across = ring_group(np.maximum(replicas / shards, 1.0), tp * shards, dpn, intra, inter)
+        dp_total = dp_total + np.where(hybrid, across.all_reduce_seconds(dense_bytes / shards), 0.0)
     zero3, zero2 = zero >= 3, zero == 2
     window = stage_compute * np.where(
         zero3, micro_batches, BACKWARD_SHARE_OF_COMPUTE * np.where(zero2, micro_batches, 1.0)
