@@ -38,6 +38,7 @@ from flopcast.reports.bench_collectives import (
 
 MIN_RANKS = 2  # a collective over one rank moves nothing
 POLL_S = 0.05  # how often the launcher looks at its workers and rank 0's progress
+FAILURE_GRACE_S = 3.0  # after a rank fails, how long the others may take to fail or finish on their own
 STOP_GRACE_S = 5.0  # a worker told to stop (SIGTERM) has this long before SIGKILL
 # A worker that has not finished this long after the process group's timeout is stuck: the run fails.
 WORKER_TIMEOUT_MARGIN_S = 30.0
@@ -183,6 +184,11 @@ def _watch(procs, work: Path, progress: Progress | None) -> None:
         if all(c == 0 for c in codes):
             return
         if any(c not in (None, 0) for c in codes):
+            # a failing rank breaks its peers' collectives too, and a peer may notice first: give the others a
+            # moment to exit on their own, so that the rank that failed first reports its own error
+            end = time.monotonic() + FAILURE_GRACE_S
+            while time.monotonic() < end and any(p.poll() is None for p in procs):
+                time.sleep(POLL_S)
             _stop(procs)
             return
         if time.monotonic() - last_change > stall_s:
