@@ -143,7 +143,7 @@ def test_second_file_keeps_the_source_columns():
     source has no column for: Llama 3's 128k stage ran cp 16)."""
     with open(shipped_runs_paths()[1], newline="", encoding="utf-8") as handle:
         assert next(csv.reader(handle)) == [*SOURCE_COLUMNS, "cp"]
-    assert len(load_runs(shipped_runs_paths()[1])) == 40  # 44 compiled, 4 from 2024+ model cards removed
+    assert len(load_runs(shipped_runs_paths()[1])) == 43  # 44 compiled, 4 from 2024+ model cards removed, 3 Nemotron-4
 
 
 def test_table_prints_rows_and_summary(cli):
@@ -197,6 +197,6 @@ def test_bad_rows_are_one_line_exit_2(cli, one_line_error, tmp_path):
 
 def test_validate_all_checks_both_shipped_files(cli, one_line_error):
     doc = json.loads(cli("validate", "--all", "--format", "json").stdout)
-    assert len(doc["rows"]) == 33 + 40 and doc["summary"]["runs"] == len(_frozen_runs()[1])
+    assert len(doc["rows"]) == 33 + 43 and doc["summary"]["runs"] == len(_frozen_runs()[1])
     assert {r["run_id"] for r in doc["rows"]} == {r.run_id for p in shipped_runs_paths() for r in load_runs(p)}
     one_line_error(cli("validate", str(shipped_runs_paths()[0]), "--all"), 2, "--all")

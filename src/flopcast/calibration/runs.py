@@ -70,6 +70,7 @@ SOURCE_FAMILIES = (
     (("opt:", "megatron-turing", "bloomberggpt"), "opt-mtnlg-bloomberg"),
     (("starcoder", "falcon", "gpt-neox", "tinyllama", "smollm"), "open-2023"),
     (("roberta", "patterson"), "v100-other"),
+    (("nemotron",), "nemotron"),
 )
 # Fused attention (FlashAttention, Dao et al., arXiv 2205.14135, May 2022) reached the training frameworks
 # in 2023: PyTorch 2.0's scaled_dot_product_attention (March 2023), Megatron-LM's --use-flash-attn (2023).
