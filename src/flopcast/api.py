@@ -37,6 +37,9 @@ def estimate(
     seq_len=None,
     memory_headroom=None,
     grad_dtype=None,
+    storage=None,
+    keep_checkpoints=None,
+    transfer_gbps=None,
     **options,
 ):
     """Estimate one training job; returns an :class:`~flopcast.reports.estimate.EstimateReport`.
@@ -48,6 +51,8 @@ def estimate(
     on-demand where listed (:func:`flopcast.request.price_for`). ``memory_headroom``: the fraction of each
     device's memory a layout must leave free to fit (default 0.10, ``request.DEFAULT_MEMORY_HEADROOM_FRACTION``).
     ``grad_dtype``: fp32, bf16, fp16 (None: fp32 main grads for bf16/fp8, as Megatron-LM; fp16 for fp16).
+    ``storage``: a storage tier id (flopcast.storage; None: tier-free storage figures only), with
+    ``keep_checkpoints`` (default 2) and ``transfer_gbps`` (a rate to move the dataset and final checkpoint at).
     """
     from flopcast import request
     from flopcast.estimator.efficiency import EfficiencyParams
@@ -59,18 +64,22 @@ def estimate(
         architecture=architecture, grad_dtype=grad_dtype,
     )  # fmt: skip
     n_devices = parse_int(request.required(devices, "devices", "256"), what=opt("devices"))
+    from flopcast.storage import storage_request
+
+    store = storage_request(storage, keep_checkpoints, transfer_gbps)
     query = request.layout_query(**layout)
     params = EfficiencyParams.load()
     profile = request.resolve_hardware(hardware, profiles)
     hw = request.priced_hardware(
         profile, precision=work.precision, params=params, tier=price_tier, price_per_hour=price_per_hour
     )
-    return estimate_on(work, hw, n_devices, query, params)
+    return estimate_on(work, hw, n_devices, query, params, storage=store)
 
 
-def estimate_on(work, hw, devices: int, query, params):
+def estimate_on(work, hw, devices: int, query, params, *, storage=None):
     """The estimate report of ``work`` (request.TrainingWorkload) on ``devices`` of ``hw``
-    (request.PricedHardware) with the layout ``query`` fixes (the rest searched)."""
+    (request.PricedHardware) with the layout ``query`` fixes (the rest searched); ``storage`` a
+    storage.StorageRequest (None: tier-free storage figures)."""
     from flopcast.hf_config import config_warnings
     from flopcast.layout import check_layout, default_global_batch
     from flopcast.reports.build import estimate_report
@@ -120,7 +129,9 @@ def estimate_on(work, hw, devices: int, query, params):
             )
         else:
             warnings.append(f"nothing up to {MAX_DEVICE_MULTIPLIER * devices} devices fits; use a larger-memory device")
-    return estimate_report(work, hw, devices, query, result, params, suggestions=suggestions, warnings=warnings)
+    return estimate_report(
+        work, hw, devices, query, result, params, suggestions=suggestions, warnings=warnings, storage_request=storage
+    )
 
 
 def plan(**options):

@@ -43,6 +43,22 @@ Mfu = Annotated[
     typer.Option("--mfu", metavar="FRACTION", show_default=False,
                  help="Force the model-FLOPs utilisation (e.g. 0.45) instead of modelling it."),
 ]  # fmt: skip
+Storage = Annotated[
+    str | None,
+    typer.Option("--storage", metavar="TIER", show_default=False,
+                 help="Storage tier for checkpoints and the dataset (lustre, s3, tectonic, local-nvme): checkpoint "
+                      "write time, Young/Daly interval, storage and egress cost."),
+]  # fmt: skip
+KeepCheckpoints = Annotated[
+    str | None,
+    typer.Option("--keep-checkpoints", metavar="N", show_default=False,
+                 help="Checkpoints kept on the storage tier, for its cost (default 2)."),
+]  # fmt: skip
+TransferGbps = Annotated[
+    str | None,
+    typer.Option("--transfer-gbps", metavar="GBPS", show_default=False,
+                 help="Rate to move the dataset and the final checkpoint between sites, Gb/s (transfer time)."),
+]  # fmt: skip
 Sweep = Annotated[
     str | None,
     typer.Option("--sweep", metavar="devices=LOW..HIGH", show_default=False,
@@ -67,6 +83,9 @@ def estimate_command(
     mfu: Mfu = None,
     price_tier: PriceTier = None,
     price_per_hour: PricePerHour = None,
+    storage: Storage = None,
+    keep_checkpoints: KeepCheckpoints = None,
+    transfer_gbps: TransferGbps = None,
     fmt: Format = OutputFormat.table,
     output: Output = None,
     force: Force = False,
@@ -85,6 +104,13 @@ def estimate_command(
     preflight_plot(plot, force)
     if sweep is not None:  # one job at many device counts: flopcast.cli.sweep_view
         from flopcast.cli.sweep_view import run_sweep
+        from flopcast.errors import ConflictingOptions
+
+        storage_options = {k: options.pop(k) for k in ("storage", "keep_checkpoints", "transfer_gbps")}
+        if any(v is not None for v in storage_options.values()):
+            raise ConflictingOptions(
+                "--sweep with storage options", hint="estimate one device count for the storage figures"
+            )
 
         run_sweep(sweep, options, fmt=fmt, output=output, force=force, plot=plot, quiet=quiet)
         return
@@ -128,6 +154,37 @@ def _pct(part: float, whole: float) -> str:
 
 def _range(lo: str, hi: str) -> str:
     return f"P10–P90 {lo} – {hi}"
+
+
+def _storage_table(st):
+    """Checkpoints and the dataset on the --storage tier."""
+    from rich.table import Table
+
+    def secs(x):
+        return "—" if x is None else format_duration(x)
+
+    table = Table(title=f"Storage: {st.tier}", title_justify="left")
+    table.add_column("item")
+    table.add_column("value", justify="right")
+    table.add_column("note", overflow="fold")
+    table.add_row("checkpoint", _gb(st.checkpoint_bytes), f"{_gb(st.checkpoint_bytes_per_device)} per device; "
+                  f"bf16 weights alone {_gb(st.weights_export_bytes)}")  # fmt: skip
+    table.add_row("write / load", f"{secs(st.checkpoint_write_seconds)} / {secs(st.checkpoint_load_seconds)}",
+                  "every rank writes its shard in parallel")  # fmt: skip
+    share = "—" if st.checkpoint_share_of_wall_clock is None else f"{st.checkpoint_share_of_wall_clock:.1%}"
+    table.add_row("interval", secs(st.checkpoint_interval_seconds),
+                  f"Young/Daly sqrt(2·write·MTBF), MTBF {format_duration(st.mtbf_seconds)}; writes {share} of "
+                  f"wall-clock (the estimate's allowance: {st.pinned_checkpoint_share:.1%})")  # fmt: skip
+    table.add_row("dataset", _gb(st.dataset_bytes), f"{st.dataset_read_bytes_per_s / 1e6:,.1f} MB/s read; raw text "
+                  f"~{_gb(st.raw_text_bytes)}")  # fmt: skip
+    usd = "—" if st.storage_usd is None else format_usd(st.storage_usd)
+    table.add_row("storage cost", usd, f"{_gb(st.stored_bytes or 0)} kept ({st.keep_checkpoints} checkpoints + "
+                  "dataset) for the run")  # fmt: skip
+    if st.egress_usd is not None or st.transfer_seconds is not None:
+        egress = "—" if st.egress_usd is None else format_usd(st.egress_usd)
+        table.add_row("egress", egress, "dataset + final checkpoint out" + (
+            f"; {format_duration(st.transfer_seconds)} at --transfer-gbps" if st.transfer_seconds else ""))  # fmt: skip
+    return table
 
 
 def estimate_tables(r) -> list:
@@ -240,6 +297,8 @@ def estimate_tables(r) -> list:
     step.add_row("step", format_duration(t.step_seconds), "", style="bold")
 
     out = [summary, memory, step]
+    if r.storage is not None and r.storage.tier is not None:
+        out.append(_storage_table(r.storage))
     if r.warnings:
         warn = Table(title="Warnings", title_justify="left", show_header=False)
         warn.add_column("warning", overflow="fold")

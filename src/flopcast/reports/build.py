@@ -59,7 +59,9 @@ def fitted_parameters(params) -> dict:
     return out
 
 
-def estimate_report(work, hw, devices: int, query, result, params, *, suggestions=(), warnings=()):
+def estimate_report(
+    work, hw, devices: int, query, result, params, *, suggestions=(), warnings=(), storage_request=None
+):
     """The :class:`~flopcast.reports.estimate.EstimateReport` of ``result`` (a search.SearchResult) for the
     workload ``work`` (request.TrainingWorkload) on ``devices`` of ``hw`` (request.PricedHardware)."""
     from flopcast.estimator import costs
@@ -75,6 +77,14 @@ def estimate_report(work, hw, devices: int, query, result, params, *, suggestion
     if price.custom:
         by_tier["custom"] = dh * price.usd_per_device_hour
     has_price = price.usd_per_device_hour is not None
+    from flopcast.storage import StorageRequest, storage_block, storage_warnings
+
+    ask = storage_request or StorageRequest()
+    storage = storage_block(
+        spec=spec, precision=work.precision, devices=devices, devices_per_node=profile.devices_per_node,
+        tokens=work.tokens, tokens_per_second=row["tokens_per_second"], wall_clock_seconds=row["wall_clock_seconds"],
+        tier=ask.tier, keep=ask.keep, transfer_gbps=ask.transfer_gbps,
+    )  # fmt: skip
     has_power = profile.power_watts is not None
     return r.EstimateReport(
         inputs=r.EstimateInputs(
@@ -203,13 +213,14 @@ def estimate_report(work, hw, devices: int, query, result, params, *, suggestion
             pue=costs.PUE_DEFAULT,
             grid_kg_co2_per_kwh=costs.GRID_KG_CO2_PER_KWH_DEFAULT,
         ),
+        storage=r.Storage(**storage),
         fit_suggestions=[
             r.FitSuggestionInfo(
                 change=s.change, flags=s.flags, per_device_bytes=s.memory_bytes, wall_clock_seconds=s.wall_clock_seconds
             )
             for s in suggestions
         ],
-        warnings=list(warnings) + _extrapolation_warning(row, devices, spec, params),
+        warnings=list(warnings) + _extrapolation_warning(row, devices, spec, params) + storage_warnings(storage),
     )
 
 

@@ -210,6 +210,33 @@ class Energy(_Section):
     grid_kg_co2_per_kwh: float
 
 
+class Storage(_Section):
+    """Checkpoints and the dataset on storage (flopcast.storage; estimator/checkpoint.py has the formulas)."""
+
+    tier: str | None = Field(None, description="--storage tier (null: tier-free figures only)")
+    checkpoint_bytes: float = Field(description="one full training checkpoint: 16-bit weights + fp32 master, m, v")
+    checkpoint_bytes_per_device: float = Field(description="each rank's shard of it")
+    weights_export_bytes: float = Field(description="a bf16 weights-only export")
+    dataset_bytes: float = Field(description="the pre-tokenised dataset: tokens × 2 or 4 B per token id")
+    raw_text_bytes: float = Field(description="about 4 B of text per token")
+    dataset_read_bytes_per_s: float = Field(description="token bytes the run reads per second")
+    keep_checkpoints: int = Field(description="--keep-checkpoints: checkpoints retained (storage cost)")
+    mtbf_seconds: float = Field(description="the job's mean time between interruptions (reliability.py's rate)")
+    pinned_checkpoint_share: float = Field(description="the checkpoint allowance in time.wall_clock_seconds")
+    checkpoint_write_seconds: float | None = None
+    checkpoint_load_seconds: float | None = None
+    checkpoint_interval_seconds: float | None = Field(None, description="Young/Daly: sqrt(2 · write · MTBF)")
+    checkpoint_share_of_wall_clock: float | None = Field(None, description="write / interval on this tier")
+    interruption_share_of_wall_clock: float | None = Field(None, description="(load + interval/2) / MTBF")
+    read_bandwidth_bytes_per_s: float | None = Field(None, description="what the tier can feed the job's nodes")
+    stored_bytes: float | None = Field(None, description="dataset + kept checkpoints")
+    storage_usd: float | None = Field(None, description="list price of storing them for the run's wall-clock")
+    egress_usd: float | None = Field(None, description="moving the dataset and the final checkpoint out, list price")
+    transfer_seconds: float | None = Field(None, description="that transfer at --transfer-gbps")
+    durable: bool | None = None
+    sources: list[str] = Field(default_factory=list)
+
+
 class FitSuggestionInfo(_Section):
     change: str
     flags: str
@@ -234,6 +261,7 @@ class EstimateReport(ReportBase):
     throughput: Throughput
     cost: Cost
     energy: Energy
+    storage: Storage | None = None
     fit_suggestions: list[FitSuggestionInfo] = Field(
         default_factory=list, description="smallest changes that make a job that does not fit fit"
     )
