@@ -102,3 +102,11 @@ def test_a_broken_tiers_file_is_a_runtime_failure(tmp_path, monkeypatch):
     monkeypatch.setattr(storage, "TIERS_FILE", bad)
     with pytest.raises(RuntimeFailure, match="not a sane quantity"):
         storage.tiers.__wrapped__()
+
+
+def test_plan_gives_its_best_plan_the_storage_figures():
+    report = flopcast.plan(model="llama-2-7b", tokens="2T", hardware="h100-80gb", storage="s3", max_devices=256)
+    st = report.best.storage
+    nodes = -(-report.best.inputs.devices // 8)
+    assert st.tier == "s3"
+    assert st.checkpoint_write_seconds == pytest.approx(st.checkpoint_bytes / (nodes * 12.5e9))

@@ -301,7 +301,7 @@ def point_report(points: Points, i: int):
     return plan_point(hw, int(points.devices[i]), Layout.from_arrays(points.layouts, i), values)
 
 
-def best_estimate(work, points: Points, i: int, params):
+def best_estimate(work, points: Points, i: int, params, storage=None):
     """The estimate report of point ``i``: ``estimate`` with its hardware, device count and whole layout
     (interleave included), so its numbers are the point's numbers."""
     from flopcast.api import estimate_on
@@ -309,7 +309,7 @@ def best_estimate(work, points: Points, i: int, params):
 
     hw = points.hardware[int(points.hw_index[i])]
     layout = Layout.from_arrays(points.layouts, i)
-    return estimate_on(work, hw, int(points.devices[i]), LayoutQuery.of_layout(layout), params)
+    return estimate_on(work, hw, int(points.devices[i]), LayoutQuery.of_layout(layout), params, storage=storage)
 
 
 def plan(
@@ -330,21 +330,27 @@ def plan(
     confidence=None,
     memory_headroom=None,
     grad_dtype=None,
+    storage=None,
+    keep_checkpoints=None,
+    transfer_gbps=None,
     **architecture,
 ):
     """Search hardware × device count × layout under the constraints; returns a
     :class:`~flopcast.reports.plan.PlanReport`. ``confidence`` (p50, the default; p80; p90): the percentile
     of the estimate's calibrated range at which the deadline and budget are met. Never raises
     :class:`Infeasible`: a report with ``feasible`` False carries the reason and the near-misses (the CLI
-    exits 3 via :func:`raise_if_infeasible`)."""
+    exits 3 via :func:`raise_if_infeasible`). ``storage`` (a tier id), ``keep_checkpoints`` and ``transfer_gbps``
+    give the best plan's estimate its storage figures (flopcast.storage)."""
     from flopcast import request
     from flopcast.estimator.efficiency import EfficiencyParams
     from flopcast.layout import default_global_batch
     from flopcast.reports.build import model_summary
     from flopcast.reports.plan import NearMiss, PlanInputs, PlanReport, SearchStats
+    from flopcast.storage import storage_request
 
     objective = parse_objective(objective)
     confidence = parse_confidence(confidence)
+    store = storage_request(storage, keep_checkpoints, transfer_gbps)
     deadline_s, budget_usd, limit = parse_constraints(deadline, budget, max_devices)
     work = request.training_workload(
         model=model, tokens=tokens, seq_len=seq_len, precision=precision, memory_headroom=memory_headroom,
@@ -364,7 +370,7 @@ def plan(
     pts = result.points
     warnings, best_report = [], None
     if result.best is not None:
-        best_report = best_estimate(work, pts, result.best, params)
+        best_report = best_estimate(work, pts, result.best, params, store)
         if deadline_s is None and objective != "time":
             warnings.append(
                 f"no deadline: the {objective}-optimal plan takes "

@@ -20,6 +20,7 @@ from flopcast.cli.options import (
     Format,
     GradDtype,
     Hardware,
+    KeepCheckpoints,
     MemoryHeadroom,
     Model,
     Output,
@@ -30,7 +31,9 @@ from flopcast.cli.options import (
     Profiles,
     Quiet,
     SeqLen,
+    Storage,
     Tokens,
+    TransferGbps,
     with_architecture_options,
     with_layout_options,
 )
@@ -42,22 +45,6 @@ Mfu = Annotated[
     str | None,
     typer.Option("--mfu", metavar="FRACTION", show_default=False,
                  help="Force the model-FLOPs utilisation (e.g. 0.45) instead of modelling it."),
-]  # fmt: skip
-Storage = Annotated[
-    str | None,
-    typer.Option("--storage", metavar="TIER", show_default=False,
-                 help="Storage tier for checkpoints and the dataset (lustre, s3, tectonic, local-nvme): checkpoint "
-                      "write time, Young/Daly interval, storage and egress cost."),
-]  # fmt: skip
-KeepCheckpoints = Annotated[
-    str | None,
-    typer.Option("--keep-checkpoints", metavar="N", show_default=False,
-                 help="Checkpoints kept on the storage tier, for its cost (default 2)."),
-]  # fmt: skip
-TransferGbps = Annotated[
-    str | None,
-    typer.Option("--transfer-gbps", metavar="GBPS", show_default=False,
-                 help="Rate to move the dataset and the final checkpoint between sites, Gb/s (transfer time)."),
 ]  # fmt: skip
 Sweep = Annotated[
     str | None,

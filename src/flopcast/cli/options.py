@@ -327,3 +327,21 @@ for _option, _callback in (
     (PriceTier, complete_price_tier),
 ):
     attach_completion(_option, _callback)
+
+# --- storage (estimate, plan) -------------------------------------------------------------------------
+Storage = Annotated[
+    str | None,
+    typer.Option("--storage", metavar="TIER", show_default=False,
+                 help="Storage tier for checkpoints and the dataset (lustre, s3, tectonic, local-nvme): checkpoint "
+                      "write time, Young/Daly interval, storage and egress cost."),
+]  # fmt: skip
+KeepCheckpoints = Annotated[
+    str | None,
+    typer.Option("--keep-checkpoints", metavar="N", show_default=False,
+                 help="Checkpoints kept on the storage tier, for its cost (default 2)."),
+]  # fmt: skip
+TransferGbps = Annotated[
+    str | None,
+    typer.Option("--transfer-gbps", metavar="GBPS", show_default=False,
+                 help="Rate to move the dataset and the final checkpoint between sites, Gb/s (transfer time)."),
+]  # fmt: skip

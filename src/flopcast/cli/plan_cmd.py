@@ -21,6 +21,7 @@ from flopcast.cli.options import (
     GlobalBatch,
     GradDtype,
     HardwareList,
+    KeepCheckpoints,
     MaxDevices,
     MemoryHeadroom,
     Model,
@@ -32,7 +33,9 @@ from flopcast.cli.options import (
     Profiles,
     Quiet,
     SeqLen,
+    Storage,
     Tokens,
+    TransferGbps,
     with_architecture_options,
 )
 from flopcast.units import format_duration, format_si, format_usd
@@ -175,6 +178,9 @@ def plan_command(
     global_batch: GlobalBatch = None,
     architecture: dict = None,  # one option per architecture field: cli.options.with_architecture_options
     seq_len: SeqLen = None,
+    storage: Storage = None,
+    keep_checkpoints: KeepCheckpoints = None,
+    transfer_gbps: TransferGbps = None,
     fmt: Format = OutputFormat.table,
     output: Output = None,
     force: Force = False,
@@ -205,6 +211,9 @@ def plan_command(
             max_devices=max_devices,
             price_tier=price_tier,
             profiles=profiles,
+            storage=storage,
+            keep_checkpoints=keep_checkpoints,
+            transfer_gbps=transfer_gbps,
         )
     emit_text(render_plan(report, fmt), output, force, quiet)
     if fmt in (OutputFormat.csv, OutputFormat.markdown):
