@@ -101,8 +101,9 @@ def test_synthetic_fit_with_overhead_finds_none(tmp_path):
     report = calibrate(load_measured(path, hardware="lab-wrong"), load_catalog().get("lab-wrong"), fit_overhead=True)
     ceiling, overhead = report.fitted
     assert abs(ceiling.value / TRUE_CEILING - 1) < 0.02
-    assert overhead.name == "step_overhead_seconds" and overhead.value < 0.02 * min(r.measured for r in report.rows
-                                                                                      if r.target == "step_seconds")
+    assert overhead.name == "step_overhead_seconds" and overhead.value < 0.02 * min(
+        r.measured for r in report.rows if r.target == "step_seconds"
+    )
 
 
 @pytest.mark.parametrize("name", sorted(LOGS))
