@@ -11,10 +11,12 @@ from pathlib import Path
 
 import typer
 
+from flopcast.calibration.measured import LAYOUT_COLUMNS
 from flopcast.cli import columns as col
 from flopcast.cli._app import app
 from flopcast.cli.common import OutputFormat, emit_text, note, preflight_output
 from flopcast.cli.options import (
+    LAYOUT_OPTIONS,
     DevicesOfRun,
     ForceOutputOrProfile,
     Format,
@@ -25,9 +27,12 @@ from flopcast.cli.options import (
     Quiet,
     SaveProfile,
     SeqLen,
+    option_group,
     with_architecture_options,
-    with_layout_options,
 )
+
+# the shared flags of the layout fields a measured row has (no shard group or interleave: the backtest searches them)
+with_measured_layout_options = option_group("layout", {k: LAYOUT_OPTIONS[k] for k in LAYOUT_COLUMNS})
 
 
 def _num(x: float) -> str:
@@ -91,11 +96,11 @@ def _summary_lines(report) -> list[str]:
 
 @app.command("calibrate")
 @with_architecture_options
-@with_layout_options
+@with_measured_layout_options
 def calibrate_command(
     runs: list[Path] = typer.Argument(
         ...,
-        metavar="RUNS...",
+        metavar="RUNS",
         help="CSV/JSON files of measured steps, or torchtitan / Megatron-LM / DeepSpeed training logs.",
     ),  # fmt: skip
     model: Model = None,
@@ -135,9 +140,6 @@ def calibrate_command(
 
         target = check_target(save_profile, force)
     defaults = {"model": model, "seq_len": seq_len, "devices": devices, **(architecture or {}), **(layout or {})}
-    for key in ("shard_group", "interleave"):
-        if defaults.pop(key, None) is not None:
-            raise InvalidValue(f"--{key.replace('_', '-')} is not taken by calibrate", hint="leave it out (searched)")
     measured = load_sources(runs, hardware=hardware, defaults=defaults, skip_steps=skip_steps)
     from flopcast.request import resolve_hardware
 
