@@ -227,3 +227,12 @@ def test_mixed_hardware_is_resolved_by_naming_one(cli, tmp_path):
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["hardware"] == "a100-80gb" and [r["run_id"] for r in report["rows"]] == ["b"]
+
+
+def test_an_alias_in_the_hardware_column_names_the_same_profile(cli, tmp_path):
+    text = HEAD + "a,llama-2-7b,h100,8,1,1,1,64,5\nb,llama-2-7b,h100-80gb,8,2,1,1,64,6\n"
+    result = cli("calibrate", _csv(tmp_path, text), "--hardware", "h100-80gb", "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    assert [r["run_id"] for r in json.loads(result.stdout)["rows"]] == ["a", "b"]
+    # without --hardware the alias and the id are still one hardware, not "mixed"
+    assert cli("calibrate", _csv(tmp_path, text), "-f", "json").exit_code == 0

@@ -173,19 +173,27 @@ def layout_key(run: Run) -> tuple:
 TABLE_SUFFIXES = (".csv", ".json")  # anything else is read as a training log (calibration.logs)
 
 
-def load_sources(paths: list[Path], *, hardware: str | None, defaults: dict, skip_steps: int) -> list[MeasuredRun]:
+def load_sources(
+    paths: list[Path], *, hardware: str | None, defaults: dict, skip_steps: int, profiles=None
+) -> list[MeasuredRun]:
     """Measured rows of every file: CSV/JSON rows as they are, each log as one row (its median step) under the
     model and layout in ``defaults``. One hardware per calibration: the rows of a file with a ``hardware``
     column may name others only when ``hardware`` picks one of them (the rest are left out)."""
     from flopcast.calibration.logs import log_row, read_log
+    from flopcast.hardware import load_catalog
     from flopcast.request import ARCHITECTURE_KEYS, resolve_model
+
+    catalog = load_catalog([Path(p) for p in profiles or []])
+
+    def same(name: str) -> bool:  # an alias (h100) names the same profile as its id (h100-80gb)
+        return catalog.get(name).id == catalog.get(hardware).id
 
     out: list[MeasuredRun] = []
     for path in (Path(p) for p in paths):
         if path.suffix.lower() in TABLE_SUFFIXES:
             rows = read_rows(path)
             if hardware:
-                rows = [(w, r) for w, r in rows if not r.get("hardware") or r["hardware"] == hardware]
+                rows = [(w, r) for w, r in rows if not r.get("hardware") or same(r["hardware"])]
                 if not rows:
                     raise InvalidValue(f"{path}: no row is on {opt('hardware')} {hardware}")
             out += [run_from_row(w, r, hardware=hardware, defaults=defaults) for w, r in rows]
@@ -200,7 +208,7 @@ def load_sources(paths: list[Path], *, hardware: str | None, defaults: dict, ski
             devices = _int(defaults, "tp") * _int(defaults, "pp") * _int(defaults, "dp") * (_int(defaults, "cp") or 1)
         row = log_row(path, steps, devices=devices, seq_len=seq)
         out.append(run_from_row(str(path), row, hardware=hardware, defaults=defaults))
-    names = sorted({m.run.hardware for m in out})
+    names = sorted({catalog.get(m.run.hardware).id for m in out})
     if len(names) > 1:
         raise InvalidValue(
             f"the measured rows are on {len(names)} hardware profiles ({', '.join(names)}): a calibration fits one",

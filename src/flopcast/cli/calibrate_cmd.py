@@ -140,7 +140,7 @@ def calibrate_command(
 
         target = check_target(save_profile, force)
     defaults = {"model": model, "seq_len": seq_len, "devices": devices, **(architecture or {}), **(layout or {})}
-    measured = load_sources(runs, hardware=hardware, defaults=defaults, skip_steps=skip_steps)
+    measured = load_sources(runs, hardware=hardware, defaults=defaults, skip_steps=skip_steps, profiles=profiles)
     from flopcast.request import resolve_hardware
 
     base = resolve_hardware(measured[0].run.hardware, profiles)
