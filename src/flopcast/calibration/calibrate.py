@@ -173,8 +173,9 @@ def fit_ceiling(ev: _Evaluator, *, fit_overhead: bool) -> tuple[float, float]:
 
 def calibrate(measured: list[MeasuredRun], profile, *, params=None, name: str | None = None,
               fit_overhead: bool = False, sources: list[str] | None = None):  # fmt: skip
-    """Fit ``profile``'s GEMM ceiling to ``measured`` rows; returns a CalibrationReport (and the profile to save
-    in ``report`` via :func:`calibrated_profile`)."""
+    """Fit ``profile``'s GEMM ceiling to ``measured`` rows; returns a CalibrationReport
+    (:func:`flopcast.calibration.save.calibrated_profile` turns it into the profile to save). ``name``: the profile
+    name it will be saved as (the ``user-<name>`` family slug, where one is needed)."""
     from flopcast.estimator.efficiency import EfficiencyParams
     from flopcast.reports.calibration import CalibrationReport, CalibrationRow, FittedConstant, Residuals
 
