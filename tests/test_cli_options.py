@@ -19,7 +19,9 @@ from flopcast.cli import COMMAND_MODULES, app, options
 def declared() -> dict[str, typer.models.OptionInfo]:
     """Every option alias of flopcast.cli.options: name -> the typer.Option inside its Annotated."""
     out = {}
-    for name, value in vars(options).items():
+    # the layout record's flags are declared once in options.LAYOUT_OPTIONS (one per field, `with_layout_options`)
+    named = {**vars(options), **{f"LAYOUT_OPTIONS[{k}]": v for k, v in options.LAYOUT_OPTIONS.items()}}
+    for name, value in named.items():
         if typing.get_origin(value) is typing.Annotated:
             infos = [m for m in value.__metadata__ if isinstance(m, typer.models.OptionInfo)]
             assert len(infos) == 1, name

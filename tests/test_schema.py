@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -33,6 +34,12 @@ OUTPUTS = {
     "bench --collectives": (
         ["bench", "--collectives", "--nproc", "2", "--quick", "--max-bytes", "16KiB"], "collectives", False
     ),
+    "calibrate": (
+        ["calibrate", str(Path(__file__).parent / "data" / "megatron_llama2_7b_8xh100.log"), "-m", "llama-2-7b",
+         "-H", "h100-80gb", "-n", "8"],
+        "calibration",
+        False,
+    ),  # fmt: skip
     "hardware list": (["hardware", "list"], "hardware", True),
     "hardware show": (["hardware", "show", "tpu-v5e"], "hardware", False),
     "models list": (["models", "list"], "model", True),

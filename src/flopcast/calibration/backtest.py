@@ -145,6 +145,14 @@ def _evaluate_stacked(stacked: StackedRuns, params):
     return est, hw, winners_of(est, stacked.layouts, stacked.groups, len(stacked.runs))
 
 
+def evaluate_stacked(stacked: StackedRuns, params):
+    """(the estimates of every stacked row, the index of the row chosen for each run): one vectorised
+    ``evaluate`` and the winner rule, for callers that compare other figures than the runs' targets
+    (``flopcast calibrate``: tokens/s, memory)."""
+    est, _, chosen = _evaluate_stacked(stacked, params)
+    return est, chosen
+
+
 def log_time_ratios(stacked: StackedRuns, params) -> np.ndarray:
     """``log(true time / predicted time)`` of every run: what the fit minimises (no report objects)."""
     est, _, chosen = _evaluate_stacked(stacked, params)

@@ -20,6 +20,7 @@ from importlib import import_module
 COMMAND_MODULES: dict[str, str] = {
     "estimate": "flopcast.cli.estimate_cmd",
     "validate": "flopcast.cli.validate_cmd",
+    "calibrate": "flopcast.cli.calibrate_cmd",
     "hardware": "flopcast.cli.hardware_cmd",
     "models": "flopcast.cli.models_cmd",
     "serve": "flopcast.cli.serve_cmd",

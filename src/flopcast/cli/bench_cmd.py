@@ -29,6 +29,7 @@ from flopcast.cli.options import (
     Precision,
     Profiles,
     Quiet,
+    SaveProfile,
 )
 
 
@@ -70,9 +71,7 @@ def bench(
     grad_dtype: GradDtype = None,
     hardware: Hardware = None,
     profiles: Profiles = None,
-    save_profile: str | None = typer.Option(
-        None, "--save-profile", metavar="NAME", help="Save this machine as hardware profile NAME (user dir)."
-    ),
+    save_profile: SaveProfile = None,
     verify_serve: bool = typer.Option(
         False,
         "--verify-serve",

@@ -105,6 +105,11 @@ DevicesToFit = Annotated[
     str | None,
     _value("--devices", "-n", help="Devices to split the model over (tensor parallel). Default: the fewest that fit."),
 ]
+# calibrate: the device count of a logged run (a log does not say it)
+DevicesOfRun = Annotated[
+    str | None,
+    _value("--devices", "-n", help="Devices the measured run used (default: tp·pp·dp·cp when all are given)."),
+]
 MaxDevices = Annotated[
     str | None,
     _value("--max-devices", help="Largest device count to search (default 4096, or what --deadline implies)."),
@@ -205,6 +210,12 @@ ForceOutputOrProfile = Annotated[
     bool,
     typer.Option("--force", help="Overwrite --output FILE or an existing profile NAME; allow shadowing a shipped id."),
 ]
+# bench, calibrate: write the result as a hardware profile in the user profile dir
+SaveProfile = Annotated[
+    str | None,
+    _value("--save-profile", metavar="NAME",
+           help="Save the result as hardware profile NAME in the user profile dir (then: --hardware NAME)."),
+]  # fmt: skip
 Profiles = Annotated[
     list[Path] | None,
     typer.Option("--profiles", help="Extra directory of hardware profiles (repeatable; overrides shipped ones)."),

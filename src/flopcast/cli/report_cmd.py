@@ -34,6 +34,7 @@ RENDERERS: dict[str, tuple[str, str]] = {
     "verify-train": ("flopcast.cli.bench_train_view", "render_train_verify"),
     "verify-serve": ("flopcast.cli.bench_cmd", "render_verify_serve"),
     "collectives": ("flopcast.cli.bench_collectives_view", "render_collectives"),
+    "calibration": ("flopcast.cli.calibrate_cmd", "render_calibration"),
 }
 
 

@@ -42,6 +42,11 @@ REPORTS: dict[str, tuple[str, str, str]] = {
         "CollectivesReport",
         "bench --collectives: torch.distributed collectives timed, latency and bus bandwidth fitted",
     ),
+    "calibration": (
+        "flopcast.reports.calibration",
+        "CalibrationReport",
+        "calibrate: a profile's GEMM ceiling fitted to measured steps, before and after",
+    ),
 }
 
 # Catalogue documents (no `report` field, no versions): kind -> one-line description.
