@@ -236,3 +236,20 @@ def test_an_alias_in_the_hardware_column_names_the_same_profile(cli, tmp_path):
     assert [r["run_id"] for r in json.loads(result.stdout)["rows"]] == ["a", "b"]
     # without --hardware the alias and the id are still one hardware, not "mixed"
     assert cli("calibrate", _csv(tmp_path, text), "-f", "json").exit_code == 0
+
+
+def test_the_library_calibrate_matches_the_command(cli, tmp_path):
+    """flopcast.calibrate takes the same inputs as the command and fits the same ceiling."""
+    import json
+    from pathlib import Path
+
+    import flopcast
+
+    log = Path(__file__).parent / "data" / "torchtitan_llama2_7b_8xh100.log"
+    args = dict(model="llama-2-7b", hardware="h100-80gb", devices=8, tp=1, dp=8, micro_batch=1, global_batch=8)
+    report = flopcast.calibrate(log, **args)
+    out = cli("calibrate", str(log), "-m", "llama-2-7b", "-H", "h100-80gb", "--devices", "8", "--tp", "1",
+              "--dp", "8", "--micro-batch", "1", "--global-batch", "8", "--format", "json")  # fmt: skip
+    assert out.exit_code == 0, out.stderr
+    cli_value = json.loads(out.stdout)["fitted"][0]["value"]
+    assert report.fitted[0].value == cli_value

@@ -155,6 +155,25 @@ def size(**options):
     return run(**options)
 
 
+def calibrate(runs, *, hardware=None, model=None, devices=None, skip_steps: int = 3, fit_overhead: bool = False,
+              profiles=None, seq_len=None, **options):  # fmt: skip
+    """Fit a hardware profile's GEMM ceiling to measured steps (:mod:`flopcast.calibration.calibrate`); returns a
+    CalibrationReport. ``runs``: paths of CSV/JSON measured steps or torchtitan / Megatron-LM / DeepSpeed logs;
+    ``model``, ``devices`` and layout keywords (``tp``, ``dp``, ...) fill what a log does not say. Save the
+    calibrated profile with :func:`flopcast.calibration.save.calibrated_profile` and ``write_profile``."""
+    from pathlib import Path
+
+    from flopcast.calibration.calibrate import calibrate as fit
+    from flopcast.calibration.measured import load_sources
+    from flopcast.request import resolve_hardware
+
+    paths = [Path(runs)] if isinstance(runs, str | Path) else [Path(r) for r in runs]
+    defaults = {"model": model, "seq_len": seq_len, "devices": devices, **options}
+    measured = load_sources(paths, hardware=hardware, defaults=defaults, skip_steps=skip_steps, profiles=profiles)
+    base = resolve_hardware(measured[0].run.hardware, profiles)
+    return fit(measured, base, fit_overhead=fit_overhead, sources=[str(q) for q in paths])
+
+
 def serve(**options):
     """Serving estimate (:func:`flopcast.serving.serve`); a ServeReport."""
     from flopcast.serving import serve as run

@@ -148,17 +148,18 @@ class EfficiencyParams(NamedTuple):
     def gemm_ceiling_for(self, profile) -> tuple[float, bool]:
         """(large-GEMM fraction of peak, whether it rests on calibration runs of this family).
 
-        The family is the profile's ``family`` field; one with no calibration runs (or none at all) gets
-        the base ceiling, or the profile's own measured ``calibration.matmul_efficiency`` when it has one."""
+        A profile's own measured ``calibration.matmul_efficiency`` (``flopcast calibrate``, ``bench``) wins: it was
+        fitted on the user's own machine. Otherwise the family is the profile's ``family`` field; one with no
+        calibration runs (or none at all) gets the base ceiling. A measured value keeps the uncalibrated band
+        (False): the shipped residuals say nothing about the user's runs."""
+        calibration = getattr(profile, "calibration", None)
+        if calibration is not None and calibration.matmul_efficiency is not None:
+            return float(calibration.matmul_efficiency), False
         family = getattr(profile, "family", None)
         if family is not None and family in self.family_ceiling_factor:
             return min(1.0, self.gemm_ceiling * self.family_ceiling_factor[family]), True
         if family is not None and family in self.calibrated_families:
             return self.gemm_ceiling, True
-        calibration = getattr(profile, "calibration", None)
-        if calibration is not None and calibration.matmul_efficiency is not None:
-            # A user's own measured value for hardware no published run calibrates.
-            return float(calibration.matmul_efficiency), False
         return self.gemm_ceiling, False
 
 
