@@ -110,3 +110,12 @@ def test_plan_gives_its_best_plan_the_storage_figures():
     nodes = -(-report.best.inputs.devices // 8)
     assert st.tier == "s3"
     assert st.checkpoint_write_seconds == pytest.approx(st.checkpoint_bytes / (nodes * 12.5e9))
+
+
+def test_serve_reports_the_weights_load_time_from_the_tier():
+    """Llama 2 70B in 16-bit weights (~138 GB) on 2 H100s of one node, from S3 at 12.5 GB/s per node."""
+    report = flopcast.serve(model="llama-2-70b", hardware="h100-80gb", storage="s3")
+    wl = report.weights_load
+    assert wl.tier == "s3" and wl.nodes == 1
+    assert wl.load_seconds == pytest.approx(report.memory.weights_bytes / 12.5e9)
+    assert flopcast.serve(model="llama-2-70b", hardware="h100-80gb").weights_load is None

@@ -206,6 +206,7 @@ def serve(
     request_rate=None,
     seq_len=None,
     profiles=None,
+    storage=None,
     **architecture,
 ) -> ServeReport:
     """Serve ``model`` on ``hardware`` (library entry point, the same calling convention as
@@ -234,7 +235,29 @@ def serve(
         request_rate=None if request_rate is None else parse_count(request_rate, what=opt("request_rate")),
     )
     spec = resolve_model(model, seq_len, architecture)
-    return estimate_serving(spec, resolve_hardware(required(hardware, "hardware", "a100-80gb"), profiles), request)
+    tier = None
+    if storage is not None:
+        from flopcast.storage import get_tier
+
+        tier = get_tier(storage)
+    profile = resolve_hardware(required(hardware, "hardware", "a100-80gb"), profiles)
+    report = estimate_serving(spec, profile, request)
+    return report if tier is None else with_weights_load(report, profile, tier)
+
+
+def with_weights_load(report: ServeReport, profile: HardwareProfile, tier) -> ServeReport:
+    """``report`` with the start-up load of its weights from ``tier`` (every node reads its devices' share)."""
+    import math
+
+    from flopcast.estimator.checkpoint import transfer_seconds
+    from flopcast.reports.serve import ServeWeightsLoad
+
+    weights = report.memory.weights_bytes
+    nodes = max(1, math.ceil(report.devices / max(profile.devices_per_node, 1)))
+    seconds = float(transfer_seconds(weights, nodes, tier.read_bytes_per_s_per_node, tier.aggregate(weights)))
+    load = ServeWeightsLoad(tier=tier.id, weights_bytes=weights, nodes=nodes, load_seconds=seconds,
+                            sources=list(tier.sources))  # fmt: skip
+    return report.model_copy(update={"weights_load": load})
 
 
 # --- the report --------------------------------------------------------------------------------------

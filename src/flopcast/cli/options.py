@@ -343,8 +343,8 @@ for _option, _callback in (
 Storage = Annotated[
     str | None,
     typer.Option("--storage", metavar="TIER", show_default=False,
-                 help="Storage tier for checkpoints and the dataset (lustre, s3, tectonic, local-nvme): checkpoint "
-                      "write time, Young/Daly interval, storage and egress cost."),
+                 help="Storage tier (lustre, s3, tectonic, local-nvme). estimate/plan: checkpoint write time, "
+                      "Young/Daly interval, storage and egress cost; serve: the weights' load time at start-up."),
 ]  # fmt: skip
 KeepCheckpoints = Annotated[
     str | None,

@@ -19,6 +19,7 @@ from flopcast.cli.options import (
     Profiles,
     Quiet,
     SeqLen,
+    Storage,
     complete_kv_bits,
     complete_runtime,
     complete_weight_bits,
@@ -71,6 +72,7 @@ def serve(
     ),
     architecture: dict = None,  # one option per architecture field: cli.options.with_architecture_options
     seq_len: SeqLen = None,
+    storage: Storage = None,
     fmt: Format = OutputFormat.table,
     output: Output = None,
     force: Force = False,
@@ -91,7 +93,7 @@ def serve(
         model=model, hardware=hardware, devices=devices, weights=weights, kv_bits=kv_bits, batch=batch,
         prompt_tokens=prompt_tokens, output_tokens=output_tokens, price_tier=price_tier, price_per_hour=price_per_hour,
         matmul_efficiency=matmul_efficiency, bandwidth_efficiency=bandwidth_efficiency, runtime=runtime,
-        request_rate=request_rate, seq_len=seq_len, profiles=profiles, **architecture,
+        request_rate=request_rate, seq_len=seq_len, profiles=profiles, storage=storage, **architecture,
     )  # fmt: skip
     for line in report.warnings:
         note(f"warning: {line}", quiet or fmt is OutputFormat.json)
@@ -111,6 +113,14 @@ def _render(report, fmt: OutputFormat) -> str:
     notes = [f"warning: {w}" for w in report.warnings] + [f"assumes {a}" for a in report.assumptions]
     if report.cost.note:
         notes.append(report.cost.note)
+    if report.weights_load is not None:
+        from flopcast.units import format_duration
+
+        wl = report.weights_load
+        notes.append(
+            f"start-up: {wl.weights_bytes / 1e9:,.1f} GB of weights load from {wl.tier} in "
+            f"{format_duration(wl.load_seconds)} ({wl.nodes} node(s) reading in parallel)"
+        )
     if fmt is OutputFormat.markdown:
         from flopcast.tabular import to_markdown
 

@@ -202,6 +202,16 @@ class ServeVariant(_Part):
     load: ServeLoad | None = Field(default=None, description="steady state under --request-rate")
 
 
+class ServeWeightsLoad(BaseModel):
+    """Loading the weights from a storage tier at start-up (``--storage``; flopcast.storage)."""
+
+    tier: str
+    weights_bytes: float = Field(description="the chosen variant's weights, all devices")
+    nodes: int = Field(description="nodes reading in parallel, each its share")
+    load_seconds: float = Field(description="weights_bytes / min(nodes × per-node read, the tier's aggregate)")
+    sources: list[str] = Field(default_factory=list)
+
+
 class ServeReport(ReportBase):
     report: str = "serve"
     inputs: ServeInputs
@@ -216,6 +226,7 @@ class ServeReport(ReportBase):
     output_tokens_per_second: float
     cost: ServeCost
     load: ServeLoad | None = None
+    weights_load: ServeWeightsLoad | None = None
     runtime: ServeRuntime
     variants: list[ServeVariant]
     assumptions: list[str]
