@@ -106,5 +106,29 @@ def atomic_write_bytes(path: Path, data: bytes, *, force: bool = False) -> Path:
     return path
 
 
+def atomic_write_checked(path: Path, text: str, check) -> Path:
+    """Write ``text`` to ``path`` atomically (creating its folder), after ``check(temporary path)`` has accepted the
+    exact bytes that will land there (it raises to refuse them); nothing is left behind on failure."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise RuntimeFailure(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        check(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise RuntimeFailure(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise
+    return path
+
+
 def atomic_write_text(path: Path, text: str, *, force: bool = False) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"), force=force)

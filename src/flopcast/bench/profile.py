@@ -13,7 +13,6 @@ import contextlib
 import datetime as dt
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import yaml
@@ -153,10 +152,11 @@ def build_profile(report: BenchReport, name: str, today: dt.date | None = None) 
     return HardwareProfile.model_validate({k: v for k, v in data.items() if v is not None})
 
 
-def profile_yaml(profile: HardwareProfile) -> str:
+def profile_yaml(profile: HardwareProfile, written_by: str = "flopcast bench --save-profile", title=None) -> str:
+    """A profile as the YAML a saved profile file holds, with a header naming the command that wrote it."""
     header = (
-        f"# {profile.name}\n"
-        "# Written by `flopcast bench --save-profile`; rerun it to refresh. Units: SI (FLOP/s, bytes, bytes/s).\n"
+        f"# {title or profile.name}\n"
+        f"# Written by `{written_by}`; rerun it to refresh. Units: SI (FLOP/s, bytes, bytes/s).\n"
     )
     body = yaml.safe_dump(
         profile.model_dump(mode="json", exclude_none=True), sort_keys=False, allow_unicode=True, width=110
@@ -166,25 +166,13 @@ def profile_yaml(profile: HardwareProfile) -> str:
 
 def save_profile(profile: HardwareProfile, path: Path) -> Path:
     """Write ``profile`` to ``path`` atomically, after validating the exact bytes that will land there."""
-    text = profile_yaml(profile)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise RuntimeFailure(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        _, problems = profile_problems(Path(tmp))
-        if problems:
-            raise RuntimeFailure(f"the profile flopcast wrote is invalid: {problems[0]}", hint="report this bug")
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise RuntimeFailure(f"cannot write {path}: {exc.strerror or exc}") from None
-        raise
-    return path
+    from flopcast.io import atomic_write_checked
+
+    return atomic_write_checked(path, profile_yaml(profile), check_profile_file)
+
+
+def check_profile_file(path: Path) -> None:
+    """Refuse a profile file flopcast wrote that does not validate (a bug, never the user's input)."""
+    _, problems = profile_problems(path)
+    if problems:
+        raise RuntimeFailure(f"the profile flopcast wrote is invalid: {problems[0]}", hint="report this bug")

@@ -10,16 +10,10 @@ shipped family calibration overrides the fitted value. Written atomically into t
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import os
-import tempfile
 from pathlib import Path
 
-import yaml
-
 from flopcast._version import __version__
-from flopcast.errors import RuntimeFailure
 
 
 def check_target(name: str, force: bool) -> Path:
@@ -61,39 +55,14 @@ def calibrated_profile(base, report, name: str, today: dt.date | None = None):
 
 
 def profile_text(profile) -> str:
-    header = (
-        f"# {profile.name}, calibrated\n"
-        "# Written by `flopcast calibrate --save-profile`; rerun it to refresh. Units: SI (FLOP/s, bytes, bytes/s).\n"
-    )
-    body = yaml.safe_dump(
-        profile.model_dump(mode="json", exclude_none=True), sort_keys=False, allow_unicode=True, width=110
-    )
-    return header + body
+    from flopcast.bench.profile import profile_yaml
+
+    return profile_yaml(profile, "flopcast calibrate --save-profile", f"{profile.name}, calibrated")
 
 
 def write_profile(profile, path: Path) -> Path:
     """Write ``profile`` to ``path`` atomically, after validating the exact bytes that will land there."""
-    from flopcast.hardware import profile_problems
+    from flopcast.bench.profile import check_profile_file
+    from flopcast.io import atomic_write_checked
 
-    text = profile_text(profile)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise RuntimeFailure(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        _, problems = profile_problems(Path(tmp))
-        if problems:
-            raise RuntimeFailure(f"the profile flopcast wrote is invalid: {problems[0]}", hint="report this bug")
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise RuntimeFailure(f"cannot write {path}: {exc.strerror or exc}") from None
-        raise
-    return path
+    return atomic_write_checked(path, profile_text(profile), check_profile_file)
