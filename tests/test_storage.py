@@ -119,3 +119,19 @@ def test_serve_reports_the_weights_load_time_from_the_tier():
     assert wl.tier == "s3" and wl.nodes == 1
     assert wl.load_seconds == pytest.approx(report.memory.weights_bytes / 12.5e9)
     assert flopcast.serve(model="llama-2-70b", hardware="h100-80gb").weights_load is None
+
+
+def test_a_tier_puts_its_own_checkpoint_figures_into_the_wall_clock():
+    """With a tier, wall-clock = training / (1 − rate·devices·(restart + load + interval/2)) × (1 + write/interval
+    + evaluation + data stalls): the restart 600 s, evaluation 3.33% and data stalls 1% of reliability.py; without
+    a tier the pinned 4% checkpoint allowance and 800 s interval stay."""
+    report = flopcast.estimate("llama-3-70b", "15T", "h100-80gb", 2048, storage="lustre")
+    st, t = report.storage, report.time
+    rate = 466 / (54 * 86_400 * 16_384)
+    lost = 600 + st.checkpoint_load_seconds + st.checkpoint_interval_seconds / 2
+    expected = t.training_seconds / (1 - rate * 2048 * lost) * (1 + st.checkpoint_share_of_wall_clock + 0.1 / 3 + 0.01)
+    assert t.wall_clock_seconds == pytest.approx(expected, rel=1e-9)
+    assert t.device_hours == pytest.approx(expected * 2048 / 3600, rel=1e-9)
+    plain = flopcast.estimate("llama-3-70b", "15T", "h100-80gb", 2048)
+    assert plain.time.training_seconds == pytest.approx(t.training_seconds, rel=1e-12)
+    assert plain.time.wall_clock_seconds != pytest.approx(t.wall_clock_seconds, rel=1e-3)

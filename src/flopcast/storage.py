@@ -3,8 +3,9 @@
 ``--storage ID`` names a tier; the block gives the checkpoint's size, its write and load times on that tier, the
 Young/Daly interval and its share of wall-clock, the dataset's size and the read rate the run needs, and the
 storage and egress cost (formulas: estimator/checkpoint.py). Without a tier the tier-free figures (sizes, read
-rate) are still given. The estimate's wall-clock keeps reliability.py's pinned checkpoint allowance, which the
-calibration was fitted with; the block says how the tier's own figure compares.
+rate) are still given. With a tier the estimate's wall-clock (and device-hours, cost, energy) uses the tier's
+writes, loads and Young/Daly interval in place of reliability.py's pinned allowance (:func:`with_tier_wall_clock`);
+without one the pinned allowance the calibration was fitted with stays.
 """
 
 from __future__ import annotations
@@ -169,6 +170,39 @@ def storage_block(*, spec, precision: str, devices: int, devices_per_node: int, 
         )
     if transfer_gbps is not None:
         out["transfer_seconds"] = (dataset + full) * 8.0 / (transfer_gbps * 1e9)
+    return out
+
+
+# Row fields that scale with the wall-clock (time, device-hours, cost, energy and their P10-P90 ranges).
+_WALL_CLOCK_FIELDS = (
+    "wall_clock_seconds", "wall_clock_seconds_p10", "wall_clock_seconds_p80", "wall_clock_seconds_p90",
+    "device_hours", "device_hours_p10", "device_hours_p80", "device_hours_p90",
+    "cost_usd", "cost_usd_p10", "cost_usd_p80", "cost_usd_p90", "energy_kwh", "co2_kg",
+)  # fmt: skip
+
+
+def tier_wall_clock_seconds(training_seconds: float, devices: int, block: dict) -> float:
+    """Wall-clock with the tier's own checkpoint figures in place of reliability.py's pinned ones: each
+    interruption costs the restart plus the checkpoint's load plus half the Young/Daly interval of lost work,
+    and the writes take write/interval of the run; evaluation and data stalls stay as pinned."""
+    from flopcast.estimator import reliability as rel
+
+    lost = rel.RESTART_SECONDS + block["checkpoint_load_seconds"] + block["checkpoint_interval_seconds"] / 2.0
+    overhead = block["checkpoint_share_of_wall_clock"] + rel.EVALUATION_FRACTION + rel.DATA_STALL_FRACTION
+    return float(training_seconds / rel.effective_fraction(devices, lost) * (1.0 + overhead))
+
+
+def with_tier_wall_clock(row: dict, block: dict, devices: int) -> dict:
+    """The estimate row with its wall-clock (and what scales with it) computed from the tier (a tier that
+    publishes no bandwidth leaves the row as it is)."""
+    if not all(math.isfinite(block.get(k) or float("nan")) for k in ("checkpoint_load_seconds",
+                                                                      "checkpoint_interval_seconds")):  # fmt: skip
+        return row
+    scale = tier_wall_clock_seconds(row["training_seconds"], devices, block) / row["wall_clock_seconds"]
+    out = dict(row)
+    for name in _WALL_CLOCK_FIELDS:
+        out[name] = row[name] * scale
+    out["reliability_seconds"] = out["wall_clock_seconds"] - row["training_seconds"]
     return out
 
 

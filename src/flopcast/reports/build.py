@@ -70,21 +70,27 @@ def estimate_report(
 
     row = result.estimates.row(0)
     from flopcast.estimator.memory import default_grad_dtype
+    from flopcast.storage import StorageRequest, storage_block, storage_warnings, with_tier_wall_clock
 
     layout, spec, profile, price = result.layout, work.spec, hw.profile, hw.price
+    ask = storage_request or StorageRequest()
+
+    def storage_of(wall_clock_seconds):
+        return storage_block(
+            spec=spec, precision=work.precision, devices=devices, devices_per_node=profile.devices_per_node,
+            tokens=work.tokens, tokens_per_second=row["tokens_per_second"], wall_clock_seconds=wall_clock_seconds,
+            tier=ask.tier, keep=ask.keep, transfer_gbps=ask.transfer_gbps,
+        )  # fmt: skip
+
+    storage = storage_of(row["wall_clock_seconds"])
+    if ask.tier is not None:  # the tier's checkpoint writes and loads replace the pinned allowance
+        row = with_tier_wall_clock(row, storage, devices)
+        storage = storage_of(row["wall_clock_seconds"])  # the storage cost over the run's own wall-clock
     dh = row["device_hours"]
     by_tier = {name: dh * p.usd_per_device_hour for name, p in sorted(profile.prices_usd_per_device_hour.items())}
     if price.custom:
         by_tier["custom"] = dh * price.usd_per_device_hour
     has_price = price.usd_per_device_hour is not None
-    from flopcast.storage import StorageRequest, storage_block, storage_warnings
-
-    ask = storage_request or StorageRequest()
-    storage = storage_block(
-        spec=spec, precision=work.precision, devices=devices, devices_per_node=profile.devices_per_node,
-        tokens=work.tokens, tokens_per_second=row["tokens_per_second"], wall_clock_seconds=row["wall_clock_seconds"],
-        tier=ask.tier, keep=ask.keep, transfer_gbps=ask.transfer_gbps,
-    )  # fmt: skip
     has_power = profile.power_watts is not None
     return r.EstimateReport(
         inputs=r.EstimateInputs(
