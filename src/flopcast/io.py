@@ -85,25 +85,7 @@ def atomic_write_bytes(path: Path, data: bytes, *, force: bool = False) -> Path:
         sys.stdout.buffer.flush()
         return Path(path)
     path = check_output_path(path, force)
-    mode = _file_mode(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise RuntimeFailure(f"cannot write {path}: {exc.strerror or exc}", hint="choose another path") from None
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise RuntimeFailure(f"cannot write {path}: {exc.strerror or exc}") from None
-        raise
-    return path
+    return _replace_atomically(path, data, _file_mode(path), hint="choose another path")
 
 
 def atomic_write_checked(path: Path, text: str, check) -> Path:
@@ -111,15 +93,27 @@ def atomic_write_checked(path: Path, text: str, check) -> Path:
     exact bytes that will land there (it raises to refuse them); nothing is left behind on failure."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise RuntimeFailure(f"cannot write {path}: {exc.strerror or exc}") from None
+    return _replace_atomically(path, text.encode("utf-8"), None, check=check)
+
+
+def _replace_atomically(path: Path, data: bytes, mode: int | None, *, check=None, hint: str | None = None) -> Path:
+    """A temporary file beside ``path``: written, fsynced, ``check``-ed, then renamed over ``path``; removed on
+    any failure (an OSError becomes one RuntimeFailure line)."""
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise RuntimeFailure(f"cannot write {path}: {exc.strerror or exc}", hint=hint) from None
+    try:
+        if mode is not None:
+            os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        check(Path(tmp))
+        if check is not None:
+            check(Path(tmp))
         os.replace(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
