@@ -254,7 +254,7 @@ def with_weights_load(report: ServeReport, profile: HardwareProfile, tier) -> Se
 
     weights = report.memory.weights_bytes
     nodes = max(1, math.ceil(report.devices / max(profile.devices_per_node, 1)))
-    seconds = float(transfer_seconds(weights, nodes, tier.read_bytes_per_s_per_node, tier.aggregate(weights)))
+    seconds = transfer_seconds(weights, nodes, tier.read_bytes_per_s_per_node, tier.aggregate(weights))
     load = ServeWeightsLoad(tier=tier.id, weights_bytes=weights, nodes=nodes, load_seconds=seconds,
                             sources=list(tier.sources))  # fmt: skip
     return report.model_copy(update={"weights_load": load})

@@ -146,10 +146,10 @@ def storage_block(*, spec, precision: str, devices: int, devices_per_node: int, 
     stored = dataset + keep * full
     if tier is not None:
         aggregate = tier.aggregate(stored)
-        write = float(ck.transfer_seconds(full, nodes, tier.write_bytes_per_s_per_node, aggregate))
-        load = float(ck.transfer_seconds(full, nodes, tier.read_bytes_per_s_per_node, aggregate))
+        write = ck.transfer_seconds(full, nodes, tier.write_bytes_per_s_per_node, aggregate)
+        load = ck.transfer_seconds(full, nodes, tier.read_bytes_per_s_per_node, aggregate)
         interval = float(ck.young_daly_interval_seconds(write, out["mtbf_seconds"]))
-        read_capacity = float(ck.transfer_seconds(1.0, nodes, tier.read_bytes_per_s_per_node, aggregate))
+        read_bandwidth = ck.tier_bandwidth_bytes_per_s(nodes, tier.read_bytes_per_s_per_node, aggregate)
         out.update(
             checkpoint_write_seconds=write,
             checkpoint_load_seconds=load,
@@ -157,7 +157,7 @@ def storage_block(*, spec, precision: str, devices: int, devices_per_node: int, 
             checkpoint_share_of_wall_clock=write / interval if interval > 0 else 0.0,
             # each interruption costs the restart's load plus half an interval of lost work
             interruption_share_of_wall_clock=(load + interval / 2.0) / out["mtbf_seconds"],
-            read_bandwidth_bytes_per_s=1.0 / read_capacity if read_capacity > 0 else None,
+            read_bandwidth_bytes_per_s=read_bandwidth if math.isfinite(read_bandwidth) else None,
             stored_bytes=stored,
             storage_usd=None
             if tier.usd_per_gb_month is None
@@ -195,8 +195,7 @@ def tier_wall_clock_seconds(training_seconds: float, devices: int, block: dict) 
 def with_tier_wall_clock(row: dict, block: dict, devices: int) -> dict:
     """The estimate row with its wall-clock (and what scales with it) computed from the tier (a tier that
     publishes no bandwidth leaves the row as it is)."""
-    if not all(math.isfinite(block.get(k) or float("nan")) for k in ("checkpoint_load_seconds",
-                                                                      "checkpoint_interval_seconds")):  # fmt: skip
+    if not (math.isfinite(block["checkpoint_load_seconds"]) and math.isfinite(block["checkpoint_interval_seconds"])):
         return row
     scale = tier_wall_clock_seconds(row["training_seconds"], devices, block) / row["wall_clock_seconds"]
     out = dict(row)

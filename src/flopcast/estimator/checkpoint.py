@@ -48,17 +48,17 @@ def export_bytes(params: float, dtype: str = "bf16") -> float:
     return params * EXPORT_BYTES_PER_PARAM[dtype]
 
 
-def transfer_seconds(total_bytes, nodes, per_node_bytes_per_s=None, aggregate_bytes_per_s=None):
-    """Seconds to move ``total_bytes`` from (or to) ``nodes`` nodes in parallel: per-node streams, capped by the
-    tier's aggregate; NaN when the tier publishes neither."""
-    limits = []
-    if per_node_bytes_per_s is not None:
-        limits.append(np.asarray(nodes, dtype=float) * per_node_bytes_per_s)
-    if aggregate_bytes_per_s is not None:
-        limits.append(np.asarray(aggregate_bytes_per_s, dtype=float))
-    if not limits:
-        return float("nan")
-    return np.asarray(total_bytes, dtype=float) / np.minimum.reduce(np.broadcast_arrays(*limits))
+def tier_bandwidth_bytes_per_s(nodes, per_node_bytes_per_s=None, aggregate_bytes_per_s=None) -> float:
+    """What ``nodes`` nodes move at once: their per-node streams, capped by the tier's aggregate; NaN when the
+    tier publishes neither."""
+    limits = [nodes * per_node_bytes_per_s] if per_node_bytes_per_s is not None else []
+    limits += [aggregate_bytes_per_s] if aggregate_bytes_per_s is not None else []
+    return float(min(limits)) if limits else float("nan")
+
+
+def transfer_seconds(total_bytes, nodes, per_node_bytes_per_s=None, aggregate_bytes_per_s=None) -> float:
+    """Seconds to move ``total_bytes`` from (or to) ``nodes`` nodes in parallel (:func:`tier_bandwidth_bytes_per_s`)."""
+    return float(total_bytes) / tier_bandwidth_bytes_per_s(nodes, per_node_bytes_per_s, aggregate_bytes_per_s)
 
 
 def young_daly_interval_seconds(write_seconds, mtbf_seconds):
