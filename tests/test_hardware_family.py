@@ -24,7 +24,7 @@ EXPECTED = {
     "a100-80gb": ("nvidia-ampere", 8.0),
     "h100-80gb": ("nvidia-hopper", 9.0),
     "h200-141gb": ("nvidia-hopper", 9.0),
-    "tpu-v3": ("google-tpu", None),
+    "tpu-v3": ("google-tpu-v3", None),
     "tpu-v4": ("google-tpu", None),
     "tpu-v5e": ("google-tpu", None),
     "tpu-v5p": ("google-tpu", None),

@@ -52,7 +52,7 @@ def test_shipped_runs_keep_every_source_column():
     with open(published_runs_path(), newline="", encoding="utf-8") as handle:
         header = next(csv.reader(handle))
     assert header == SOURCE_COLUMNS
-    assert len(load_runs()) == 33
+    assert len(load_runs()) == 35
 
 
 def _frozen_runs():
@@ -197,6 +197,6 @@ def test_bad_rows_are_one_line_exit_2(cli, one_line_error, tmp_path):
 
 def test_validate_all_checks_both_shipped_files(cli, one_line_error):
     doc = json.loads(cli("validate", "--all", "--format", "json").stdout)
-    assert len(doc["rows"]) == 33 + 43 and doc["summary"]["runs"] == len(_frozen_runs()[1])
+    assert len(doc["rows"]) == 35 + 43 and doc["summary"]["runs"] == len(_frozen_runs()[1])
     assert {r["run_id"] for r in doc["rows"]} == {r.run_id for p in shipped_runs_paths() for r in load_runs(p)}
     one_line_error(cli("validate", str(shipped_runs_paths()[0]), "--all"), 2, "--all")

@@ -234,7 +234,9 @@ def backtest(path: Path | None = None, profiles: list | None = None, params=None
         if run.run_id in seen:
             raise InvalidValue(f"run {run.run_id} appears twice", hint="give each run (file) once")
         seen.add(run.run_id)
-    preds = predict_stacked(stack_runs(runs, load_catalog(profiles)), params)
+    catalog = load_catalog(profiles)
+    stacked = stack_runs(runs, catalog)
+    preds = predict_stacked(stacked, params)
     rows = [
         ValidateRow(
             run_id=p.run.run_id,
@@ -274,12 +276,22 @@ def backtest(path: Path | None = None, profiles: list | None = None, params=None
         figures=_figures(gated, params, on_holdout),
         claim="held_out" if on_holdout else "given",
         regression_bar=params.extra.get("regression_bar") if on_holdout else None,
+        rule_of_thumb=_rule_of_thumb(gated, runs, catalog, stacked.precision),
         warnings=[
             f"{r.run_id}: {r.hardware} has no calibrated hardware family; wider P10–P90"
             for r in rows
             if not r.hardware_calibrated
         ],
     )
+
+
+def _rule_of_thumb(gated, runs, catalog, precision: str) -> dict:
+    """flopcast against the ``6·N·D / (0.4·peak)`` rule on the gated rows (rule_of_thumb.py)."""
+    from flopcast.calibration.rule_of_thumb import rule_of_thumb_comparison
+    from flopcast.estimator.arrays import training_peak
+
+    peaks = {r.hardware: training_peak(catalog.get(r.hardware), precision) for r in gated}
+    return rule_of_thumb_comparison(gated, {run.run_id: run for run in runs}, peaks)
 
 
 def _figures_of(rows) -> dict:

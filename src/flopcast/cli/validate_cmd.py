@@ -94,6 +94,15 @@ def _summary_lines(report) -> list[str]:
     else:
         lines.append("gate: the DESIGN bar")
     lines.append(f"worst trust-A run ({s.gated_on}): {worst} (reported, not gated)")
+    rule = report.rule_of_thumb
+    for key, label in (("whole_runs", "whole runs (device-hours)"), ("all", "every target")):
+        if key in rule:
+            f = rule[key]
+            lines.append(
+                f"vs the rule {rule['rule']} on {s.gated_on}, {label}: flopcast median |error| "
+                f"{f['flopcast_median_abs_error']:.1%} (p90 {f['flopcast_p90_abs_error']:.0%}), the rule "
+                f"{f['rule_median_abs_error']:.1%} (p90 {f['rule_p90_abs_error']:.0%}) on the same {f['runs']} runs"
+            )
     lines.append("PASS" if s.passed else "FAIL: " + "; ".join(s.failures))
     return lines
 

@@ -86,3 +86,8 @@ class ValidateReport(ReportBase):
     )
     claim: str = Field("held_out", description="which of the figures is the accuracy flopcast claims")
     regression_bar: dict | None = Field(None, description="the stored held-out figures plus their margins")
+    rule_of_thumb: dict = Field(
+        default_factory=dict,
+        description="flopcast against the 6·N·D / (0.4·peak) rule on the same gated rows: whole_runs "
+        "(device-hours) and all (every row the rule can read), median and p90 |error| of each",
+    )
