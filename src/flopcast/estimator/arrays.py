@@ -42,6 +42,27 @@ def _take(values: Sequence, index: np.ndarray | None, dtype=float) -> np.ndarray
     return base if index is None else base[index]
 
 
+def local_context_tokens(seq_len: float, window: float) -> float:
+    """The context a token of a ``seq_len``-token training sequence attends to in a sliding-window layer, in the
+    PaLM convention (App. B: a causal layer is counted at the whole sequence, twice the mean causal context).
+
+    Causally, position i sees min(i + 1, w) keys; the mean over a sequence longer than the window is
+    (w(w + 1)/2 + (s − w)·w)/s ≈ w − w²/(2s), so the convention's count is twice that, 2w − w²/s (s when
+    s ≤ w: a window at least as long as the sequence changes nothing). Gemma 2 (Team Gemma 2024): w = 4096.
+    """
+    if seq_len <= window:
+        return float(seq_len)
+    return 2.0 * window - window * window / seq_len
+
+
+def attention_context_fraction(spec) -> float:
+    """Mean over layers of the attended context / seq_len (1 without sliding-window layers)."""
+    if spec.sliding_window is None:
+        return 1.0
+    local = local_context_tokens(spec.seq_len, spec.sliding_window) / spec.seq_len
+    return (spec.global_attention_layers + spec.local_attention_layers * local) / spec.layers
+
+
 class ModelArrays(NamedTuple):
     """Architecture per row. Widths in elements; parameter counts in parameters."""
 
@@ -50,7 +71,13 @@ class ModelArrays(NamedTuple):
     heads: np.ndarray
     kv_heads: np.ndarray
     attn_width: np.ndarray  # heads · head_dim
-    kv_width: np.ndarray  # kv_heads · head_dim
+    kv_width: np.ndarray  # kv_heads · head_dim (the width of K; MLA: heads · (nope + rope))
+    kv_v_width: np.ndarray  # the width of V: kv_width, or heads · v_head_dim under MLA
+    v_width: np.ndarray  # the attention output before O: attn_width, or heads · v_head_dim under MLA
+    latent_width: np.ndarray  # MLA: the Q and KV latents a layer stores, 2·(q_lora_rank + kv_lora_rank); else 0
+    # mean over layers of the context a training token attends to, as a share of seq_len, in the PaLM
+    # convention (a global layer counts the whole sequence): below 1 with sliding-window layers (local_context)
+    attention_context_fraction: np.ndarray
     ffn: np.ndarray
     gated: np.ndarray  # 1.0 for SwiGLU (three FFN matrices), else 0.0
     vocab: np.ndarray
@@ -88,6 +115,10 @@ class ModelArrays(NamedTuple):
                 "kv_heads": m.n_kv_heads,
                 "attn_width": m.attn_width,
                 "kv_width": m.kv_width,
+                "kv_v_width": m.v_width if m.is_mla else m.kv_width,
+                "v_width": m.v_width,
+                "latent_width": 2 * ((m.q_lora_rank or 0) + m.kv_lora_rank) if m.is_mla else 0,
+                "attention_context_fraction": attention_context_fraction(m),
                 "ffn": m.ffn_size,
                 "gated": 1.0 if m.gated_ffn else 0.0,
                 "vocab": v,

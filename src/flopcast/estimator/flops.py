@@ -5,7 +5,9 @@ PaLM (Chowdhery et al. 2022, Appendix B) and Kaplan et al. 2020: a training toke
 the output head; the input embedding is a lookup), L layers, H heads of width Q, T the sequence length.
 The 6 is 2 (multiply-add) × 3 (forward, and the backward's two matmuls); the attention term is the
 forward's ``QKᵀ`` and ``A·V`` (``2·T·H·Q`` each per layer) × 3. Causal masking is not halved (the PaLM
-convention). Mixture-of-experts layers count their active experts only.
+convention). Mixture-of-experts layers count their active experts only. Under MLA the A·V product is
+as wide as the value heads (``v_width``), not the query/key heads; sliding-window layers attend their window
+(``ModelArrays.attention_context_fraction``, in the same convention).
 
 Recomputation (activation checkpointing) repeats part of the forward pass; the device executes it but
 MFU does not count it (Korthikanti et al. 2022 define HFU with it, MFU without):
@@ -32,10 +34,15 @@ def forward_linear_flops_per_token_per_layer(m: ModelArrays) -> np.ndarray:
 
 
 def forward_attention_flops_per_token_per_layer(m: ModelArrays, context_tokens=None) -> np.ndarray:
-    """Forward FLOPs of the attention core per token: QKᵀ and A·V, 2·T·(H·Q) each, T the context the
-    token attends to (``context_tokens``; the training sequence length ``m.seq_len`` when None)."""
-    context = m.seq_len if context_tokens is None else context_tokens
-    return 2 * FLOPS_PER_MULTIPLY_ADD * m.attn_width * context
+    """Forward FLOPs of the attention core per token, mean over layers: QKᵀ 2·T·(H·Q) and A·V 2·T·(H·Q_v),
+    T the context the token attends to (``context_tokens``; when None, the training sequence ``m.seq_len``
+    with sliding-window layers at their window, ``m.attention_context_fraction``). Q_v is the value head
+    width: Q itself, except under MLA (DeepSeek-V2: queries and keys 192 wide, values 128)."""
+    if context_tokens is None:
+        context = m.seq_len * m.attention_context_fraction
+    else:
+        context = context_tokens
+    return FLOPS_PER_MULTIPLY_ADD * (m.attn_width + m.v_width) * context
 
 
 def forward_head_flops_per_token(m: ModelArrays) -> np.ndarray:

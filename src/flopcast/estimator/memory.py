@@ -23,7 +23,9 @@ Sec. 4.1, 16-bit): per layer and micro-batch ``s·b·h·(34 + 5·a·s/h)`` bytes
 Written per token with the layer's own widths so that GQA, head_dim ≠ d/heads, ffn ≠ 4d and SwiGLU come out
 right, e bytes per element:
   attention   e·d (QKV input) + e·q (Q) + e·kv (K) + e·kv (V) + e·q (output-projection input)
-              + d (dropout mask); a fused kernel's 4 B log-sum-exp per head is left out (< 0.5%)
+              + d (dropout mask); a fused kernel's 4 B log-sum-exp per head is left out (< 0.5%).
+              MLA: V and the output projection's input are heads·v_head_dim wide, and the Q and KV latents
+              are kept at their norms and up-projections, 2·(q_lora_rank + kv_lora_rank)
   MLP         e·d (input) + e·f (activation input) + e·f (its output) + d (dropout mask); a fused SwiGLU
               keeps both branches and the product's input: e·d + 3·e·f (Megatron-LM ``bias_swiglu``)
   norms       2 × e·d (their inputs)
@@ -142,7 +144,9 @@ def activation_bytes_per_token_per_layer(m: ModelArrays, element_bytes: float) -
     d, q, kv, f = m.d_model, m.attn_width, m.kv_width, m.mlp_width  # f: every FFN a token passes, summed
     e = element_bytes
     mask = MASK_BYTES_PER_ELEMENT * m.dropout * d
-    attention = e * d + e * q + 2 * e * kv + e * q + mask
+    # the QKV input, Q, K, V, the output projection's input; MLA also its Q and KV latents (the inputs of their
+    # norms and up-projections), its V and O input heads·v_head_dim wide
+    attention = e * (d + q + kv + m.kv_v_width + m.v_width + m.latent_width) + mask
     # each FFN (a dense layer's, or each routed and shared expert a token visits) keeps its own input copy
     mlp = m.mlp_units * (e * d + mask) + np.where(m.gated > 0, 3 * e * f, 2 * e * f)
     norms = 2 * e * d
