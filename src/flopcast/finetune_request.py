@@ -25,11 +25,19 @@ def parse_epochs(epochs) -> int:
 
 def parse_finetune(finetune, lora_rank=None, lora_targets=None, *, spec, precision: str):
     """A :class:`~flopcast.estimator.finetune.Finetune`, or None for training (no ``finetune``)."""
-    from flopcast.estimator.finetune import DEFAULT_LORA_RANK, DEFAULT_LORA_TARGETS, FINETUNE_MODES, LORA_TARGETS, Finetune
+    from flopcast.estimator.finetune import (
+        DEFAULT_LORA_RANK,
+        DEFAULT_LORA_TARGETS,
+        FINETUNE_MODES,
+        LORA_TARGETS,
+        Finetune,
+    )
 
     mode = None if finetune is None else str(getattr(finetune, "value", finetune)).strip().lower()
     if mode is not None and mode not in FINETUNE_MODES:
-        raise InvalidValue(f"{opt('finetune')}: unknown mode {finetune!r}", hint=f"use one of {', '.join(FINETUNE_MODES)}")
+        raise InvalidValue(
+            f"{opt('finetune')}: unknown mode {finetune!r}", hint=f"use one of {', '.join(FINETUNE_MODES)}"
+        )
     adapters = mode in ("lora", "qlora")
     if not adapters and (lora_rank is not None or lora_targets is not None):
         given = opt("lora_rank") if lora_rank is not None else opt("lora_targets")
@@ -73,9 +81,7 @@ def qlora_hardware_reason(profile) -> str | None:
     kind, vendor = getattr(profile, "kind", None), getattr(profile, "vendor", None)
     if kind == "gpu" and vendor in QLORA_GPU_VENDORS:
         return None
-    return (
-        f"QLoRA's 4-bit NF4 kernels (bitsandbytes) run on NVIDIA and AMD GPUs; {profile.id} is a {vendor} {kind}"
-    )
+    return f"QLoRA's 4-bit NF4 kernels (bitsandbytes) run on NVIDIA and AMD GPUs; {profile.id} is a {vendor} {kind}"
 
 
 def check_finetune_hardware(ft, profile) -> None:
@@ -84,4 +90,6 @@ def check_finetune_hardware(ft, profile) -> None:
         return
     why = qlora_hardware_reason(profile)
     if why is not None:
-        raise InvalidValue(f"{opt('finetune')} qlora: {why}", hint=f"use {opt('finetune')} lora, or an NVIDIA or AMD GPU")
+        raise InvalidValue(
+            f"{opt('finetune')} qlora: {why}", hint=f"use {opt('finetune')} lora, or an NVIDIA or AMD GPU"
+        )

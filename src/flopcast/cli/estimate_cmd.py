@@ -18,13 +18,13 @@ from flopcast.cli.options import (
     Devices,
     Epochs,
     Finetune,
-    LoraRank,
-    LoraTargets,
     Force,
     Format,
     GradDtype,
     Hardware,
     KeepCheckpoints,
+    LoraRank,
+    LoraTargets,
     MemoryHeadroom,
     Model,
     Output,
@@ -200,7 +200,9 @@ def _finetune_table(r):
                       f"rank {f.lora_rank} on {f.lora_targets} linear layers, {f.trainable_fraction:.2%} of the "
                       "model; r·(d_in + d_out) per matrix")  # fmt: skip
         bits = f"{f.base_weight_bits_per_param:.3f}-bit NF4 + constants" if f.mode == "qlora" else "16-bit"
-        table.add_row("frozen base", _gb(f.frozen_weights_bytes), f"{bits} per device; no gradients or optimizer states")
+        table.add_row(
+            "frozen base", _gb(f.frozen_weights_bytes), f"{bits} per device; no gradients or optimizer states"
+        )
         table.add_row("adapter states", _gb(f.adapter_weights_bytes + r.memory.breakdown.gradients_bytes
                                             + r.memory.breakdown.optimizer_bytes),
                       f"weights {_gb(f.adapter_weights_bytes)}, gradients {_gb(r.memory.breakdown.gradients_bytes)} "

@@ -208,7 +208,9 @@ def frozen_states(
     a_dense, a_expert = lps * a.dense_params / tp, lps * a.expert_params / (tp * ep)
 
     def adapters(bytes_per_param, from_stage):
-        return bytes_per_param * (sharded(a_dense, dense_shards, from_stage) + sharded(a_expert, expert_shards, from_stage))
+        return bytes_per_param * (
+            sharded(a_dense, dense_shards, from_stage) + sharded(a_expert, expert_shards, from_stage)
+        )
 
     adapter_weights = adapters(w_b, 3)
     return FrozenStates(

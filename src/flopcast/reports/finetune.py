@@ -12,20 +12,34 @@ class FinetuneInfo(BaseModel):
 
     mode: str = Field(description="full (every weight trained), lora or qlora (frozen base, low-rank adapters)")
     lora_rank: int | None = Field(None, description="r of the adapters B·A (null for full fine-tuning)")
-    lora_targets: str | None = Field(None, description="all (attention and MLP linear layers) or attention (q, k, v, o)")
+    lora_targets: str | None = Field(
+        None, description="all (attention and MLP linear layers) or attention (q, k, v, o)"
+    )
     epochs: int = Field(description="passes over the fine-tuning set")
     dataset_tokens: float = Field(description="tokens in the fine-tuning set (--tokens)")
     tokens_processed: float = Field(description="dataset_tokens × epochs: what the run trains on")
-    trainable_params: float = Field(description="parameters with gradients and optimizer states (adapters: r·(d_in + d_out) per adapted matrix)")
+    trainable_params: float = Field(
+        description="parameters with gradients and optimizer states (adapters: r·(d_in + d_out) per adapted matrix)"
+    )
     trainable_fraction: float = Field(description="trainable_params / the model's parameters")
     trainable_params_per_device: float = Field(description="on the fullest device, before ZeRO sharding")
-    base_weight_bits_per_param: float = Field(description="frozen linear weights: 16, or NF4 4 + 0.127 of constants (QLoRA)")
+    base_weight_bits_per_param: float = Field(
+        description="frozen linear weights: 16, or NF4 4 + 0.127 of constants (QLoRA)"
+    )
     frozen_weights_bytes: float = Field(description="per device, of memory.breakdown.weights_bytes")
     adapter_weights_bytes: float = Field(description="per device, of memory.breakdown.weights_bytes")
-    dequant_buffer_bytes: float = Field(description="QLoRA: the bf16 copy of the weight being multiplied, of weights_bytes")
-    flops_per_token_full_training: float = Field(description="model FLOPs per token of a full training step, for comparison")
-    flops_ratio_to_full_training: float = Field(description="flops.per_token / flops_per_token_full_training: (4N + 6N_a)/(6N) plus attention")
-    paged_optimizer_modelled: bool = Field(False, description="QLoRA's paged optimizer (host offload on spikes) is not modelled")
+    dequant_buffer_bytes: float = Field(
+        description="QLoRA: the bf16 copy of the weight being multiplied, of weights_bytes"
+    )
+    flops_per_token_full_training: float = Field(
+        description="model FLOPs per token of a full training step, for comparison"
+    )
+    flops_ratio_to_full_training: float = Field(
+        description="flops.per_token / flops_per_token_full_training: (4N + 6N_a)/(6N) plus attention"
+    )
+    paged_optimizer_modelled: bool = Field(
+        False, description="QLoRA's paged optimizer (host offload on spikes) is not modelled"
+    )
     notes: list[str] = Field(default_factory=list)
 
 
