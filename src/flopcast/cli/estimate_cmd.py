@@ -239,7 +239,10 @@ def estimate_tables(r) -> list:
     if r.hardware.measured:
         where = f"measured on {r.hardware.id} by flopcast bench; the rest: datasheet"
         summary.add_row("measured", ", ".join(r.hardware.measured), where)
-    summary.add_row("tokens", format_si(r.inputs.tokens), f"{t.steps:,.0f} steps of {p.global_batch_tokens:,} tokens")
+    epochs = f" × {r.inputs.epochs} epochs" if r.inputs.epochs != 1 else ""
+    summary.add_row(
+        "tokens", format_si(r.inputs.tokens) + epochs, f"{t.steps:,.0f} steps of {p.global_batch_tokens:,} tokens"
+    )
     summary.add_row(
         "layout",
         degrees_text(p),
