@@ -113,7 +113,7 @@ def test_schema_without_kind_lists_every_kind():
 def test_schema_json_without_kind_is_every_schema_in_one_object():
     result = run("schema", "--format", "json")
     doc = json.loads(result.stdout)
-    assert doc["schema_version"] == "2.1" and doc["flopcast_version"]
+    assert doc["schema_version"] == "2.2" and doc["flopcast_version"]
     assert list(doc["schemas"]) == kinds()
     assert doc["schemas"]["plan"] == schema_of("plan")
 

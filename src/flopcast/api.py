@@ -40,6 +40,10 @@ def estimate(
     storage=None,
     keep_checkpoints=None,
     transfer_gbps=None,
+    finetune=None,
+    lora_rank=None,
+    lora_targets=None,
+    epochs=None,
     **options,
 ):
     """Estimate one training job; returns an :class:`~flopcast.reports.estimate.EstimateReport`.
@@ -53,6 +57,9 @@ def estimate(
     ``grad_dtype``: fp32, bf16, fp16 (None: fp32 main grads for bf16/fp8, as Megatron-LM; fp16 for fp16).
     ``storage``: a storage tier id (flopcast.storage; None: tier-free storage figures only), with
     ``keep_checkpoints`` (default 2) and ``transfer_gbps`` (a rate to move the dataset and final checkpoint at).
+    ``finetune``: full, lora or qlora (frozen base weights, flopcast.estimator.finetune) with ``lora_rank``
+    (default 16) and ``lora_targets`` (all, the default, or attention); ``tokens`` is then the fine-tuning set,
+    ``epochs`` (default 1) the passes over it.
     """
     from flopcast import request
     from flopcast.estimator.efficiency import EfficiencyParams
@@ -61,7 +68,8 @@ def estimate(
     layout, architecture = request.split_options(options)
     work = request.training_workload(
         model=model, tokens=tokens, seq_len=seq_len, precision=precision, mfu=mfu, memory_headroom=memory_headroom,
-        architecture=architecture, grad_dtype=grad_dtype,
+        architecture=architecture, grad_dtype=grad_dtype, finetune=finetune, lora_rank=lora_rank,
+        lora_targets=lora_targets, epochs=epochs,
     )  # fmt: skip
     n_devices = parse_int(request.required(devices, "devices", "256"), what=opt("devices"))
     from flopcast.storage import storage_request
@@ -70,6 +78,9 @@ def estimate(
     query = request.layout_query(**layout)
     params = EfficiencyParams.load()
     profile = request.resolve_hardware(hardware, profiles)
+    from flopcast.finetune_request import check_finetune_hardware
+
+    check_finetune_hardware(work.finetune, profile)
     hw = request.priced_hardware(
         profile, precision=work.precision, params=params, tier=price_tier, price_per_hour=price_per_hour
     )
@@ -109,7 +120,7 @@ def estimate_on(work, hw, devices: int, query, params, *, storage=None):
                 f"MFU {work.mfu:g} with {layout.recompute} recomputation would run the hardware above its "
                 f"peak; the step is limited to the peak (MFU {row['mfu']:.3g}, HFU 1)"
             )
-    if work.tokens < layout.global_batch * spec.seq_len:
+    if work.tokens_processed < layout.global_batch * spec.seq_len:
         warnings.append("fewer tokens than one global batch: the run is shorter than one optimizer step")
     suggestions = []
     if not row["fits"]:

@@ -139,6 +139,7 @@ def search(
     confidence: str = "p50",
     memory_headroom: float = DEFAULT_MEMORY_HEADROOM_FRACTION,  # fraction of each device's memory kept free
     grad_dtype: str | None = None,  # None: the precision's convention (estimator.memory.default_grad_dtype)
+    finetune=None,  # estimator.finetune.Finetune; None: training
 ) -> PlanResult:
     """Search every hardware × device count × layout; return the winners, the best, the Pareto front.
     Deadline, budget, objective and front compare the estimates at ``confidence`` (confidence.py)."""
@@ -152,7 +153,9 @@ def search(
     params = params or EfficiencyParams.load()
     limit = DEFAULT_MAX_DEVICES if max_devices is None else max_devices
     marr = ModelArrays.from_specs([spec])
-    workload = Workload(tokens=tokens, precision=precision, memory_headroom=memory_headroom, grad_dtype=grad_dtype)
+    workload = Workload(
+        tokens=tokens, precision=precision, memory_headroom=memory_headroom, grad_dtype=grad_dtype, finetune=finetune
+    )
     cache = CandidateCache(spec, LayoutQuery(global_batch=global_batch))
     hardware, skipped, sweeps = [], {}, []
     searched_max = limit
@@ -178,6 +181,10 @@ def search(
 
     for profile in profiles:
         why = unsearchable_reason(profile, precision=precision, tier=price_tier)
+        if why is None and finetune is not None and finetune.mode == "qlora":
+            from flopcast.finetune_request import qlora_hardware_reason
+
+            why = qlora_hardware_reason(profile)
         if why is not None:
             skipped[profile.id] = why
             continue
@@ -333,6 +340,10 @@ def plan(
     storage=None,
     keep_checkpoints=None,
     transfer_gbps=None,
+    finetune=None,
+    lora_rank=None,
+    lora_targets=None,
+    epochs=None,
     **architecture,
 ):
     """Search hardware × device count × layout under the constraints; returns a
@@ -340,7 +351,8 @@ def plan(
     of the estimate's calibrated range at which the deadline and budget are met. Never raises
     :class:`Infeasible`: a report with ``feasible`` False carries the reason and the near-misses (the CLI
     exits 3 via :func:`raise_if_infeasible`). ``storage`` (a tier id), ``keep_checkpoints`` and ``transfer_gbps``
-    give the best plan's estimate its storage figures (flopcast.storage)."""
+    give the best plan's estimate its storage figures (flopcast.storage). ``finetune``, ``lora_rank``,
+    ``lora_targets`` and ``epochs`` as for :func:`flopcast.api.estimate`."""
     from flopcast import request
     from flopcast.estimator.efficiency import EfficiencyParams
     from flopcast.layout import default_global_batch
@@ -354,7 +366,8 @@ def plan(
     deadline_s, budget_usd, limit = parse_constraints(deadline, budget, max_devices)
     work = request.training_workload(
         model=model, tokens=tokens, seq_len=seq_len, precision=precision, memory_headroom=memory_headroom,
-        architecture=architecture, grad_dtype=grad_dtype,
+        architecture=architecture, grad_dtype=grad_dtype, finetune=finetune, lora_rank=lora_rank,
+        lora_targets=lora_targets, epochs=epochs,
     )  # fmt: skip
     gb = request.optional_int(global_batch, "global_batch")
     chosen = request.resolve_hardware_list(hardware, profiles)
@@ -362,10 +375,10 @@ def plan(
     params = params or EfficiencyParams.load()
     spec = work.spec
     result = search(
-        spec, chosen, work.tokens, objective=objective, deadline_seconds=deadline_s, budget_usd=budget_usd,
+        spec, chosen, work.tokens_processed, objective=objective, deadline_seconds=deadline_s, budget_usd=budget_usd,
         max_devices=limit, price_tier=price_tier, precision=work.precision, global_batch=gb, params=params,
         confidence=confidence,
-        memory_headroom=work.memory_headroom, grad_dtype=work.grad_dtype,
+        memory_headroom=work.memory_headroom, grad_dtype=work.grad_dtype, finetune=work.finetune,
     )  # fmt: skip
     pts = result.points
     warnings, best_report = [], None
@@ -392,6 +405,9 @@ def plan(
             global_batch=gb,
             global_batch_rule=None if gb is not None else default_global_batch(spec.params, spec.seq_len),
             confidence=confidence,
+            finetune=None if work.finetune is None else work.finetune.mode,
+            lora_rank=work.finetune.rank if work.finetune is not None and work.finetune.frozen else None,
+            epochs=work.epochs,
         ),  # fmt: skip
         model=model_summary(spec),
         feasible=result.best is not None,

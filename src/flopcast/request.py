@@ -165,12 +165,20 @@ class TrainingWorkload(NamedTuple):
     mfu: float | None
     memory_headroom: float = DEFAULT_MEMORY_HEADROOM_FRACTION
     grad_dtype: str | None = None  # None: the precision's convention (estimator.memory.default_grad_dtype)
+    finetune: object = None  # estimator.finetune.Finetune (full, lora, qlora); None: training
+    epochs: int = 1  # passes over ``tokens`` (a fine-tuning set's size)
+
+    @property
+    def tokens_processed(self) -> float:
+        return self.tokens * self.epochs
 
     def core(self):
-        """The core's Workload."""
+        """The core's Workload (its tokens: every epoch's)."""
         from flopcast.estimator.arrays import Workload
 
-        return Workload(self.tokens, self.precision, self.mfu, self.memory_headroom, self.grad_dtype)
+        return Workload(
+            self.tokens_processed, self.precision, self.mfu, self.memory_headroom, self.grad_dtype, self.finetune
+        )
 
 
 def resolve_model(model, seq_len=None, architecture: dict | None = None):
@@ -205,16 +213,25 @@ def training_workload(
     memory_headroom=None,
     architecture=None,
     grad_dtype=None,
+    finetune=None,
+    lora_rank=None,
+    lora_targets=None,
+    epochs=None,
 ):
-    """Parse the model and token options (bad values raise one-line errors)."""
+    """Parse the model and token options (bad values raise one-line errors). ``finetune`` (full, lora,
+    qlora) with ``lora_rank`` and ``lora_targets``: estimator/finetune.py; ``epochs`` multiplies ``tokens``."""
+    from flopcast.finetune_request import parse_epochs, parse_finetune
+
     n_tokens = parse_count(required(tokens, "tokens", "2T"), what=opt("tokens"))
     prec = parse_precision(precision)
     grads = parse_grad_dtype(grad_dtype, prec)
     forced = parse_mfu(mfu)
     headroom = parse_memory_headroom(memory_headroom)
+    n_epochs = parse_epochs(epochs)
     spec = resolve_model(model, seq_len, architecture)
+    tune = parse_finetune(finetune, lora_rank, lora_targets, spec=spec, precision=prec)
     label = str(model) if isinstance(model, str) else spec.name
-    return TrainingWorkload(spec, label, n_tokens, prec, forced, headroom, grads)
+    return TrainingWorkload(spec, label, n_tokens, prec, forced, headroom, grads, tune, n_epochs)
 
 
 # --- hardware and prices -------------------------------------------------------------------------------------

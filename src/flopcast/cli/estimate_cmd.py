@@ -16,11 +16,15 @@ from flopcast.cli.common import OutputFormat, emit_plot, emit_text, note, prefli
 from flopcast.cli.options import (
     DEFAULT_HARDWARE,
     Devices,
+    Epochs,
+    Finetune,
     Force,
     Format,
     GradDtype,
     Hardware,
     KeepCheckpoints,
+    LoraRank,
+    LoraTargets,
     MemoryHeadroom,
     Model,
     Output,
@@ -67,6 +71,10 @@ def estimate_command(
     precision: Precision = "bf16",
     memory_headroom: MemoryHeadroom = None,
     grad_dtype: GradDtype = None,
+    finetune: Finetune = None,
+    lora_rank: LoraRank = None,
+    lora_targets: LoraTargets = None,
+    epochs: Epochs = None,
     mfu: Mfu = None,
     price_tier: PriceTier = None,
     price_per_hour: PricePerHour = None,
@@ -98,6 +106,9 @@ def estimate_command(
             raise ConflictingOptions(
                 "--sweep with storage options", hint="estimate one device count for the storage figures"
             )
+        tuning = {k: options.pop(k) for k in ("finetune", "lora_rank", "lora_targets", "epochs")}
+        if any(v is not None for v in tuning.values()):
+            raise ConflictingOptions("--sweep with fine-tuning options", hint="estimate one device count at a time")
 
         run_sweep(sweep, options, fmt=fmt, output=output, force=force, plot=plot, quiet=quiet)
         return
@@ -174,6 +185,38 @@ def _storage_table(st):
     return table
 
 
+def _finetune_table(r):
+    """What a fine-tuning run trains and freezes (report.finetune)."""
+    from rich.table import Table
+
+    f = r.finetune
+    table = Table(title=f"Fine-tuning: {f.mode}", title_justify="left")
+    table.add_column("item")
+    table.add_column("value", justify="right")
+    table.add_column("note", overflow="fold")
+    table.add_row("tokens", format_si(f.tokens_processed), f"{format_si(f.dataset_tokens)} × {f.epochs} epoch(s)")
+    if f.lora_rank is not None:
+        table.add_row("adapters", f"{format_si(f.trainable_params)} params",
+                      f"rank {f.lora_rank} on {f.lora_targets} linear layers, {f.trainable_fraction:.2%} of the "
+                      "model; r·(d_in + d_out) per matrix")  # fmt: skip
+        bits = f"{f.base_weight_bits_per_param:.3f}-bit NF4 + constants" if f.mode == "qlora" else "16-bit"
+        table.add_row(
+            "frozen base", _gb(f.frozen_weights_bytes), f"{bits} per device; no gradients or optimizer states"
+        )
+        table.add_row("adapter states", _gb(f.adapter_weights_bytes + r.memory.breakdown.gradients_bytes
+                                            + r.memory.breakdown.optimizer_bytes),
+                      f"weights {_gb(f.adapter_weights_bytes)}, gradients {_gb(r.memory.breakdown.gradients_bytes)} "
+                      f"(at the peak), optimizer {_gb(r.memory.breakdown.optimizer_bytes)}")  # fmt: skip
+        if f.dequant_buffer_bytes:
+            table.add_row("dequantised copy", _gb(f.dequant_buffer_bytes), "the bf16 weight being multiplied")
+    table.add_row("FLOPs / token", f"{f.flops_ratio_to_full_training:.1%}",
+                  f"of full training's {format_si(f.flops_per_token_full_training, 'FLOP')}; model FLOPs (MFU) count "
+                  "what runs once, without recomputation")  # fmt: skip
+    for n in f.notes:
+        table.add_row("", "", n)
+    return table
+
+
 def estimate_tables(r) -> list:
     """The renderables of an EstimateReport, top to bottom: summary, memory, time, warnings."""
     from rich.table import Table
@@ -196,7 +239,10 @@ def estimate_tables(r) -> list:
     if r.hardware.measured:
         where = f"measured on {r.hardware.id} by flopcast bench; the rest: datasheet"
         summary.add_row("measured", ", ".join(r.hardware.measured), where)
-    summary.add_row("tokens", format_si(r.inputs.tokens), f"{t.steps:,.0f} steps of {p.global_batch_tokens:,} tokens")
+    epochs = f" × {r.inputs.epochs} epochs" if r.inputs.epochs != 1 else ""
+    summary.add_row(
+        "tokens", format_si(r.inputs.tokens) + epochs, f"{t.steps:,.0f} steps of {p.global_batch_tokens:,} tokens"
+    )
     summary.add_row(
         "layout",
         degrees_text(p),
@@ -284,6 +330,8 @@ def estimate_tables(r) -> list:
     step.add_row("step", format_duration(t.step_seconds), "", style="bold")
 
     out = [summary, memory, step]
+    if r.finetune is not None:
+        out.append(_finetune_table(r))
     if r.storage is not None and r.storage.tier is not None:
         out.append(_storage_table(r.storage))
     if r.warnings:

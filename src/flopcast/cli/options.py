@@ -55,6 +55,26 @@ MemoryHeadroom = Annotated[
     _value("--memory-headroom", metavar="FRACTION",
            help="Share of each device's memory a layout must leave free to fit, e.g. 0.1 or 10% (default 10%)."),
 ]  # fmt: skip
+# fine-tuning (flopcast.estimator.finetune): estimate and plan
+Finetune = Annotated[
+    str | None,
+    _value("--finetune", metavar="full|lora|qlora",
+           help="Fine-tune: full (every weight), lora (frozen 16-bit base + rank-r adapters, Hu et al. 2021) or "
+                "qlora (frozen 4-bit NF4 base + adapters, Dettmers et al. 2023); --tokens is then the "
+                "fine-tuning set."),
+]  # fmt: skip
+LoraRank = Annotated[
+    str | None, _value("--lora-rank", metavar="R", help="LoRA/QLoRA adapter rank, 1 to d_model (default 16).")
+]
+LoraTargets = Annotated[
+    str | None,
+    _value("--lora-targets", metavar="all|attention",
+           help="Matrices with adapters: all linear layers of each block (default, as QLoRA) or "
+                "attention (q, k, v, o)."),
+]  # fmt: skip
+Epochs = Annotated[
+    str | None, _value("--epochs", help="Passes over --tokens (default 1); the run trains tokens × epochs.")
+]
 
 # --- the architecture (explicit, or overriding a preset's) ----------------------------------------------------
 Layers = Annotated[str | None, _value("--layers", help="Transformer layers (explicit architecture).")]

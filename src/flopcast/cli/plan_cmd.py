@@ -16,12 +16,16 @@ from flopcast.cli.options import (
     Budget,
     Confidence,
     Deadline,
+    Epochs,
+    Finetune,
     Force,
     Format,
     GlobalBatch,
     GradDtype,
     HardwareList,
     KeepCheckpoints,
+    LoraRank,
+    LoraTargets,
     MaxDevices,
     MemoryHeadroom,
     Model,
@@ -175,6 +179,10 @@ def plan_command(
     precision: Precision = "bf16",
     memory_headroom: MemoryHeadroom = None,
     grad_dtype: GradDtype = None,
+    finetune: Finetune = None,
+    lora_rank: LoraRank = None,
+    lora_targets: LoraTargets = None,
+    epochs: Epochs = None,
     global_batch: GlobalBatch = None,
     architecture: dict = None,  # one option per architecture field: cli.options.with_architecture_options
     seq_len: SeqLen = None,
@@ -200,6 +208,7 @@ def plan_command(
     work = workload(model, tokens, seq_len, precision, global_batch, **architecture)
     work["memory_headroom"] = memory_headroom
     work["grad_dtype"] = grad_dtype
+    work.update(finetune=finetune, lora_rank=lora_rank, lora_targets=lora_targets, epochs=epochs)
     with interruptible():
         report = plan(
             **work,

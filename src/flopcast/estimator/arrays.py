@@ -338,6 +338,7 @@ class Workload(NamedTuple):
     mfu_override: float | None = None  # forces model-FLOPs utilisation of the step (DESIGN §7 --mfu)
     memory_headroom: float = 0.0  # fraction of each device's memory a layout must leave free to "fit"
     grad_dtype: str | None = None  # gradient dtype; None: the precision's convention (memory.default_grad_dtype)
+    finetune: object = None  # estimator.finetune.Finetune (LoRA/QLoRA: frozen base weights); None: training
 
 
 class EstimateArrays(NamedTuple):
@@ -400,6 +401,11 @@ class EstimateArrays(NamedTuple):
     cost_usd_p80: np.ndarray
     cost_usd_p90: np.ndarray
     extrapolation_doublings: np.ndarray  # doublings of devices + parameters beyond the fitted runs (0 inside)
+    # fine-tuning (estimator/finetune.py); training: 0 bytes and every parameter trainable
+    trainable_params_per_device: np.ndarray  # parameters with gradients and optimizer states, before ZeRO
+    frozen_weights_bytes: np.ndarray  # of weights_bytes: the frozen base (16-bit, or NF4 + constants)
+    adapter_weights_bytes: np.ndarray  # of weights_bytes: the adapters
+    dequant_buffer_bytes: np.ndarray  # of weights_bytes: QLoRA's bf16 copy of the matrix being multiplied
 
     def row(self, i: int) -> dict[str, float]:
         """One row as plain Python numbers (for the report of the chosen layout)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flopcast.estimator import costs, reliability, uncertainty
+from flopcast.estimator import costs, finetune, reliability, uncertainty
 from flopcast.estimator.arrays import (
     EstimateArrays,
     HardwareArrays,
@@ -47,8 +47,13 @@ def evaluate(
     devices = lay.devices
     micro_batches = lay.global_batch / (lay.dp * lay.micro_batch)
 
-    mf_token = model_flops_per_token(model)
-    hf_token = hardware_flops_per_token(model, lay.recompute)
+    frozen = finetune.frozen_base(model, workload.finetune)  # LoRA/QLoRA; None: training, full fine-tuning
+    if frozen is None:
+        mf_token = model_flops_per_token(model)
+        hf_token = hardware_flops_per_token(model, lay.recompute)
+    else:
+        mf_token = finetune.model_flops_per_token(model, frozen.adapters)
+        hf_token = finetune.hardware_flops_per_token(model, frozen.adapters, lay.recompute)
     tokens = np.asarray(workload.tokens, dtype=float)
 
     mem = memory_per_device(
@@ -68,14 +73,17 @@ def evaluate(
         precision=workload.precision,
         grad_dtype=workload.grad_dtype,
         runtime=hardware.runtime_allowance,
+        frozen=frozen,
     )
     # The gradient all-reduce is modelled at the activation width (16 bits for mixed precision), as the
     # efficiency fit assumes: Megatron-LM reduces fp32 main grads, but moving the reduce to fp32 raised the
     # frozen holdout's median error from 17.5% to 20.8% after a refit (the runs' own grad dtypes are not
     # recorded), so the memory's grad dtype does not change the step time yet.
+    # the gradients reduced and the states updated are the trainable parameters' (the adapters under LoRA)
     st = step_time(
-        model, hardware, lay, params, element_bytes=element, params_per_device=mem.params_per_device,
-        expert_params_per_device=mem.expert_params_per_device, precision=workload.precision,
+        model, hardware, lay, params, element_bytes=element, params_per_device=mem.trainable_params_per_device,
+        expert_params_per_device=mem.trainable_expert_params_per_device, precision=workload.precision,
+        frozen=frozen, frozen_weight_bytes=mem.frozen_weights_bytes * np.where(lay.zero >= 3, _shards(lay), 1.0),
     )  # fmt: skip
     step = st.step_seconds
     parts = (
@@ -164,4 +172,15 @@ def evaluate(
         cost_usd_p80=b(pct(cost, factors, "p80")),
         cost_usd_p90=b(pct(cost, factors, "p90")),
         extrapolation_doublings=b(doublings),
+        trainable_params_per_device=b(mem.trainable_params_per_device),
+        frozen_weights_bytes=b(mem.frozen_weights_bytes),
+        adapter_weights_bytes=b(mem.adapter_weights_bytes),
+        dequant_buffer_bytes=b(mem.dequant_buffer_bytes),
     )
+
+
+def _shards(lay: LayoutArrays) -> np.ndarray:
+    """Ranks ZeRO-3 shards the frozen weights over (memory.sharding_group_size)."""
+    from flopcast.estimator.memory import sharding_group_size
+
+    return sharding_group_size(lay.dp, lay.cp, lay.shard_group)

@@ -55,6 +55,11 @@ from typing import NamedTuple
 import numpy as np
 
 from flopcast.estimator.arrays import ModelArrays, activation_bytes_per_element
+from flopcast.estimator.finetune import (
+    QLORA_WEIGHT_BYTES_PER_PARAM,
+    frozen_states,
+    intermediate_bytes_per_token_per_layer,
+)
 from flopcast.estimator.fp8 import FP8_WEIGHT_COPY_BYTES_PER_PARAM, saved_input_savings_bytes_per_token_per_layer
 from flopcast.estimator.recompute import (
     RECOMPUTE_NONE,
@@ -247,6 +252,12 @@ class MemoryArrays(NamedTuple):
     peak_at_optimizer_step: np.ndarray  # 1.0 when moment (b) of the module docstring is the peak
     params_per_device: np.ndarray  # parameters of the fullest stage on one device (before ZeRO sharding)
     expert_params_per_device: np.ndarray  # of which routed-expert parameters (sharded by ep, reduced over dp·cp/ep)
+    # fine-tuning (estimator/finetune.py); training: every parameter trainable, no frozen or adapter bytes
+    trainable_params_per_device: np.ndarray  # parameters with gradients (adapters), before ZeRO sharding
+    trainable_expert_params_per_device: np.ndarray  # of which routed experts' adapters
+    frozen_weights_bytes: np.ndarray  # of weights_bytes
+    adapter_weights_bytes: np.ndarray  # of weights_bytes
+    dequant_buffer_bytes: np.ndarray  # of weights_bytes
 
 
 def memory_per_device(
@@ -267,6 +278,7 @@ def memory_per_device(
     precision: str,
     grad_dtype: str | None = None,
     runtime: np.ndarray | float = 1.0,
+    frozen=None,
 ) -> MemoryArrays:
     """Bytes on the fullest device: the first pipeline stage (embedding + in-flight activations) or the
     last (output head + the loss); with one stage they are the same device.
@@ -275,7 +287,8 @@ def memory_per_device(
     weights replicated; Megatron-LM's distributed optimizer shards over the data-parallel group *with* context
     parallelism, so ZeRO shards the dense states over dp·cp. Expert parallelism (``ep``, within dp·cp) places
     E/ep routed experts per device: their states ÷ (tp·ep), sharded by ZeRO over the dp·cp/ep replicas of each
-    expert (Megatron-Core's expert-data-parallel group)."""
+    expert (Megatron-Core's expert-data-parallel group). ``frozen`` (finetune.FrozenBase): LoRA/QLoRA's frozen
+    base weights and their adapters (estimator/finetune.py)."""
     w_b, g_b, o_b = model_state_bytes_per_param(precision, grad_dtype)
     fp8_copies = FP8_WEIGHT_COPY_BYTES_PER_PARAM if precision == "fp8" else 0.0
     if grad_dtype is None:  # the convention of the ZeRO stage's frameworks (default_grad_dtype), per row
@@ -296,11 +309,17 @@ def memory_per_device(
     tokens = micro_batch * m.seq_len / cp  # each device holds its 1/cp of every sequence
     per_layer = stored_activation_bytes_per_token_per_layer(m, recompute, fused_attention, tp, element, precision)
     working = recompute_working_bytes_per_token(m, recompute, fused_attention, tp, element, precision) * tokens
+    if frozen is not None:  # the adapters' rank-r intermediates: kept, or rebuilt in a checkpointed layer
+        extra = intermediate_bytes_per_token_per_layer(frozen.adapters, element) / tp
+        checkpointed = is_checkpointed(recompute)
+        per_layer = per_layer + np.where(checkpointed, 0.0, extra)
+        working = working + np.where(checkpointed, extra * tokens, 0.0)
     first_act = lps * per_layer * tokens * micro_batches_in_flight(pp, micro_batches, interleave)
     last_act = lps * per_layer * tokens
     loss = LOSS_WORKING_BYTES_PER_VOCAB_ENTRY * tokens * m.vocab / tp
     gathered_layer = (m.layer_params - m.layer_expert_params) / tp + m.layer_expert_params / (tp * ep)
-    zero3 = np.where(zero >= 3, ZERO3_GATHERED_LAYERS * w_b * gathered_layer, 0.0)
+    gathered_b = QLORA_WEIGHT_BYTES_PER_PARAM if frozen is not None and frozen.spec.quantised else w_b
+    zero3 = np.where(zero >= 3, ZERO3_GATHERED_LAYERS * gathered_b * gathered_layer, 0.0)
     dense_shards = sharding_group_size(dp, cp, shard_group)
     expert_shards = np.maximum(np.minimum(dense_shards, dp * cp / ep), 1.0)
     expert_per_dev = expert_params / (tp * ep)
@@ -319,6 +338,15 @@ def memory_per_device(
         weights = (w_b + fp8_copies) * sharded(3)
         grads = g_b * sharded(2)
         optim = o_b * sharded(1)
+        tuned = (weights * 0.0, weights * 0.0, weights * 0.0, per_dev, expert_per_dev)
+        if frozen is not None:  # frozen base weights, adapters with gradients and optimizer states
+            st = frozen_states(
+                frozen.spec, frozen.adapters, dense_dev=dense_dev, expert_dev=expert_per_dev, lps=lps, tp=tp,
+                ep=ep, zero=zero, dense_shards=dense_shards, expert_shards=expert_shards, w_b=w_b, g_b=g_b, o_b=o_b,
+            )  # fmt: skip
+            weights, grads, optim = st.weights, st.grads, st.optim
+            tuned = (st.frozen_weights, st.adapter_weights, st.dequant_buffer, st.trainable_params,
+                     st.trainable_expert_params)  # fmt: skip
         # gradients exist from the first backward on: before the loss only on a step's first micro-batch
         held_grads = np.where(persistent_grads | (micro_batches > 1), grads, 0.0)
         at_loss = weights + optim + held_grads + activations + np.maximum(loss_bytes, working) + zero3
@@ -336,6 +364,7 @@ def memory_per_device(
             step_peak,
             per_dev,
             weights + optim + held_grads + zero3,  # allocated once per run: no allocator churn
+            *tuned,  # 10-14: frozen weights, adapter weights, dequantised buffer, trainable (expert) params
         )
 
     first = device(first_params, first_act, np.where(single, loss, 0.0))
@@ -366,4 +395,9 @@ def memory_per_device(
         peak_at_optimizer_step=pick(7).astype(float),
         params_per_device=np.maximum(first[8], last[8]),
         expert_params_per_device=expert_per_dev + like,
+        trainable_params_per_device=np.maximum(first[13], last[13]),
+        trainable_expert_params_per_device=pick(14) + like,
+        frozen_weights_bytes=pick(10) + like,
+        adapter_weights_bytes=pick(11) + like,
+        dequant_buffer_bytes=pick(12) + like,
     )

@@ -60,10 +60,12 @@ from flopcast.estimator.experts import (
     routed_active_params_per_layer,
     tokens_per_local_expert,
 )
+from flopcast.estimator.finetune import dequant_seconds_per_layer
 from flopcast.estimator.flops import (
     FLOPS_PER_MULTIPLY_ADD,
     TRAINING_PASSES,
     forward_attention_flops_per_token_per_layer,
+    forward_head_flops_per_token,
     head_flops_per_token,
 )
 from flopcast.estimator.fp8 import FP8_WEIGHT_CAST_BYTES_PER_PARAM, cast_bytes_per_token_per_layer
@@ -186,9 +188,13 @@ def step_time(
     params_per_device: np.ndarray,
     expert_params_per_device: np.ndarray | float = 0.0,
     precision: str = "bf16",
+    frozen=None,
+    frozen_weight_bytes: np.ndarray | float = 0.0,
 ) -> StepArrays:
     """Seconds of one optimizer step; see the module docstring for the model. ``zero`` in ``lay`` is the
-    effective stage (core.py maps FSDP with pipelines onto ZeRO-2's traffic)."""
+    effective stage (core.py maps FSDP with pipelines onto ZeRO-2's traffic). ``frozen`` (finetune.FrozenBase):
+    LoRA/QLoRA, whose frozen matmuls skip the weight gradient and whose ``params_per_device`` are the adapters;
+    ``frozen_weight_bytes``: the stage's frozen weights, which ZeRO-3 gathers per layer (estimator/finetune.py)."""
     tp, pp, dp, mb, zero, rec = lay.tp, lay.pp, lay.dp, lay.micro_batch, lay.zero, lay.recompute
     cp, ep = lay.cp, lay.ep
     peak, bw = hw.peak_flops_per_s, hw.memory_bandwidth_bytes_per_s
@@ -204,6 +210,9 @@ def step_time(
     # --- one layer, one micro-batch, one device ---------------------------------------------------
     eta = gemm_efficiency(hw.gemm_ceiling, m.d_model / tp, tokens, params.gemm_half_width)
     linear_passes = TRAINING_PASSES + linear_again
+    # fine-tuning: frozen weights get no weight gradient (one pass fewer); the adapters run every pass
+    base_passes = linear_passes - (0.0 if frozen is None else 1.0)
+    adapter_active = 0.0 if frozen is None else frozen.adapters.active_params
     attention_passes = TRAINING_PASSES + core_again
     # Fused causal attention (FlashAttention) skips the blocks above the diagonal: it executes half the
     # conventional attention FLOPs (Dao 2023, FlashAttention-2 Sec. 3.1 "causal masking ... skip"); an
@@ -216,9 +225,9 @@ def step_time(
     # the attention core runs at the 16-bit peak and at its kernel's efficiency: counted in the dense roofline
     # at its time-equivalent FLOPs
     attention_slowdown = (peak / high_peak) / hw.attention_efficiency_ratio
-    linear_flops = tokens / tp * FLOPS_PER_MULTIPLY_ADD * dense_active * linear_passes
+    linear_flops = tokens / tp * FLOPS_PER_MULTIPLY_ADD * (dense_active * base_passes + adapter_active * linear_passes)
     dense_flops = linear_flops + attention_flops * attention_slowdown
-    dense_seconds = roofline_seconds(dense_flops, element_bytes * dense_active / tp * linear_passes, peak, bw, eta)
+    dense_seconds = roofline_seconds(dense_flops, element_bytes * dense_active / tp * base_passes, peak, bw, eta)
     # routed experts: grouped GEMMs over the tokens each local expert received, waiting for the busiest one
     # (the ``if``s below skip terms that are zero on every row: a million dense layouts need none of them)
     moe = bool(np.any(m.moe_fraction > 0))
@@ -227,8 +236,8 @@ def step_time(
         expert_eta = gemm_efficiency(
             hw.gemm_ceiling, m.d_model / tp, tokens_per_local_expert(m, tokens, ep), params.gemm_half_width
         )
-        expert_flops = tokens / tp * FLOPS_PER_MULTIPLY_ADD * expert_active * linear_passes * MOE_BUSIEST_LOAD_FACTOR
-        expert_weight_bytes = element_bytes * m.layer_expert_params / (tp * ep) * linear_passes
+        expert_flops = tokens / tp * FLOPS_PER_MULTIPLY_ADD * expert_active * base_passes * MOE_BUSIEST_LOAD_FACTOR
+        expert_weight_bytes = element_bytes * m.layer_expert_params / (tp * ep) * base_passes
         matmul_seconds = matmul_seconds + np.where(
             m.moe_fraction > 0, roofline_seconds(expert_flops, expert_weight_bytes, peak, bw, expert_eta), 0.0
         )
@@ -247,12 +256,16 @@ def step_time(
     )
     memory_bound_seconds = tokens / tp * (params.memory_passes * elementwise + score_bytes) / bw
     layer_seconds = matmul_seconds + memory_bound_seconds
+    if frozen is not None:  # QLoRA dequantises every frozen weight before each of its matmuls
+        layer_seconds = layer_seconds + dequant_seconds_per_layer(frozen.spec, m, tp, ep, base_passes, bw)
 
     # --- output head and loss on the last stage (16-bit GEMM under fp8 training) -------------------------
     head_eta = gemm_efficiency(hw.gemm_ceiling, m.d_model, tokens, params.gemm_half_width)
+    head_passes = TRAINING_PASSES - (0.0 if frozen is None else 1.0)  # a frozen head: no weight gradient
+    head_flops = head_flops_per_token(m) if frozen is None else head_passes * forward_head_flops_per_token(m)
     head_matmul = roofline_seconds(
-        tokens * head_flops_per_token(m) / tp,
-        element_bytes * m.head_params / tp * TRAINING_PASSES,
+        tokens * head_flops / tp,
+        element_bytes * m.head_params / tp * head_passes,
         high_peak,
         bw,
         head_eta,
@@ -313,6 +326,10 @@ def step_time(
         dp_total = dp_total + _data_parallel_seconds(
             expert_group, expert_bytes, zero, micro_batches, lps, whole_layer, latency
         )
+    if frozen is not None and np.any(zero >= 3):  # FSDP gathers the frozen weights too (bandwidth; latency counted)
+        frozen_gathers = ZERO3_GATHERS_PER_LAYER + ZERO3_GATHERS_PER_RECOMPUTED_FORWARD * whole_layer
+        gathered = dense_group.ring_factor * frozen_weight_bytes / dense_group.bandwidth_bytes_per_s
+        dp_total = dp_total + np.where(zero >= 3, micro_batches * frozen_gathers * gathered, 0.0)
     hybrid = (shards < replicas) & (zero >= 1)
     if np.any(hybrid):
         across = ring_group(np.maximum(replicas / shards, 1.0), tp * shards, dpn, intra, inter)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from flopcast.reports.finetune import finetune_info
 from flopcast.reports.layout import layout_info
 
 TERA = 1e12
@@ -103,6 +104,7 @@ def estimate_report(
             price_tier=None if price.custom else price.tier,
             price_per_hour=price.usd_per_device_hour if price.custom else None,
             seq_len=spec.seq_len,
+            **_finetune_inputs(work),
             **query.given(),
         ),
         model=model_info(spec),
@@ -227,7 +229,19 @@ def estimate_report(
             for s in suggestions
         ],
         warnings=list(warnings) + _extrapolation_warning(row, devices, spec, params) + storage_warnings(storage),
+        finetune=finetune_info(work, row),
     )
+
+
+def _finetune_inputs(work) -> dict:
+    """The fine-tuning inputs of the report (none for plain training with one epoch)."""
+    ft, out = getattr(work, "finetune", None), {}
+    if ft is not None:
+        out.update(finetune=ft.mode, lora_rank=ft.rank if ft.frozen else None,
+                   lora_targets=ft.targets if ft.frozen else None)  # fmt: skip
+    if getattr(work, "epochs", 1) != 1:
+        out["epochs"] = work.epochs
+    return out
 
 
 def plan_point(hw, devices: int, layout, values: dict):

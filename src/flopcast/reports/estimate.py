@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from flopcast.reports.base import ReportBase
+from flopcast.reports.finetune import FinetuneInfo
 from flopcast.reports.layout import LayoutInfo, LayoutQueryInfo
 
 
@@ -37,6 +38,10 @@ class EstimateInputs(LayoutQueryInfo):
     price_tier: str | None = None
     price_per_hour: float | None = None
     seq_len: int | None = None
+    finetune: str | None = Field(None, description="full, lora or qlora (null: training)")
+    lora_rank: int | None = None
+    lora_targets: str | None = None
+    epochs: int = Field(1, description="passes over tokens")
 
 
 class ModelInfo(_Section):
@@ -265,6 +270,7 @@ class EstimateReport(ReportBase):
     fit_suggestions: list[FitSuggestionInfo] = Field(
         default_factory=list, description="smallest changes that make a job that does not fit fit"
     )
+    finetune: FinetuneInfo | None = Field(None, description="fine-tuning (--finetune): what is trained and frozen")
 
     def to_json(self) -> str:
         """The report as JSON (same document as ``model_dump_json(indent=2)``, without building a schema)."""

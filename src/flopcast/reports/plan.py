@@ -76,6 +76,9 @@ class PlanInputs(_Section):
         "batch is the nearest multiple of its dp × micro-batch (layout.global_batch)",
     )
     confidence: Confidence = Field("p50", description=CONFIDENCE_HELP)
+    finetune: str | None = Field(None, description="full, lora or qlora (null: training)")
+    lora_rank: int | None = None
+    epochs: int = Field(1, description="passes over tokens")
 
 
 class ModelSummary(_Section):
