@@ -68,7 +68,7 @@ def saved(tmp_path_factory):
 def test_saved_json_carries_kind_and_versions(saved, kind):
     doc = strict_json(saved[kind][0].read_text())
     assert doc["report"] == kind
-    assert doc["schema_version"] == "2.1" and re.fullmatch(r"\d+\.\d+\.\d+.*", doc["flopcast_version"])
+    assert doc["schema_version"] == "2.2" and re.fullmatch(r"\d+\.\d+\.\d+.*", doc["flopcast_version"])
 
 
 @pytest.mark.parametrize("kind", list(COMMANDS))
