@@ -57,9 +57,7 @@ def test_cost_per_tier_is_device_hours_times_each_listed_price():
 
 def test_device_that_cannot_fit_says_why_instead_of_disappearing():
     # Llama-2-70B holds 69e9 · 16 B ≈ 1.1 TB of model states: 8 V100-16GB (128 GB) cannot hold them.
-    report = compare(
-        model="llama-2-70b", tokens="2T", hardware="v100-16gb,h200-141gb", devices="8"
-    )
+    report = compare(model="llama-2-70b", tokens="2T", hardware="v100-16gb,h200-141gb", devices="8")
     v100 = next(r for r in report.rows if r.hardware == "v100-16gb")
     assert v100.fits is False and v100.ok is False
     assert "does not fit" in v100.reason

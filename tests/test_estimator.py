@@ -173,8 +173,14 @@ def test_megatron_fp32_main_grads_are_18_bytes_per_parameter():
     """Megatron-LM's distributed-optimizer docs: bf16 parameters with fp32 main grads hold 2 + 4 + 12 = 18 bytes
     per parameter without a distributed optimizer, 6 + 12/d with one (d = data-parallel size)."""
     kw = dict(
-        tp=np.array(1.0), pp=np.array(1.0), micro_batch=np.array(1.0), micro_batches=np.array(1.0),
-        recompute=np.array(0.0), interleave=np.array(1.0), fused_attention=np.array(1.0), precision="bf16",
+        tp=np.array(1.0),
+        pp=np.array(1.0),
+        micro_batch=np.array(1.0),
+        micro_batches=np.array(1.0),
+        recompute=np.array(0.0),
+        interleave=np.array(1.0),
+        fused_attention=np.array(1.0),
+        precision="bf16",
     )
     plain = memory_per_device(_synthetic(1e9), dp=np.array(1.0), zero=np.array(0.0), **kw)
     sharded = memory_per_device(_synthetic(1e9), dp=np.array(8.0), zero=np.array(1.0), **kw)

@@ -221,6 +221,11 @@ def test_bad_finetune_input_is_one_line_exit_2(cli, one_line_error, extra, fragm
     one_line_error(cli(*args), 2, *fragments)
 
 
+def test_a_measured_model_is_not_fine_tuned(cli, one_line_error):
+    result = cli("estimate", "-m", "resnet-50", "--samples", "1.28e8", "-n", "8", "--finetune", "lora")
+    one_line_error(result, 2, "--finetune with the measured model resnet-50", "drop --finetune")
+
+
 def test_cli_table_and_json_show_the_finetune_block(cli):
     args = ["estimate", "--model", "llama-3.1-70b", "--finetune", "qlora", "--lora-rank", "16", "--hardware",
             "h100-80gb", "--devices", "1", "--tokens", "10M"]  # fmt: skip

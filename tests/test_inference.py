@@ -32,6 +32,7 @@ LLAMA2_7B = ModelSpec(
     name="llama-2-7b", layers=32, d_model=4096, heads=32, ffn=11008, gated_ffn=True, vocab=32000, seq_len=4096
 )
 
+
 @pytest.fixture(scope="module")
 def a100() -> HardwareProfile:
     return load_catalog().get("a100-80gb")

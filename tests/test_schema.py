@@ -32,11 +32,21 @@ OUTPUTS = {
     "bench": (["bench", "--quick", "--size-scale", "0.01"], "bench", False),
     "bench --verify-serve": (["bench", "--verify-serve", "--size-scale", "0.05"], "verify-serve", False),
     "bench --collectives": (
-        ["bench", "--collectives", "--nproc", "2", "--quick", "--max-bytes", "16KiB"], "collectives", False
+        ["bench", "--collectives", "--nproc", "2", "--quick", "--max-bytes", "16KiB"],
+        "collectives",
+        False,
     ),
     "calibrate": (
-        ["calibrate", str(Path(__file__).parent / "data" / "megatron_llama2_7b_8xh100.log"), "-m", "llama-2-7b",
-         "-H", "h100-80gb", "-n", "8"],
+        [
+            "calibrate",
+            str(Path(__file__).parent / "data" / "megatron_llama2_7b_8xh100.log"),
+            "-m",
+            "llama-2-7b",
+            "-H",
+            "h100-80gb",
+            "-n",
+            "8",
+        ],
         "calibration",
         False,
     ),  # fmt: skip
@@ -50,7 +60,9 @@ try:  # bench --verify-train trains a PyTorch transformer: checked where the opt
     import torch  # noqa: F401
 
     OUTPUTS["bench --verify-train"] = (
-        ["bench", "--verify-train", "--model", "125M", "--verify-scale", "16", "--quick"], "verify-train", False
+        ["bench", "--verify-train", "--model", "125M", "--verify-scale", "16", "--quick"],
+        "verify-train",
+        False,
     )
 except ImportError:
     pass

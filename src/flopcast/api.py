@@ -44,6 +44,8 @@ def estimate(
     lora_rank=None,
     lora_targets=None,
     epochs=None,
+    torch_model=None,
+    samples=None,
     **options,
 ):
     """Estimate one training job; returns an :class:`~flopcast.reports.estimate.EstimateReport`.
@@ -60,17 +62,30 @@ def estimate(
     ``finetune``: full, lora or qlora (frozen base weights, flopcast.estimator.finetune) with ``lora_rank``
     (default 16) and ``lora_targets`` (all, the default, or attention); ``tokens`` is then the fine-tuning set,
     ``epochs`` (default 1) the passes over it.
+    A measured model (a CNN, ViT or DLRM preset, or ``torch_model="package.module:factory"`` measured with
+    PyTorch: flopcast.measured_models) trains on ``samples`` (not tokens), ``global_batch`` samples per step.
     """
     from flopcast import request
     from flopcast.estimator.efficiency import EfficiencyParams
     from flopcast.units import parse_int
 
     layout, architecture = request.split_options(options)
+    if torch_model is not None or samples is not None:  # a measured model (flopcast.measured_models)
+        from flopcast.measured_models import measured_budget
+
+        model, tokens = measured_budget(model, tokens, torch_model, samples)
     work = request.training_workload(
         model=model, tokens=tokens, seq_len=seq_len, precision=precision, mfu=mfu, memory_headroom=memory_headroom,
         architecture=architecture, grad_dtype=grad_dtype, finetune=finetune, lora_rank=lora_rank,
         lora_targets=lora_targets, epochs=epochs,
     )  # fmt: skip
+    if getattr(work.spec, "measured", False) and samples is None:
+        from flopcast.errors import InvalidValue
+
+        raise InvalidValue(
+            f"{work.spec.name} is a measured model: it trains on samples, not tokens",
+            hint=f"give {opt('samples')} instead of {opt('tokens')}, e.g. {opt('samples')} 1.28e8",
+        )
     n_devices = parse_int(request.required(devices, "devices", "256"), what=opt("devices"))
     from flopcast.storage import storage_request
 
@@ -98,11 +113,17 @@ def estimate_on(work, hw, devices: int, query, params, *, storage=None):
     from flopcast.search import MAX_DEVICE_MULTIPLIER, fit_suggestions, search_layouts
 
     spec = work.spec
+    measured_note = None
+    if getattr(spec, "measured", False):  # a batch in samples (flopcast.measured_models)
+        from flopcast.measured_models import default_batch_query
+
+        query, measured_note = default_batch_query(spec, query)
     check_layout(spec, devices, query)
     check_context_parallel_kernel(hw, query)
     result = search_layouts(spec, hw, devices, work.core(), query=query, params=params)
     layout, row = result.layout, result.estimates.row(0)
     warnings = hardware_warnings(hw, devices) + config_warnings(work.label)  # a config.json's notes
+    warnings += [measured_note] if measured_note else []
     if query.global_batch is None:
         rule = default_global_batch(spec.params, spec.seq_len)
         chosen = f"{layout.global_batch} sequences ({layout.global_batch * spec.seq_len / 1e6:.3g}M tokens)"

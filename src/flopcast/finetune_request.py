@@ -47,6 +47,11 @@ def parse_finetune(finetune, lora_rank=None, lora_targets=None, *, spec, precisi
         )
     if mode is None:
         return None
+    if getattr(spec, "measured", False):
+        raise ConflictingOptions(
+            f"{opt('finetune')} with the measured model {spec.name}",
+            hint=f"fine-tuning plans transformer language models; drop {opt('finetune')} to train {spec.name}",
+        )
     if not adapters:
         return Finetune(mode, 0, DEFAULT_LORA_TARGETS)
     rank = DEFAULT_LORA_RANK if lora_rank is None else parse_int(lora_rank, what=opt("lora_rank"))

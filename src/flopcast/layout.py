@@ -236,6 +236,10 @@ def check_layout(model, devices: int, layout: Layout | LayoutQuery) -> None:
         divisible by pp.
     """
     q = layout if isinstance(layout, LayoutQuery) else LayoutQuery.of_layout(layout)
+    if getattr(model, "measured", False):  # data parallel only (flopcast.measured_models)
+        from flopcast.measured_models import check_measured_layout
+
+        check_measured_layout(model, q)
     for name, value in q.given().items():
         if name == "recompute":
             if value not in RECOMPUTE_NAMES:

@@ -116,7 +116,6 @@ def resolve_model(
     Whether tensor parallelism divides the heads is the layout's business, not checked here.
     """
     from flopcast.model_sizes import SIZE_RULE_VOCAB, shape_for_size
-    from flopcast.presets import get_preset
 
     raw = {
         "layers": layers,
@@ -163,8 +162,12 @@ def resolve_model(
                 vocab=given.get("vocab", SIZE_RULE_VOCAB),
                 seq_len=given.get("seq_len", ModelSpec.model_fields["seq_len"].default),
             )
-        else:
-            base, what = get_preset(text), "a preset"
+        else:  # a transformer preset, or a measured one (CNN, ViT, DLRM: flopcast.measured_models)
+            from flopcast.measured_models import is_measured, preset_or_measured
+
+            base, what = preset_or_measured(text, given), "a preset"
+            if is_measured(base):
+                return base
         if architecture:
             raise ConflictingOptions(
                 f"{opt('model')} {base.name} together with {_flags(architecture)}",

@@ -102,7 +102,8 @@ def enumerate_layouts(
     per_replica = max(gb_target // min(r[2] for r in rows), 1)
     mbs = np.asarray([q.micro_batch], dtype=float) if q.micro_batch else _pow2_upto(min(MAX_MICRO_BATCH, per_replica))
     zeros = np.asarray([q.zero] if q.zero is not None else ZERO_STAGES, dtype=float)
-    recs = np.asarray([RECOMPUTE_NAMES.index(q.recompute)] if q.recompute else RECOMPUTE_SEARCHED, dtype=float)
+    searched = (RECOMPUTE_NAMES.index("none"),) if getattr(model, "measured", False) else RECOMPUTE_SEARCHED
+    recs = np.asarray([RECOMPUTE_NAMES.index(q.recompute)] if q.recompute else searched, dtype=float)
     # Cartesian product (rows × micro-batch × zero × recompute) by index arithmetic.
     n_b, n_m, n_z, n_r = len(base), len(mbs), len(zeros), len(recs)
     idx = np.arange(n_b * n_m * n_z * n_r)
@@ -423,6 +424,7 @@ def fit_suggestions(spec, hw, devices: int, layout: Layout, workload, *, params,
         first_fit(variants(zero=higher), lambda c: (f"ZeRO stage {c.zero}", f"--zero {c.zero}"), True)
     order = RECOMPUTE_BY_MEMORY
     more = [r for r in order if order.index(r) > order.index(layout.recompute)]
+    more = [] if getattr(spec, "measured", False) else more  # a measured model has no layers to recompute
     if more:
         first_fit(
             variants(recompute=more), lambda c: (f"{c.recompute} recomputation", f"--recompute {c.recompute}"), True

@@ -55,6 +55,18 @@ Sweep = Annotated[
     typer.Option("--sweep", metavar="devices=LOW..HIGH", show_default=False,
                  help="Estimate at every power of two in a range instead of one --devices: devices=8..4096."),
 ]  # fmt: skip
+TorchModel = Annotated[
+    str | None,
+    typer.Option("--torch-model", metavar="MODULE:FACTORY", show_default=False,
+                 help="Any PyTorch model: a function returning an nn.Module, measured on the meta device "
+                      "(parameters, forward FLOPs, activations; needs pip install 'flopcast[torch]')."),
+]  # fmt: skip
+Samples = Annotated[
+    str | None,
+    typer.Option("--samples", metavar="COUNT", show_default=False,
+                 help="Training samples of a measured model (resnet-50, vit-b16, dlrm, --torch-model) in place "
+                      "of --tokens; its --global-batch counts samples."),
+]  # fmt: skip
 
 
 @app.command("estimate")
@@ -63,6 +75,8 @@ Sweep = Annotated[
 def estimate_command(
     model: Model = None,
     tokens: Tokens = None,
+    samples: Samples = None,
+    torch_model: TorchModel = None,
     hardware: Hardware = DEFAULT_HARDWARE,
     devices: Devices = None,
     architecture: dict = None,  # one option per architecture field: cli.options.with_architecture_options
@@ -109,6 +123,8 @@ def estimate_command(
         tuning = {k: options.pop(k) for k in ("finetune", "lora_rank", "lora_targets", "epochs")}
         if any(v is not None for v in tuning.values()):
             raise ConflictingOptions("--sweep with fine-tuning options", hint="estimate one device count at a time")
+        if any(options.pop(k) is not None for k in ("samples", "torch_model")):
+            raise ConflictingOptions("--sweep with a measured model", hint="estimate one device count at a time")
 
         run_sweep(sweep, options, fmt=fmt, output=output, force=force, plot=plot, quiet=quiet)
         return
@@ -217,6 +233,13 @@ def _finetune_table(r):
     return table
 
 
+def mm_scale(r) -> float:
+    """A measured model's activation bytes (recorded at 2 B per element) at the run's precision, ÷ 1e9 for _gb."""
+    from flopcast.estimator.arrays import activation_bytes_per_element
+
+    return activation_bytes_per_element(r.inputs.precision) / 2.0
+
+
 def estimate_tables(r) -> list:
     """The renderables of an EstimateReport, top to bottom: summary, memory, time, warnings."""
     from rich.table import Table
@@ -231,17 +254,33 @@ def estimate_tables(r) -> list:
     summary.add_column("value")
     summary.add_column("range / detail", overflow="fold")
     auto = " (chosen automatically)" if p.layout_chosen_automatically else ""
-    summary.add_row(
-        "model",
-        f"{format_si(r.model.params)} parameters",
-        f"{r.model.layers} layers, d={r.model.d_model}, {r.model.heads} heads, seq {r.model.seq_len}",
-    )
+    mm = r.model.measured  # a measured model (CNN, ViT, DLRM, --torch-model): samples in place of tokens
+    per = "sample" if mm else "token"
+    if mm:
+        tables = (
+            f"; {format_si(mm.embedding_table_params)} in embedding tables"
+            + (f", sharded over dp {p.dp}" if mm.embedding_tables_sharded else "")
+            if mm.embedding_table_params
+            else ""
+        )
+        summary.add_row(
+            "model",
+            f"{format_si(r.model.params)} parameters",
+            f"{mm.kind}, measured: {format_si(mm.forward_flops_per_sample, 'FLOP')} forward and "
+            f"{format_si(mm.activation_bytes_per_sample * mm_scale(r), 'B')} stored per {mm.sample}{tables}",
+        )
+    else:
+        summary.add_row(
+            "model",
+            f"{format_si(r.model.params)} parameters",
+            f"{r.model.layers} layers, d={r.model.d_model}, {r.model.heads} heads, seq {r.model.seq_len}",
+        )
     if r.hardware.measured:
         where = f"measured on {r.hardware.id} by flopcast bench; the rest: datasheet"
         summary.add_row("measured", ", ".join(r.hardware.measured), where)
     epochs = f" × {r.inputs.epochs} epochs" if r.inputs.epochs != 1 else ""
     summary.add_row(
-        "tokens", format_si(r.inputs.tokens) + epochs, f"{t.steps:,.0f} steps of {p.global_batch_tokens:,} tokens"
+        f"{per}s", format_si(r.inputs.tokens) + epochs, f"{t.steps:,.0f} steps of {p.global_batch_tokens:,} {per}s"
     )
     summary.add_row(
         "layout",
@@ -253,7 +292,8 @@ def estimate_tables(r) -> list:
     summary.add_row(
         "FLOPs",
         f"{r.flops.total:.3g} FLOP",
-        f"{format_si(r.flops.per_token, 'FLOP')}/token; {r.flops.hardware_total:.3g} with recomputation",
+        f"{format_si(r.flops.per_token, 'FLOP')}/{per}"
+        + (" (3 × forward)" if mm else f"; {r.flops.hardware_total:.3g} with recomputation"),
     )
     summary.add_row(
         "memory / device",
@@ -273,7 +313,7 @@ def estimate_tables(r) -> list:
     )
     summary.add_row(
         "throughput",
-        f"{format_si(r.throughput.tokens_per_second)} tokens/s",
+        f"{format_si(r.throughput.tokens_per_second)} {per}s/s",
         f"{r.throughput.model_tflops_per_device:.0f} model TFLOP/s per device",
     )
     summary.add_row(
@@ -320,6 +360,7 @@ def estimate_tables(r) -> list:
         ("tensor-parallel comms", sb.tp_comm_seconds),
         *([("context-parallel K/V ring (exposed)", sb.cp_comm_seconds)] if lay.cp > 1 else []),
         *([("expert all-to-all", sb.ep_comm_seconds)] if lay.ep > 1 else []),
+        *([("embedding all-to-all", sb.ep_comm_seconds)] if mm and mm.embedding_tables_sharded else []),
         ("pipeline sends", sb.pp_comm_seconds),
         ("data-parallel comms (exposed)", sb.dp_comm_exposed_seconds),
         ("pipeline bubble", sb.bubble_seconds),

@@ -63,6 +63,15 @@ def attention_context_fraction(spec) -> float:
     return (spec.global_attention_layers + spec.local_attention_layers * local) / spec.layers
 
 
+_NOT_MEASURED = {
+    "measured": 0.0,
+    "forward_flops_per_sample": 0.0,
+    "activation_bytes_per_sample": 0.0,
+    "embedding_table_params": 0.0,
+    "lookup_bytes_per_sample": 0.0,
+}
+
+
 class ModelArrays(NamedTuple):
     """Architecture per row. Widths in elements; parameter counts in parameters."""
 
@@ -97,6 +106,12 @@ class ModelArrays(NamedTuple):
     final_params: np.ndarray  # final norm
     matmul_params: np.ndarray  # N of 6·N: active layer matmuls + the head (PaLM App. B)
     dropout: np.ndarray  # 1.0 when the model trains with dropout (its masks are stored), else 0.0
+    # measured models (estimator/measured.py): 0 on a transformer row
+    measured: np.ndarray = 0.0  # 1.0 for a measured model (a sample is its token: seq_len 1)
+    forward_flops_per_sample: np.ndarray = 0.0
+    activation_bytes_per_sample: np.ndarray = 0.0  # stored for the backward, at 2 B per element
+    embedding_table_params: np.ndarray = 0.0  # sharded over the data-parallel devices
+    lookup_bytes_per_sample: np.ndarray = 0.0  # looked-up embeddings (16-bit): the all-to-all's payload
 
     @classmethod
     def from_specs(cls, specs: Sequence, index: np.ndarray | None = None) -> ModelArrays:
@@ -139,6 +154,7 @@ class ModelArrays(NamedTuple):
                 "matmul_params": m.matmul_params,
                 "dropout": 1.0 if m.dropout else 0.0,
             }
+            row.update(m.array_row() if getattr(m, "measured", False) else _NOT_MEASURED)
             for k, val in row.items():
                 cols[k].append(val)
         return cls(**{k: _take(vals, index) for k, vals in cols.items()})

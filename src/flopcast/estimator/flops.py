@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from flopcast.estimator.arrays import ModelArrays
+from flopcast.estimator.measured import training_flops_per_sample
 from flopcast.estimator.recompute import recomputed_linear_fraction, recomputes_attention_core
 
 FLOPS_PER_MULTIPLY_ADD = 2
@@ -68,7 +69,8 @@ def forward_flops_per_token(m: ModelArrays, context_tokens=None) -> np.ndarray:
 def model_flops_per_token(m: ModelArrays) -> np.ndarray:
     """``6·N + 12·L·H·Q·T`` (PaLM App. B), N = layer matmul parameters + output head."""
     per_layer = forward_linear_flops_per_token_per_layer(m) + forward_attention_flops_per_token_per_layer(m)
-    return TRAINING_PASSES * m.layers * per_layer + head_flops_per_token(m)
+    transformer = TRAINING_PASSES * m.layers * per_layer + head_flops_per_token(m)
+    return training_flops_per_sample(m, transformer)  # a measured model's 3 × forward (estimator/measured.py)
 
 
 def recompute_flops_per_token(m: ModelArrays, recompute: np.ndarray) -> np.ndarray:

@@ -61,6 +61,7 @@ from flopcast.estimator.finetune import (
     intermediate_bytes_per_token_per_layer,
 )
 from flopcast.estimator.fp8 import FP8_WEIGHT_COPY_BYTES_PER_PARAM, saved_input_savings_bytes_per_token_per_layer
+from flopcast.estimator.measured import stored_bytes_per_sample, table_bytes_per_device
 from flopcast.estimator.recompute import (
     RECOMPUTE_NONE,
     is_checkpointed,
@@ -308,6 +309,8 @@ def memory_per_device(
     last_params = layer_params + m.head_params + m.final_params
     tokens = micro_batch * m.seq_len / cp  # each device holds its 1/cp of every sequence
     per_layer = stored_activation_bytes_per_token_per_layer(m, recompute, fused_attention, tp, element, precision)
+    per_layer = stored_bytes_per_sample(m, element, per_layer)  # a measured model's (estimator/measured.py)
+    tables = table_bytes_per_device(m, dp)  # its embedding tables, sharded over dp
     working = recompute_working_bytes_per_token(m, recompute, fused_attention, tp, element, precision) * tokens
     if frozen is not None:  # the adapters' rank-r intermediates: kept, or rebuilt in a checkpointed layer
         extra = intermediate_bytes_per_token_per_layer(frozen.adapters, element) / tp
@@ -335,7 +338,7 @@ def memory_per_device(
             )
 
         # 16-bit weights (+ their FP8 copies under fp8 training, estimator/fp8.py)
-        weights = (w_b + fp8_copies) * sharded(3)
+        weights = (w_b + fp8_copies) * sharded(3) + tables
         grads = g_b * sharded(2)
         optim = o_b * sharded(1)
         tuned = (weights * 0.0, weights * 0.0, weights * 0.0, per_dev, expert_per_dev)

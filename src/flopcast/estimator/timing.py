@@ -69,6 +69,7 @@ from flopcast.estimator.flops import (
     head_flops_per_token,
 )
 from flopcast.estimator.fp8 import FP8_WEIGHT_CAST_BYTES_PER_PARAM, cast_bytes_per_token_per_layer
+from flopcast.estimator.measured import stage_seconds
 from flopcast.estimator.memory import (
     activation_bytes_per_token_per_layer,
     layers_per_stage,
@@ -297,6 +298,8 @@ def step_time(
         ep_seconds = lps * moe_all_to_all_seconds_per_layer(
             m, hw, tp=tp, ep=ep, tokens_per_device=tokens, element_bytes=element_bytes, forward_recomputed=whole_layer
         )
+    # a measured model (estimator/measured.py): its own compute and its embedding tables' all-to-alls
+    stage_compute, ep_seconds, eta = stage_seconds(m, hw, lay, params, element_bytes, stage_compute, ep_seconds, eta)
     # The slowest stage, with the layers partitioned to balance the stages (the last one also runs the head).
     comm_per_layer = (tp_seconds + cp_seconds + ep_seconds) / lps
     balance = stage_balance(m.layers, pp, layer_seconds + comm_per_layer, head_seconds)

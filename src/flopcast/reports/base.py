@@ -7,7 +7,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from flopcast._version import __version__
 
 # Bump when a report's fields change incompatibly (a removed or renamed field, a changed unit).
-# 2.2: estimate.finetune and inputs.finetune/lora_rank/lora_targets/epochs, plan inputs.finetune/lora_rank/epochs
+# 2.2: estimate.finetune and inputs.finetune/lora_rank/lora_targets/epochs, plan inputs.finetune/lora_rank/epochs;
+#      measured models (inputs.samples/torch_model, model.measured)
 SCHEMA_VERSION = "2.2"  # 2.1: parallelism.cp/ep, step_breakdown.cp_comm_seconds/ep_comm_seconds; 2.0: memory parts
 
 

@@ -19,7 +19,7 @@ def _num(x) -> float | None:
     return None if x is None or not np.isfinite(x) else float(x)
 
 
-def model_info(spec):
+def model_info(spec, measured=None):
     from flopcast.estimator.arrays import ModelArrays
     from flopcast.reports.estimate import ModelInfo
 
@@ -40,6 +40,7 @@ def model_info(spec):
         tied_embeddings=spec.tied_embeddings,
         experts=spec.experts,
         active_experts=spec.active_experts,
+        measured=measured,
     )
 
 
@@ -71,6 +72,7 @@ def estimate_report(
 
     row = result.estimates.row(0)
     from flopcast.estimator.memory import default_grad_dtype
+    from flopcast.measured_models import is_measured, measured_info, measured_inputs
     from flopcast.storage import StorageRequest, storage_block, storage_warnings, with_tier_wall_clock
 
     layout, spec, profile, price = result.layout, work.spec, hw.profile, hw.price
@@ -106,8 +108,9 @@ def estimate_report(
             seq_len=spec.seq_len,
             **_finetune_inputs(work),
             **query.given(),
+            **measured_inputs(spec, work.tokens),
         ),
-        model=model_info(spec),
+        model=model_info(spec, measured_info(spec, row, layout) if is_measured(spec) else None),
         hardware=r.HardwareInfo(
             id=profile.id,
             name=profile.name,

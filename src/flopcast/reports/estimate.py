@@ -42,6 +42,27 @@ class EstimateInputs(LayoutQueryInfo):
     lora_rank: int | None = None
     lora_targets: str | None = None
     epochs: int = Field(1, description="passes over tokens")
+    samples: float | None = Field(default=None, description="training samples of a measured model (its budget)")
+    torch_model: str | None = Field(default=None, description="the --torch-model module:factory measured")
+
+
+class MeasuredModelInfo(_Section):
+    """A measured model's counts (flopcast.measured_models): per sample, FLOPs 2 per multiply-add, bytes 16-bit."""
+
+    kind: str
+    sample: str
+    dense_params: int = Field(description="replicated over the data-parallel devices and all-reduced")
+    embedding_table_params: int = Field(description="sharded over the data-parallel devices (model parallel)")
+    forward_flops_per_sample: float
+    training_flops_per_sample: float = Field(description="3 × forward (forward + backward)")
+    activation_bytes_per_sample: float = Field(description="stored for the backward, 2 B per element")
+    lookup_bytes_per_sample: float = Field(description="looked-up embeddings per sample: the all-to-all payload")
+    embedding_tables_sharded: bool
+    embedding_table_bytes_per_device: float
+    embedding_all_to_all_seconds: float = Field(description="per step (in step_breakdown.ep_comm_seconds)")
+    samples_per_second: float
+    published_params: float | None = None
+    source: str | None = None
 
 
 class ModelInfo(_Section):
@@ -61,6 +82,10 @@ class ModelInfo(_Section):
     tied_embeddings: bool
     experts: int
     active_experts: int
+    measured: MeasuredModelInfo | None = Field(
+        default=None, description="a measured model (CNN, ViT, DLRM, --torch-model): its counts; the shape above is "
+        "a placeholder (one layer, seq_len 1: a sample is its token)"
+    )  # fmt: skip
 
 
 class HardwareInfo(_Section):
