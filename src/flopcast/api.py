@@ -211,3 +211,11 @@ def serve(**options):
     from flopcast.serving import serve as run
 
     return run(**options)
+
+
+def serve_plan(**options):
+    """The cheapest serving configuration under latency targets (:func:`flopcast.serving_plan.serve_plan`);
+    a ServePlanReport."""
+    from flopcast.serving_plan import serve_plan as run
+
+    return run(**options)

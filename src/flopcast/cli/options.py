@@ -134,6 +134,17 @@ MaxDevices = Annotated[
     str | None,
     _value("--max-devices", help="Largest device count to search (default 4096, or what --deadline implies)."),
 ]
+# serve: one profile; with --plan, the profiles to search and the most devices in all
+ServeHardware = Annotated[
+    str | None,
+    _value("--hardware", "-H", metavar="ID[,ID]",
+           help="Hardware profile id or alias (default a100-80gb); with --plan, ids comma-separated to search "
+                "(default: every GPU profile with a price)."),
+]  # fmt: skip
+ServeMaxDevices = Annotated[
+    str | None,
+    _value("--max-devices", help="With --plan: most devices in all, tensor parallel × replicas (default 64)."),
+]
 
 # --- the layout (estimate; `plan` searches them): one flag per field of the layout record -------------------
 

@@ -29,6 +29,7 @@ RENDERERS: dict[str, tuple[str, str]] = {
     "plan": ("flopcast.cli.plan_cmd", "render_plan"),
     "size": ("flopcast.cli.size_cmd", "render_size"),
     "serve": ("flopcast.cli.serve_cmd", "render_serve"),
+    "serve-plan": ("flopcast.cli.serve_plan_view", "render_serve_plan"),
     "validate": ("flopcast.cli.validate_cmd", "render_validate"),
     "bench": ("flopcast.cli.bench_cmd", "render_bench"),
     "verify-train": ("flopcast.cli.bench_train_view", "render_train_verify"),

@@ -11,7 +11,6 @@ from flopcast.cli.options import (
     DevicesToFit,
     Force,
     Format,
-    Hardware,
     Model,
     Output,
     PricePerHour,
@@ -19,6 +18,8 @@ from flopcast.cli.options import (
     Profiles,
     Quiet,
     SeqLen,
+    ServeHardware,
+    ServeMaxDevices,
     Storage,
     complete_kv_bits,
     complete_runtime,
@@ -31,13 +32,15 @@ from flopcast.cli.options import (
 @with_architecture_options
 def serve(
     model: Model = None,
-    hardware: Hardware = DEFAULT_HARDWARE,
+    hardware: ServeHardware = None,
     devices: DevicesToFit = None,
-    weights: str = typer.Option(
-        "16",
+    weights: str | None = typer.Option(
+        None,
         "--weights",
-        help="Weight bits: 16, 8 or 4 (weight-only quantization).",
+        help="Weight bits: 16 (default), 8 or 4 (weight-only quantization); with --plan, the formats to search, "
+        "comma-separated (default: every one the runtime has).",
         autocompletion=complete_weight_bits,
+        show_default=False,
     ),
     kv_bits: str = typer.Option("16", "--kv-bits", help="KV-cache bits: 16 or 8.", autocompletion=complete_kv_bits),
     runtime: str | None = typer.Option(
@@ -60,6 +63,34 @@ def serve(
         "output token P50/P90, throughput and cost at that load.",
         show_default=False,
     ),
+    plan: bool = typer.Option(
+        False,
+        "--plan",
+        help="Instead: search hardware × weights × tensor parallel × replicas for the cheapest configuration that "
+        "meets --ttft and --tpot at --request-rate (Pareto of cost vs TTFT; exit 3 with the nearest misses).",
+    ),
+    ttft: str | None = typer.Option(
+        None,
+        "--ttft",
+        metavar="LATENCY",
+        help="With --plan: time-to-first-token target, e.g. 500ms.",
+        show_default=False,
+    ),
+    tpot: str | None = typer.Option(
+        None,
+        "--tpot",
+        metavar="LATENCY",
+        help="With --plan: time-per-output-token target, e.g. 50ms.",
+        show_default=False,
+    ),
+    percentile: str | None = typer.Option(
+        None,
+        "--percentile",
+        metavar="p50|p90",
+        help="With --plan: meet the targets at this percentile of each latency under load (default p90).",
+        show_default=False,
+    ),
+    max_devices: ServeMaxDevices = None,
     price_tier: PriceTier = None,
     price_per_hour: PricePerHour = None,
     matmul_efficiency: str | None = typer.Option(
@@ -89,8 +120,23 @@ def serve(
     from flopcast.api import serve as serve_model
 
     preflight_output(output, force)
+    if plan:
+        _check_plan_flags(devices=devices, storage=storage, batch=batch)
+        _plan(model=model, hardware=hardware, weights=weights, kv_bits=kv_bits, prompt_tokens=prompt_tokens,
+              output_tokens=output_tokens, price_tier=price_tier, price_per_hour=price_per_hour,
+              matmul_efficiency=matmul_efficiency, bandwidth_efficiency=bandwidth_efficiency, runtime=runtime,
+              request_rate=request_rate, ttft=ttft, tpot=tpot, percentile=percentile, max_devices=max_devices,
+              seq_len=seq_len, profiles=profiles, architecture=architecture, fmt=fmt, output=output, force=force,
+              quiet=quiet)  # fmt: skip
+        return
+    _check_plan_flags(ttft=ttft, tpot=tpot, percentile=percentile, max_devices=max_devices, plan=False)
+    if hardware is not None and "," in hardware:
+        from flopcast.errors import InvalidValue
+
+        raise InvalidValue(f"--hardware {hardware}: serve takes one profile", hint="add --plan to search several")
     report = serve_model(
-        model=model, hardware=hardware, devices=devices, weights=weights, kv_bits=kv_bits, batch=batch,
+        model=model, hardware=hardware or DEFAULT_HARDWARE, devices=devices, weights=weights or "16",
+        kv_bits=kv_bits, batch=batch,
         prompt_tokens=prompt_tokens, output_tokens=output_tokens, price_tier=price_tier, price_per_hour=price_per_hour,
         matmul_efficiency=matmul_efficiency, bandwidth_efficiency=bandwidth_efficiency, runtime=runtime,
         request_rate=request_rate, seq_len=seq_len, profiles=profiles, storage=storage, **architecture,
@@ -98,6 +144,40 @@ def serve(
     for line in report.warnings:
         note(f"warning: {line}", quiet or fmt is OutputFormat.json)
     emit_text(_render(report, fmt), output, force, quiet)
+
+
+def _check_plan_flags(plan: bool = True, **given) -> None:
+    """Flags that belong with --plan only, or that --plan decides itself (ConflictingOptions, exit 2)."""
+    from flopcast.errors import ConflictingOptions
+
+    for name, value in given.items():
+        if value is None or (name == "batch" and value == "1"):
+            continue
+        flag = "--" + name.replace("_", "-")
+        if plan:
+            raise ConflictingOptions(f"{flag} with --plan: the plan chooses it (the batch forms from the rate)"
+                                     if name == "batch" else f"{flag} with --plan: the plan chooses it",
+                                     hint=f"drop {flag}" + (" (--max-devices bounds the search)"
+                                                            if name == "devices" else ""))  # fmt: skip
+        raise ConflictingOptions(f"{flag} is for --plan", hint=f"add --plan, or drop {flag}")
+
+
+def _plan(*, architecture, fmt, output, force, quiet, **options) -> None:
+    """`serve --plan`: write the report, then exit 3 with the nearest misses when none meets the targets."""
+    from flopcast.api import serve_plan
+    from flopcast.cli.serve_plan_view import render_serve_plan
+    from flopcast.errors import Infeasible
+
+    report = serve_plan(**options, **architecture)
+    emit_text(render_serve_plan(report, fmt), output, force, quiet)
+    if not report.feasible:
+        misses = [f"{p.devices} × {p.hardware} {p.weights_bits}-bit: {p.miss}" for p in report.near_misses]
+        raise Infeasible(
+            report.infeasible_reason or "no feasible configuration",
+            hint="loosen --ttft/--tpot, lower --request-rate, raise --max-devices or add hardware"
+            + (f"; nearest: {misses[0]}" if misses else ""),
+            near_misses=misses,
+        )
 
 
 def _render(report, fmt: OutputFormat) -> str:

@@ -25,6 +25,11 @@ REPORTS: dict[str, tuple[str, str, str]] = {
     "plan": ("flopcast.reports.plan", "PlanReport", "best plan and Pareto front of time vs cost"),
     "size": ("flopcast.reports.plan", "SizeReport", "compute-optimal parameters and tokens for a budget"),
     "serve": ("flopcast.reports.serve", "ServeReport", "inference memory, latency, tokens/s, cost per 1M tokens"),
+    "serve-plan": (
+        "flopcast.reports.serve_plan",
+        "ServePlanReport",
+        "serve --plan: the cheapest serving configuration under latency targets, Pareto of cost vs TTFT",
+    ),
     "validate": ("flopcast.reports.validate", "ValidateReport", "backtest against published training runs"),
     "bench": ("flopcast.reports.bench", "BenchReport", "local roofline, GEMM check and predicted vs measured"),
     "verify-train": (

@@ -1,0 +1,72 @@
+"""The `serve --plan` report: the cheapest serving configuration under latency targets at a request rate.
+
+Units are in the field names (seconds, usd, per_s). A configuration is a hardware profile, its runtime, a
+weight format, a tensor-parallel degree and a number of replicas (each replica takes an equal share of the
+requests); ``devices`` = tensor parallel × replicas. Latencies are those of serving_load.py at the replica's
+share of the rate.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from flopcast.reports.base import ReportBase
+from flopcast.reports.serve import _Part
+
+
+class ServePlanInputs(_Part):
+    model: str
+    hardware: list[str] = Field(description="the profiles searched (after those skipped)")
+    request_rate_per_s: float
+    prompt_tokens: int
+    output_tokens: int
+    kv_bits: int
+    weights_bits: list[int] | None = Field(description="--weights as given; None = every format the runtime has")
+    runtime: str | None = Field(description="--runtime as given; None = the default per device kind")
+    ttft_target_seconds: float | None
+    tpot_target_seconds: float | None
+    percentile: str = Field(description="p50 or p90: the latency percentile the targets are met at")
+    max_devices: int
+    price_tier: str | None = None
+    price_per_hour_usd: float | None = None
+
+
+class ServePlanPoint(_Part):
+    hardware: str
+    runtime: str
+    weights_bits: int
+    tensor_parallel: int = Field(description="devices per replica (tensor parallelism)")
+    replicas: int = Field(description="copies of the model, each serving rate / replicas")
+    devices: int
+    usd_per_hour: float = Field(description="devices × price per device-hour, chosen tier")
+    usd_per_million_tokens: float = Field(description="per million output tokens at this request rate")
+    max_request_rate_per_s: float = Field(description="the most requests/s all replicas together sustain")
+    running_batch: float | None = Field(description="mean sequences decoding together per replica")
+    prefill_busy_fraction: float | None
+    step_seconds: float | None = Field(description="decode step at the running batch")
+    time_to_first_token_p50_seconds: float | None
+    time_to_first_token_p90_seconds: float | None
+    time_per_output_token_p50_seconds: float | None
+    time_per_output_token_p90_seconds: float | None
+    meets_targets: bool
+    miss: str | None = Field(default=None, description="what a near miss misses, and by how much")
+
+
+class ServePlanSkipped(_Part):
+    hardware: str
+    reason: str
+
+
+class ServePlanReport(ReportBase):
+    report: str = "serve-plan"
+    inputs: ServePlanInputs
+    configurations_searched: int = Field(description="hardware × weights × tensor parallel × replicas evaluated")
+    feasible: bool
+    best: ServePlanPoint | None = Field(description="the cheapest configuration meeting the targets")
+    pareto: list[ServePlanPoint] = Field(
+        description="cost per hour vs TTFT at the percentile, among configurations meeting the TPOT target"
+    )
+    near_misses: list[ServePlanPoint] = Field(default_factory=list, description="closest ones when none meets")
+    infeasible_reason: str | None = None
+    skipped: list[ServePlanSkipped] = Field(default_factory=list, description="hardware not searched, and why")
+    assumptions: list[str]
