@@ -128,6 +128,15 @@ def test_resnet50_estimate_reports_samples_and_data_parallel_only(cli):
     assert "samples/s" in table.stdout and "tokens/s" not in table.stdout
 
 
+def test_batch_counts_samples_and_is_the_global_batch(cli):
+    base = ["estimate", "-m", "resnet-50", "--samples", "1.28e8", "--devices", "8", "-f", "json"]
+    by_batch = json.loads(cli(*base, "--batch", "1024").stdout)
+    by_global = json.loads(cli(*base, "--global-batch", "1024").stdout)
+    assert by_batch["parallelism"]["global_batch"] == 1024
+    assert by_batch["time"]["steps"] == pytest.approx(1.28e8 / 1024)  # samples per step, by hand
+    assert by_batch["time"] == by_global["time"]
+
+
 def test_dlrm_tables_do_not_fit_one_gpu_and_are_sharded_over_eight(cli):
     one = json.loads(cli("estimate", "-m", "dlrm", "--samples", "4e9", "--devices", "1", "-f", "json").stdout)
     tables_bytes = sum(CRITEO_TERABYTE_ROWS) * 128 * 4  # fp32 rows: 96 GB > 80 GB

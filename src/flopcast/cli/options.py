@@ -152,7 +152,11 @@ ServeMaxDevices = Annotated[
 def _layout(name: str):
     spec = SPEC_BY_NAME[name]
     text = f"{spec.help[0].upper()}{spec.help[1:]} (default: {spec.when_open})."
-    return _value("--" + name.replace("_", "-"), help=text, metavar="MODE" if name == "recompute" else "N")
+    flag = "--" + name.replace("_", "-")
+    if name == "global_batch":  # a measured model's batch counts samples: --batch reads naturally there
+        text += " --batch is the same option; for a measured model (--samples) it counts samples."
+        return _value(flag, "--batch", help=text, metavar="N")
+    return _value(flag, help=text, metavar="MODE" if name == "recompute" else "N")
 
 
 # every layout field the CLI offers (flopcast.layout_fields: name, help, what happens when left open)
