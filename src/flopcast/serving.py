@@ -45,6 +45,7 @@ from flopcast.serving_checks import (
     KV_BITS_CHOICES,
     WEIGHT_BITS_CHOICES,
     assumptions,
+    check_compute,
     check_request,
     raise_fits_nowhere,
     raise_unsustainable,
@@ -58,12 +59,14 @@ from flopcast.serving_memory import (
     weight_bytes,
 )
 from flopcast.serving_passes import (
+    COMPUTE_WEIGHT_BITS,
     compute_peak,
     core_arrays,
     decode_pass,
     pass_inputs,
     prefill_pass,
     resolve_runtime,
+    variant_compute,
 )
 
 __all__ = ["KV_BITS_CHOICES", "WEIGHT_BITS_CHOICES", "ServeRequest", "estimate_serving", "serve", "serving_grid",
@@ -92,6 +95,7 @@ class ServeRequest:
     bandwidth_efficiency: float | None = None
     runtime: str | RuntimeProfile | None = None  # None: the default runtime for the device kind
     request_rate: float | None = None  # requests/s (Poisson): continuous batching in steady state (serving_load)
+    compute: str = "bf16"  # the linear GEMMs' format: bf16, fp8 (W8A8) or fp4 (W4A4) (serving_passes.COMPUTE_FORMATS)
 
 
 # --- the grid ----------------------------------------------------------------------------------------
@@ -193,7 +197,8 @@ def serve(
     hardware=None,
     *,
     devices=None,
-    weights=16,
+    weights=None,
+    compute="bf16",
     kv_bits=16,
     batch=1,
     prompt_tokens=512,
@@ -220,7 +225,11 @@ def serve(
     def fraction(value, name):
         return None if value is None else parse_count(value, what=opt(name))
 
+    compute = "bf16" if compute is None else str(compute).strip().lower()
+    if weights is None:  # the compute format's own width (W8A8, W4A4), else 16-bit weights
+        weights = COMPUTE_WEIGHT_BITS.get(compute, 16)
     request = ServeRequest(
+        compute=compute,
         weights_bits=count(weights, "weights"),
         kv_bits=count(kv_bits, "kv_bits"),
         batch=count(batch, "batch"),
@@ -270,6 +279,7 @@ def estimate_serving(model: ModelSpec, profile: HardwareProfile, request: ServeR
     """
     runtime = resolve_runtime(request, profile)
     check_request(model, request, runtime)
+    check_compute(profile, request, runtime)
     candidates = tensor_parallel_degrees(model)
     formats = runtime.weight_bits  # one variant per weight format the runtime has kernels for
     bits = np.array(formats, dtype=float)
@@ -293,6 +303,7 @@ def estimate_serving(model: ModelSpec, profile: HardwareProfile, request: ServeR
                 {k: float(v[row, col]) for k, v in grid.items()},
                 load=load,
                 weights_bits=wbits,
+                compute_dtype=variant_compute(request, wbits),
                 devices=devices,
                 devices_needed=needed,
                 devices_per_node=profile.devices_per_node,
@@ -309,6 +320,8 @@ def estimate_serving(model: ModelSpec, profile: HardwareProfile, request: ServeR
         raise_unsustainable(model, profile, request, chosen, variants)
     warnings += warnings_for(model, profile, request, chosen)
     dtype, peak = compute_peak(profile)
+    if chosen.compute_dtype != "bf16":  # the chosen variant's linear GEMMs run at the low-bit peak
+        dtype, peak = chosen.compute_dtype, float(profile.peak_flops_per_s.get(chosen.compute_dtype))
     return ServeReport(
         inputs=ServeInputs(
             model=model.name,
@@ -323,6 +336,7 @@ def estimate_serving(model: ModelSpec, profile: HardwareProfile, request: ServeR
             price_per_hour_usd=request.price_per_hour_usd,
             runtime=runtime.id,
             request_rate_per_s=request.request_rate,
+            compute=request.compute,
         ),
         runtime=ServeRuntime.of(runtime, model.layers, is_measured(profile)),
         model=ServeModel.of(model),

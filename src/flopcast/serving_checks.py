@@ -63,6 +63,37 @@ def check_request(model: ModelSpec, request, runtime: RuntimeProfile) -> None:
             )
 
 
+def check_compute(profile, request, runtime: RuntimeProfile) -> None:
+    """``--compute``: a known format, one the hardware has a peak for and the runtime has kernels for, and
+    weights stored in it (W8A8 needs 8-bit weights, W4A4 4-bit ones). One line each (exit 2)."""
+    from flopcast.runtimes import check_compute_format
+    from flopcast.serving_passes import COMPUTE_FORMATS, COMPUTE_WEIGHT_BITS
+
+    fmt = request.compute
+    if fmt not in COMPUTE_FORMATS:
+        raise InvalidValue(
+            f"{opt('compute')} {fmt!r}: unknown compute format", hint=f"use {', '.join(COMPUTE_FORMATS)}"
+        )
+    if fmt not in COMPUTE_WEIGHT_BITS:
+        return
+    if profile.peak_flops_per_s.get(fmt) is None:
+        have = [d for d, v in profile.peak_flops_per_s.model_dump().items() if v is not None]
+        able = "FP8 tensor cores (Hopper, Ada, MI300)" if fmt == "fp8" else "FP4 tensor cores (Blackwell, MI355X)"
+        raise InvalidValue(
+            f"{opt('compute')} {fmt}: {profile.id} publishes no {fmt} matmul peak (it has {', '.join(have)})",
+            hint=f"use {opt('compute')} bf16 (weight-only {COMPUTE_WEIGHT_BITS[fmt]}-bit weights), or hardware "
+            f"with {able}",
+        )
+    check_compute_format(runtime, fmt)
+    bits = COMPUTE_WEIGHT_BITS[fmt]
+    if request.weights_bits != bits:
+        raise InvalidValue(
+            f"{opt('compute')} {fmt} multiplies {bits}-bit {fmt} weights (W{bits}A{bits}), not "
+            f"{request.weights_bits}-bit ones",
+            hint=f"use {opt('weights')} {bits}, or {opt('compute')} bf16 for {request.weights_bits}-bit weights",
+        )
+
+
 def raise_fits_nowhere(model, profile, request, grid, row, candidates) -> None:
     most = candidates[-1]
     need = float(grid["per_device_bytes"][row, -1])
@@ -164,7 +195,14 @@ def assumptions(model, profile, request, chosen: ServeVariant, runtime: RuntimeP
         f"{runtime.gap_seconds_per_kernel * 1e6:.3g} µs device gap and {runtime.launch_seconds_per_kernel * 1e6:.3g} "
         f"µs host launch each (+{runtime.seconds_per_forward * 1e6:.3g} µs per forward), the host {overlap}",
         f"quantized weights: fp16 scale + zero point per group of {QUANT_GROUP_SIZE} (GPTQ/AWQ); embeddings, "
-        "LM head and norms stay 16-bit; matmuls run in 16-bit (weight-only quantization)",
+        "LM head and norms stay 16-bit; matmuls run in 16-bit (weight-only quantization)"
+        if request.compute == "bf16"
+        else f"{opt('compute')} {request.compute}: the {chosen.weights_bits}-bit variant multiplies {request.compute} "
+        f"weights by {request.compute} activations (W{chosen.weights_bits}A{chosen.weights_bits}): its linear GEMMs at "
+        f"{profile.id}'s {request.compute} peak {profile.peak_flops_per_s.get(request.compute) / 1e12:,.0f} TFLOP/s × "
+        "the same fitted efficiency, the attention core and LM head at the 16-bit peak (vLLM quantises Linear "
+        "layers only); activation quantisation kernels not timed; weights held as the weight-only format's "
+        f"(scales per group of {QUANT_GROUP_SIZE}); the other columns compute in 16-bit",
         f"runtime allowance {RUNTIME_RESERVE_FRACTION:.0%} of device memory (vLLM gpu_memory_utilization=0.9)",
         "decode time per token at the mean context (prompt + output/2); prefill attention is causal: a prompt "
         "token attends to (P + 1)/2 tokens on average (fused kernels skip the masked half), sliding-window layers "

@@ -16,11 +16,35 @@ from flopcast.models import ModelSpec
 from flopcast.runtimes import RuntimeProfile, check_weight_bits, is_measured, load_runtime
 from flopcast.serving_memory import kv_cache_bytes_per_sequence, weights_read_bytes
 
+# `serve --compute`: the format of the layers' linear GEMMs. bf16 with any weights (weight-only W8A16/W4A16
+# kernels dequantise to 16 bit); fp8 multiplies FP8 weights by FP8 activations (W8A8), fp4 FP4 by FP4 (W4A4,
+# NVFP4/MXFP4), so each needs weights stored in that width (Micikevicius et al. 2022, "FP8 Formats for Deep
+# Learning"; vLLM docs, FP8 W8A8; NVIDIA Blackwell architecture technical brief, NVFP4).
+COMPUTE_FORMATS = ("bf16", "fp8", "fp4")
+COMPUTE_WEIGHT_BITS = {"fp8": 8, "fp4": 4}
+
 
 def compute_peak(profile: HardwareProfile) -> tuple[str, float]:
     """Weight-only quantization (W8A16, W4A16) dequantizes to 16 bit and multiplies in 16 bit, so every bit
     width runs at the 16-bit peak: bf16, else fp16, else fp32 (CPUs), else fp64."""
     return profile.peak_flops_per_s.for_training()
+
+
+def variant_compute(request, bits: int) -> str:
+    """The linear GEMMs' format of the variant with ``bits``-bit weights: the requested low-bit format where the
+    weights are stored in it (8-bit under fp8, 4-bit under fp4), else 16-bit (weight-only dequantisation)."""
+    fmt = getattr(request, "compute", "bf16")
+    return fmt if COMPUTE_WEIGHT_BITS.get(fmt) == int(bits) else "bf16"
+
+
+def linear_peak(profile: HardwareProfile, request, b_bits) -> np.ndarray | None:
+    """The linear GEMMs' peak per weight bit width (array like ``b_bits``); None when every variant is 16-bit."""
+    fmt = getattr(request, "compute", "bf16")
+    if fmt not in COMPUTE_WEIGHT_BITS:
+        return None
+    _, sixteen = compute_peak(profile)
+    low = profile.peak_flops_per_s.get(fmt)
+    return np.where(np.asarray(b_bits, dtype=float) == COMPUTE_WEIGHT_BITS[fmt], float(low), sixteen)
 
 
 def core_arrays(
@@ -113,8 +137,10 @@ def pass_inputs(model, profile, request, runtime: RuntimeProfile, b_bits, t, kv_
     kv_context = kv_cache_bytes_per_sequence(model, context, request.kv_bits) / context / kv_split
     decode_context = decode_attended_tokens(model, context)
     eta_b = bandwidth_efficiency(request, runtime, profile, b_bits)
+    common = dict(tp=t, bandwidth_efficiency=eta_b, fixed_matmul_efficiency=request.matmul_efficiency,
+                  linear_peak_flops_per_s=linear_peak(profile, request, b_bits))  # fmt: skip
     return PassInputs(
-        m, hw, params, dict(tp=t, bandwidth_efficiency=eta_b, fixed_matmul_efficiency=request.matmul_efficiency),
+        m, hw, params, common,
         fixed_cost(runtime, model), p, read_all / t, kv_prompt, prefill_attended_tokens(model, p), context,
         decode_context, read_active / t, kv_context * context / decode_context,
     )  # fmt: skip

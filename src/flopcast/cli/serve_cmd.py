@@ -42,6 +42,15 @@ def serve(
         autocompletion=complete_weight_bits,
         show_default=False,
     ),
+    compute: str | None = typer.Option(
+        None,
+        "--compute",
+        metavar="bf16|fp8|fp4",
+        help="Format of the linear GEMMs: bf16 (default; 8/4-bit weights dequantise to it), fp8 (W8A8 at the "
+        "profile's fp8 peak: Hopper, Ada, MI300; --weights defaults to 8) or fp4 (W4A4 where the profile lists an "
+        "fp4 peak: Blackwell, MI355X; --weights 4). Attention core and LM head stay 16-bit.",
+        show_default=False,
+    ),
     kv_bits: str = typer.Option("16", "--kv-bits", help="KV-cache bits: 16 or 8.", autocompletion=complete_kv_bits),
     runtime: str | None = typer.Option(
         None,
@@ -122,6 +131,7 @@ def serve(
     preflight_output(output, force)
     if plan:
         _check_plan_flags(devices=devices, storage=storage, batch=batch)
+        _not_planned(compute=compute)
         _plan(model=model, hardware=hardware, weights=weights, kv_bits=kv_bits, prompt_tokens=prompt_tokens,
               output_tokens=output_tokens, price_tier=price_tier, price_per_hour=price_per_hour,
               matmul_efficiency=matmul_efficiency, bandwidth_efficiency=bandwidth_efficiency, runtime=runtime,
@@ -135,7 +145,7 @@ def serve(
 
         raise InvalidValue(f"--hardware {hardware}: serve takes one profile", hint="add --plan to search several")
     report = serve_model(
-        model=model, hardware=hardware or DEFAULT_HARDWARE, devices=devices, weights=weights or "16",
+        model=model, hardware=hardware or DEFAULT_HARDWARE, devices=devices, weights=weights, compute=compute,
         kv_bits=kv_bits, batch=batch,
         prompt_tokens=prompt_tokens, output_tokens=output_tokens, price_tier=price_tier, price_per_hour=price_per_hour,
         matmul_efficiency=matmul_efficiency, bandwidth_efficiency=bandwidth_efficiency, runtime=runtime,
@@ -160,6 +170,19 @@ def _check_plan_flags(plan: bool = True, **given) -> None:
                                      hint=f"drop {flag}" + (" (--max-devices bounds the search)"
                                                             if name == "devices" else ""))  # fmt: skip
         raise ConflictingOptions(f"{flag} is for --plan", hint=f"add --plan, or drop {flag}")
+
+
+def _not_planned(**given) -> None:
+    """Serving options `serve --plan` does not search yet (ConflictingOptions, exit 2)."""
+    from flopcast.errors import ConflictingOptions
+
+    for name, value in given.items():
+        if value is not None:
+            flag = "--" + name.replace("_", "-")
+            raise ConflictingOptions(
+                f"{flag} with --plan: the plan does not model it yet",
+                hint=f"drop {flag}, or run `serve` without --plan on one configuration",
+            )
 
 
 def _plan(*, architecture, fmt, output, force, quiet, **options) -> None:

@@ -35,6 +35,9 @@ class ServeInputs(_Part):
     price_per_hour_usd: float | None = None
     runtime: str = Field(description="serving runtime id (flopcast/data/runtimes.yaml); default by device kind")
     request_rate_per_s: float | None = Field(default=None, description="--request-rate (Poisson arrivals)")
+    compute: str = Field(
+        default="bf16", description="--compute: the linear GEMMs' format, bf16, fp8 (W8A8) or fp4 (W4A4)"
+    )
 
 
 class ServeModel(_Part):
@@ -74,7 +77,10 @@ class ServeHardware(_Part):
     kind: str
     memory_bytes: float
     memory_bandwidth_bytes_per_s: float
-    compute_dtype: str = Field(description="dtype of the matmuls (weight-only quantization computes in 16-bit)")
+    compute_dtype: str = Field(
+        description="dtype of the chosen variant's linear GEMMs (weight-only quantization "
+        "computes in 16-bit; --compute fp8/fp4 in that format)"
+    )
     peak_flops_per_s: float
     devices_per_node: int
 
@@ -188,6 +194,11 @@ class ServeLoad(_Part):
 
 class ServeVariant(_Part):
     weights_bits: int
+    compute_dtype: str = Field(
+        default="bf16",
+        description="format of the linear GEMMs: bf16 (weight-only "
+        "dequantisation), fp8 (W8A8) or fp4 (W4A4); attention core and head stay 16-bit",
+    )
     devices: int
     link: str = Field(description="none, intra-node or inter-node: the link the tensor-parallel all-reduces use")
     link_bandwidth_bytes_per_s: float | None = Field(
@@ -241,6 +252,7 @@ def build_variant(
     g: dict[str, float],
     *,
     weights_bits: int,
+    compute_dtype: str = "bf16",
     devices: int,
     devices_needed: int | None,
     devices_per_node: int,
@@ -260,6 +272,7 @@ def build_variant(
     }
     return ServeVariant(
         weights_bits=weights_bits,
+        compute_dtype=compute_dtype,
         devices=devices,
         link="none" if devices == 1 else ("intra-node" if devices <= devices_per_node else "inter-node"),
         link_bandwidth_bytes_per_s=None if devices == 1 else g["link_bandwidth"],

@@ -114,6 +114,12 @@ def _load_column(v: ServeVariant) -> list[str]:
     ]
 
 
+def _compute(v: ServeVariant) -> str:
+    if v.compute_dtype == "bf16":
+        return f"bf16 (W{v.weights_bits}A16)"
+    return f"{v.compute_dtype} (W{v.weights_bits}A{v.weights_bits})"
+
+
 def column_header(report: ServeReport, v: ServeVariant, marker: str = " *") -> str:
     return f"{v.weights_bits}-bit weights" + (marker if v.weights_bits == report.weights_bits else "")
 
@@ -123,6 +129,9 @@ def table_rows(report: ServeReport, marker: str = " *") -> tuple[list[str], list
     headers = ["", *(column_header(report, v, marker) for v in report.variants)]
     columns = [_column(v) for v in report.variants]
     rows = [[label, *(col[i] for col in columns)] for i, label in enumerate(ROW_LABELS)]
+    if report.inputs.compute != "bf16":
+        rows.insert(ROW_LABELS.index("prefill bound"), ["linear GEMMs compute in",
+                    *(_compute(v) for v in report.variants)])  # fmt: skip
     if report.load is not None:
         loads = [_load_column(v) for v in report.variants]
         rows += [[label, *(col[i] for col in loads)] for i, label in enumerate(LOAD_ROW_LABELS)]
