@@ -52,6 +52,7 @@ from flopcast.serving_checks import (
     tensor_parallel_degrees,
     warnings_for,
 )
+from flopcast.serving_lengths import LengthDist, check_dist
 from flopcast.serving_load import Load, steady_state
 from flopcast.serving_memory import (
     RUNTIME_RESERVE_FRACTION,
@@ -96,6 +97,13 @@ class ServeRequest:
     runtime: str | RuntimeProfile | None = None  # None: the default runtime for the device kind
     request_rate: float | None = None  # requests/s (Poisson): continuous batching in steady state (serving_load)
     compute: str = "bf16"  # the linear GEMMs' format: bf16, fp8 (W8A8) or fp4 (W4A4) (serving_passes.COMPUTE_FORMATS)
+    chunked_prefill_tokens: int | None = None  # token budget per step under chunked prefill (Sarathi-Serve); None: off
+    prompt_dist: str = "fixed"  # prompt lengths under load: fixed, exponential, uniform (serving_lengths.py)
+    output_dist: str = "fixed"  # output lengths under load, the same choices
+
+    def lengths(self) -> tuple[LengthDist, LengthDist]:
+        """The prompt and output length distributions (means: prompt_tokens, output_tokens)."""
+        return LengthDist(self.prompt_dist, self.prompt_tokens), LengthDist(self.output_dist, self.output_tokens)
 
 
 # --- the grid ----------------------------------------------------------------------------------------
@@ -177,7 +185,10 @@ def _load(model, profile, request, runtime, wbits: int, devices: int, max_batch:
     t = np.array([[float(devices)]])
     kv_split = np.ones_like(t) if model.is_mla else np.minimum(t, float(model.n_kv_heads))
     x = pass_inputs(model, profile, request, runtime, np.array([[float(wbits)]]), t, kv_split)
-    return steady_state(x, request.request_rate, request.output_tokens, max_batch)
+    prompt_dist, output_dist = request.lengths()
+    return steady_state(x, request.request_rate, request.output_tokens, max_batch,
+                        chunk_tokens=request.chunked_prefill_tokens, prompt_dist=prompt_dist,
+                        output_dist=output_dist)  # fmt: skip
 
 
 def _prices(profile: HardwareProfile, request: ServeRequest) -> tuple[dict[str, float], str | None, str | None]:
@@ -209,6 +220,9 @@ def serve(
     bandwidth_efficiency=None,
     runtime=None,
     request_rate=None,
+    chunked_prefill=None,
+    prompt_dist=None,
+    output_dist=None,
     seq_len=None,
     profiles=None,
     storage=None,
@@ -242,6 +256,9 @@ def serve(
         bandwidth_efficiency=fraction(bandwidth_efficiency, "bandwidth_efficiency"),
         runtime=runtime if runtime is None or isinstance(runtime, RuntimeProfile) else str(runtime),
         request_rate=None if request_rate is None else parse_count(request_rate, what=opt("request_rate")),
+        chunked_prefill_tokens=count(chunked_prefill, "chunked_prefill"),
+        prompt_dist=check_dist(prompt_dist, 1, "prompt_dist").kind,
+        output_dist=check_dist(output_dist, 1, "output_dist").kind,
     )
     spec = resolve_model(model, seq_len, architecture)
     tier = None
@@ -337,6 +354,9 @@ def estimate_serving(model: ModelSpec, profile: HardwareProfile, request: ServeR
             runtime=runtime.id,
             request_rate_per_s=request.request_rate,
             compute=request.compute,
+            chunked_prefill_tokens=request.chunked_prefill_tokens,
+            prompt_dist=request.prompt_dist,
+            output_dist=request.output_dist,
         ),
         runtime=ServeRuntime.of(runtime, model.layers, is_measured(profile)),
         model=ServeModel.of(model),

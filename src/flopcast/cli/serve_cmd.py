@@ -72,6 +72,30 @@ def serve(
         "output token P50/P90, throughput and cost at that load.",
         show_default=False,
     ),
+    chunked_prefill: str | None = typer.Option(
+        None,
+        "--chunked-prefill",
+        metavar="TOKENS",
+        help="With --request-rate: chunked prefill (Sarathi-Serve; vLLM max_num_batched_tokens) with this token "
+        "budget per step: decodes first, prompt chunks fill the rest, so a prompt stalls decodes by one chunk, not "
+        "its whole prefill (default: off, prefill first).",
+        show_default=False,
+    ),
+    prompt_dist: str | None = typer.Option(
+        None,
+        "--prompt-dist",
+        metavar="fixed|exponential|uniform",
+        help="With --request-rate: prompt lengths, mean --prompt-tokens (default fixed); the prompt queue becomes "
+        "M/G/1 (Pollaczek–Khinchine).",
+        show_default=False,
+    ),
+    output_dist: str | None = typer.Option(
+        None,
+        "--output-dist",
+        metavar="fixed|exponential|uniform",
+        help="With --request-rate: output lengths, mean --output-tokens (default fixed).",
+        show_default=False,
+    ),
     plan: bool = typer.Option(
         False,
         "--plan",
@@ -131,7 +155,8 @@ def serve(
     preflight_output(output, force)
     if plan:
         _check_plan_flags(devices=devices, storage=storage, batch=batch)
-        _not_planned(compute=compute)
+        _not_planned(compute=compute, chunked_prefill=chunked_prefill, prompt_dist=prompt_dist,
+                     output_dist=output_dist)  # fmt: skip
         _plan(model=model, hardware=hardware, weights=weights, kv_bits=kv_bits, prompt_tokens=prompt_tokens,
               output_tokens=output_tokens, price_tier=price_tier, price_per_hour=price_per_hour,
               matmul_efficiency=matmul_efficiency, bandwidth_efficiency=bandwidth_efficiency, runtime=runtime,
@@ -149,7 +174,8 @@ def serve(
         kv_bits=kv_bits, batch=batch,
         prompt_tokens=prompt_tokens, output_tokens=output_tokens, price_tier=price_tier, price_per_hour=price_per_hour,
         matmul_efficiency=matmul_efficiency, bandwidth_efficiency=bandwidth_efficiency, runtime=runtime,
-        request_rate=request_rate, seq_len=seq_len, profiles=profiles, storage=storage, **architecture,
+        request_rate=request_rate, chunked_prefill=chunked_prefill, prompt_dist=prompt_dist, output_dist=output_dist,
+        seq_len=seq_len, profiles=profiles, storage=storage, **architecture,
     )  # fmt: skip
     for line in report.warnings:
         note(f"warning: {line}", quiet or fmt is OutputFormat.json)
