@@ -14,6 +14,8 @@ prefill    b·P tokens, each attending causally to (P + 1)/2 tokens (a sliding w
 decode     b tokens per step at the mean context s̄ = P + T/2: active weights + the whole KV cache read
            once at the runtime's bandwidth for the weight format; memory bound at small b; plus the
            runtime's fixed cost per forward (kernel gaps, launches: runtimes.py, data/runtimes.yaml)
+compute    --compute fp8|fp4 (W8A8, W4A4): the variant whose weights are in that format runs its linear GEMMs at
+           the profile's fp8/fp4 peak, attention core and head at 16 bit (serving_passes.linear_peak)
 tensor     the core's tensor-parallel all-reduces on the link, bandwidth and NCCL latency that training's
 parallel   tensor parallelism gets (comms.ring_group)
 cost       t · price per device-hour / output tokens per hour (prefill included)
