@@ -162,6 +162,9 @@ def test_cli_fp8_json_and_table(cli):
     assert doc["inputs"]["compute"] == "fp8" and doc["weights_bits"] == 8  # --weights defaults to the format's
     assert doc["hardware"]["compute_dtype"] == "fp8"
     assert [v["compute_dtype"] for v in doc["variants"]] == ["bf16", "fp8", "bf16"]
+    import jsonschema
+
+    jsonschema.validate(doc, json.loads(cli("schema", "serve").stdout))
     table = cli("serve", "-m", "llama-3.1-8b", "-H", "b200-180gb", "--compute", "fp4", "-f", "markdown")
     assert table.exit_code == 0, table.stderr
     assert "fp4 (W4A4)" in table.stdout and "fp4 peak 9,000 TFLOP/s" in table.stdout

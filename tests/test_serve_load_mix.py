@@ -182,6 +182,11 @@ def test_cli_load_mix_json_and_table(cli):
     load = doc["load"]
     assert load["queue_wait_mean_seconds"] > 0 and load["prefill_chunks"] >= 1
     assert load["stall_seconds"] == load["chunk_step_seconds"]
+    import jsonschema  # the new fields are additive: the report still validates against `flopcast schema serve`
+
+    schema = cli("schema", "serve")
+    assert schema.exit_code == 0, schema.stderr
+    jsonschema.validate(doc, json.loads(schema.stdout))
     md = cli(*args, "-f", "markdown")
     assert md.exit_code == 0, md.stderr
     for text in ("Pollaczek", "prefill chunks per mean prompt", "Sarathi-Serve", "M/G/1", "exponential prompt"):
