@@ -32,7 +32,7 @@ from flopcast.yamlsafe import FILE_FIELD, YamlDocument, load_yaml
 PROFILE_SUFFIXES = (".yaml", ".yml")
 ENV_PROFILES = "FLOPCAST_PROFILES"
 ENV_CONFIG_DIR = "FLOPCAST_CONFIG_DIR"
-DTYPES = ("fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int8")
+DTYPES = ("fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "fp4", "int8")
 PRICE_TIERS_KNOWN = ("on-demand", "spot", "reserved-1y", "reserved-3y", "capacity-block")
 
 _ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
@@ -77,6 +77,7 @@ class PeakFlops(_Strict):
     bf16: PositiveFloat | None = None
     fp16: PositiveFloat | None = None
     fp8: PositiveFloat | None = None
+    fp4: PositiveFloat | None = None  # NVFP4 / MXFP4 matrix peak (Blackwell, MI355X): `serve --compute fp4`
     int8: PositiveFloat | None = None
 
     @model_validator(mode="after")

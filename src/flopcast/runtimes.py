@@ -17,6 +17,7 @@ from flopcast.errors import BrokenInstall, InvalidValue, opt
 RUNTIMES_FILE = Path(__file__).resolve().parent / "data" / "runtimes.yaml"
 MEASURED_FAMILY_PREFIX = "local-"  # families of profiles saved by `flopcast bench` (bench/profile.py)
 ANY_KIND = "any"
+BASE_COMPUTE_FORMAT = "bf16"  # every runtime multiplies in 16 bit (weight-only kernels dequantise to it)
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class RuntimeProfile:
     seconds_per_forward: float  # host
     stream_fraction: float  # datasheet -> streaming bandwidth of this device kind
     sources: dict[str, str] = field(default_factory=dict, compare=False)
+    # matmul formats (weights × activations) the runtime has kernels for: bf16 always, fp8 (W8A8), fp4 (W4A4)
+    compute_formats: tuple[str, ...] = (BASE_COMPUTE_FORMAT,)
 
     @property
     def weight_bits(self) -> tuple[int, ...]:
@@ -123,8 +126,14 @@ def load_runtime(name: str | None, kind: str, hardware_id: str = "this hardware"
     if stream is None:
         raise BrokenInstall(f"{RUNTIMES_FILE}: stream_fraction has no value for {kind}")
     values["stream_fraction"], sources["stream_fraction"] = stream
+    formats = [BASE_COMPUTE_FORMAT]
+    for fmt, value in (entry.get("compute_formats") or {}).items():
+        if not isinstance(value, dict) or not value.get("source"):
+            raise BrokenInstall(f"{RUNTIMES_FILE}: {key}.compute_formats.{fmt} needs a source")
+        formats.append(str(fmt))
+        sources[f"compute_formats.{fmt}"] = str(value["source"])
     return RuntimeProfile(id=key, name=str(entry["name"]), kind=kind, bandwidth_fraction=fractions, sources=sources,
-                          **values)  # fmt: skip
+                          compute_formats=tuple(formats), **values)  # fmt: skip
 
 
 def check_weight_bits(runtime: RuntimeProfile, bits: int) -> None:
@@ -135,6 +144,19 @@ def check_weight_bits(runtime: RuntimeProfile, bits: int) -> None:
         raise InvalidValue(
             f"{opt('weights')} {bits}: {runtime.id} has no {bits}-bit weight kernels (it runs {have}-bit weights)",
             hint=f"use {opt('weights')} {have} or {opt('runtime')} {' / '.join(able)}" if able else None,
+        )
+
+
+def check_compute_format(runtime: RuntimeProfile, fmt: str) -> None:
+    """A one-line error when the runtime has no matmul kernels in ``fmt`` (e.g. llama.cpp has no FP8 GEMM)."""
+    if fmt not in runtime.compute_formats:
+        able = [r for r in runtime_ids() if fmt in (_document()["runtimes"][r].get("compute_formats") or {})]
+        raise InvalidValue(
+            f"{opt('compute')} {fmt}: {runtime.id} has no {fmt} matmul kernels (it computes in "
+            f"{', '.join(runtime.compute_formats)})",
+            hint=f"use {opt('runtime')} {' / '.join(able)}, or {opt('compute')} {BASE_COMPUTE_FORMAT}"
+            if able
+            else f"use {opt('compute')} {BASE_COMPUTE_FORMAT}",
         )
 
 

@@ -14,6 +14,8 @@ prefill    b·P tokens, each attending causally to (P + 1)/2 tokens (a sliding w
 decode     b tokens per step at the mean context s̄ = P + T/2: active weights + the whole KV cache read
            once at the runtime's bandwidth for the weight format; memory bound at small b; plus the
            runtime's fixed cost per forward (kernel gaps, launches: runtimes.py, data/runtimes.yaml)
+compute    --compute fp8|fp4 (W8A8, W4A4): the variant whose weights are in that format runs its linear GEMMs at
+           the profile's fp8/fp4 peak, attention core and head at 16 bit (serving_passes.linear_peak)
 tensor     the core's tensor-parallel all-reduces on the link, bandwidth and NCCL latency that training's
 parallel   tensor parallelism gets (comms.ring_group)
 cost       t · price per device-hour / output tokens per hour (prefill included)
@@ -45,12 +47,14 @@ from flopcast.serving_checks import (
     KV_BITS_CHOICES,
     WEIGHT_BITS_CHOICES,
     assumptions,
+    check_compute,
     check_request,
     raise_fits_nowhere,
     raise_unsustainable,
     tensor_parallel_degrees,
     warnings_for,
 )
+from flopcast.serving_lengths import LengthDist, check_dist
 from flopcast.serving_load import Load, steady_state
 from flopcast.serving_memory import (
     RUNTIME_RESERVE_FRACTION,
@@ -58,12 +62,14 @@ from flopcast.serving_memory import (
     weight_bytes,
 )
 from flopcast.serving_passes import (
+    COMPUTE_WEIGHT_BITS,
     compute_peak,
     core_arrays,
     decode_pass,
     pass_inputs,
     prefill_pass,
     resolve_runtime,
+    variant_compute,
 )
 
 __all__ = ["KV_BITS_CHOICES", "WEIGHT_BITS_CHOICES", "ServeRequest", "estimate_serving", "serve", "serving_grid",
@@ -92,6 +98,14 @@ class ServeRequest:
     bandwidth_efficiency: float | None = None
     runtime: str | RuntimeProfile | None = None  # None: the default runtime for the device kind
     request_rate: float | None = None  # requests/s (Poisson): continuous batching in steady state (serving_load)
+    compute: str = "bf16"  # the linear GEMMs' format: bf16, fp8 (W8A8) or fp4 (W4A4) (serving_passes.COMPUTE_FORMATS)
+    chunked_prefill_tokens: int | None = None  # token budget per step under chunked prefill (Sarathi-Serve); None: off
+    prompt_dist: str = "fixed"  # prompt lengths under load: fixed, exponential, uniform (serving_lengths.py)
+    output_dist: str = "fixed"  # output lengths under load, the same choices
+
+    def lengths(self) -> tuple[LengthDist, LengthDist]:
+        """The prompt and output length distributions (means: prompt_tokens, output_tokens)."""
+        return LengthDist(self.prompt_dist, self.prompt_tokens), LengthDist(self.output_dist, self.output_tokens)
 
 
 # --- the grid ----------------------------------------------------------------------------------------
@@ -173,7 +187,10 @@ def _load(model, profile, request, runtime, wbits: int, devices: int, max_batch:
     t = np.array([[float(devices)]])
     kv_split = np.ones_like(t) if model.is_mla else np.minimum(t, float(model.n_kv_heads))
     x = pass_inputs(model, profile, request, runtime, np.array([[float(wbits)]]), t, kv_split)
-    return steady_state(x, request.request_rate, request.output_tokens, max_batch)
+    prompt_dist, output_dist = request.lengths()
+    return steady_state(x, request.request_rate, request.output_tokens, max_batch,
+                        chunk_tokens=request.chunked_prefill_tokens, prompt_dist=prompt_dist,
+                        output_dist=output_dist)  # fmt: skip
 
 
 def _prices(profile: HardwareProfile, request: ServeRequest) -> tuple[dict[str, float], str | None, str | None]:
@@ -193,7 +210,8 @@ def serve(
     hardware=None,
     *,
     devices=None,
-    weights=16,
+    weights=None,
+    compute="bf16",
     kv_bits=16,
     batch=1,
     prompt_tokens=512,
@@ -204,6 +222,9 @@ def serve(
     bandwidth_efficiency=None,
     runtime=None,
     request_rate=None,
+    chunked_prefill=None,
+    prompt_dist=None,
+    output_dist=None,
     seq_len=None,
     profiles=None,
     storage=None,
@@ -220,7 +241,11 @@ def serve(
     def fraction(value, name):
         return None if value is None else parse_count(value, what=opt(name))
 
+    compute = "bf16" if compute is None else str(compute).strip().lower()
+    if weights is None:  # the compute format's own width (W8A8, W4A4), else 16-bit weights
+        weights = COMPUTE_WEIGHT_BITS.get(compute, 16)
     request = ServeRequest(
+        compute=compute,
         weights_bits=count(weights, "weights"),
         kv_bits=count(kv_bits, "kv_bits"),
         batch=count(batch, "batch"),
@@ -233,6 +258,9 @@ def serve(
         bandwidth_efficiency=fraction(bandwidth_efficiency, "bandwidth_efficiency"),
         runtime=runtime if runtime is None or isinstance(runtime, RuntimeProfile) else str(runtime),
         request_rate=None if request_rate is None else parse_count(request_rate, what=opt("request_rate")),
+        chunked_prefill_tokens=count(chunked_prefill, "chunked_prefill"),
+        prompt_dist=check_dist(prompt_dist, 1, "prompt_dist").kind,
+        output_dist=check_dist(output_dist, 1, "output_dist").kind,
     )
     spec = resolve_model(model, seq_len, architecture)
     tier = None
@@ -270,6 +298,7 @@ def estimate_serving(model: ModelSpec, profile: HardwareProfile, request: ServeR
     """
     runtime = resolve_runtime(request, profile)
     check_request(model, request, runtime)
+    check_compute(profile, request, runtime)
     candidates = tensor_parallel_degrees(model)
     formats = runtime.weight_bits  # one variant per weight format the runtime has kernels for
     bits = np.array(formats, dtype=float)
@@ -293,6 +322,7 @@ def estimate_serving(model: ModelSpec, profile: HardwareProfile, request: ServeR
                 {k: float(v[row, col]) for k, v in grid.items()},
                 load=load,
                 weights_bits=wbits,
+                compute_dtype=variant_compute(request, wbits),
                 devices=devices,
                 devices_needed=needed,
                 devices_per_node=profile.devices_per_node,
@@ -309,6 +339,8 @@ def estimate_serving(model: ModelSpec, profile: HardwareProfile, request: ServeR
         raise_unsustainable(model, profile, request, chosen, variants)
     warnings += warnings_for(model, profile, request, chosen)
     dtype, peak = compute_peak(profile)
+    if chosen.compute_dtype != "bf16":  # the chosen variant's linear GEMMs run at the low-bit peak
+        dtype, peak = chosen.compute_dtype, float(profile.peak_flops_per_s.get(chosen.compute_dtype))
     return ServeReport(
         inputs=ServeInputs(
             model=model.name,
@@ -323,6 +355,10 @@ def estimate_serving(model: ModelSpec, profile: HardwareProfile, request: ServeR
             price_per_hour_usd=request.price_per_hour_usd,
             runtime=runtime.id,
             request_rate_per_s=request.request_rate,
+            compute=request.compute,
+            chunked_prefill_tokens=request.chunked_prefill_tokens,
+            prompt_dist=request.prompt_dist,
+            output_dist=request.output_dist,
         ),
         runtime=ServeRuntime.of(runtime, model.layers, is_measured(profile)),
         model=ServeModel.of(model),

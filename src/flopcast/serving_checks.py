@@ -47,6 +47,23 @@ def check_request(model: ModelSpec, request, runtime: RuntimeProfile) -> None:
         from flopcast.serving_load import check_rate
 
         check_rate(request.request_rate)
+    load_only = (
+        ("chunked_prefill", request.chunked_prefill_tokens is not None),
+        ("prompt_dist", request.prompt_dist != "fixed"),
+        ("output_dist", request.output_dist != "fixed"),
+    )
+    for name, given in load_only:
+        if given and request.request_rate is None:
+            raise InvalidValue(
+                f"{opt(name)} models the steady state under load: it needs {opt('request_rate')}",
+                hint=f"add {opt('request_rate')} R (requests per second), or drop {opt(name)}",
+            )
+    chunk = request.chunked_prefill_tokens
+    if chunk is not None and (not isinstance(chunk, int) or chunk < 1):
+        raise InvalidValue(
+            f"{opt('chunked_prefill')}: {chunk!r} must be a whole number of tokens ≥ 1",
+            hint="give a token budget per step such as 512 or 2048 (vLLM max_num_batched_tokens)",
+        )
     if request.price_per_hour_usd is not None and not (request.price_per_hour_usd > 0):
         raise InvalidValue(
             f"{opt('price_per_hour')}: {request.price_per_hour_usd!r} must be positive", hint="give a price such as 2.5"
@@ -61,6 +78,37 @@ def check_request(model: ModelSpec, request, runtime: RuntimeProfile) -> None:
                 f"heads ({model.n_kv_heads} KV heads), so the device count must divide them",
                 hint=f"use one of {', '.join(map(str, allowed))}",
             )
+
+
+def check_compute(profile, request, runtime: RuntimeProfile) -> None:
+    """``--compute``: a known format, one the hardware has a peak for and the runtime has kernels for, and
+    weights stored in it (W8A8 needs 8-bit weights, W4A4 4-bit ones). One line each (exit 2)."""
+    from flopcast.runtimes import check_compute_format
+    from flopcast.serving_passes import COMPUTE_FORMATS, COMPUTE_WEIGHT_BITS
+
+    fmt = request.compute
+    if fmt not in COMPUTE_FORMATS:
+        raise InvalidValue(
+            f"{opt('compute')} {fmt!r}: unknown compute format", hint=f"use {', '.join(COMPUTE_FORMATS)}"
+        )
+    if fmt not in COMPUTE_WEIGHT_BITS:
+        return
+    if profile.peak_flops_per_s.get(fmt) is None:
+        have = [d for d, v in profile.peak_flops_per_s.model_dump().items() if v is not None]
+        able = "FP8 tensor cores (Hopper, Ada, MI300)" if fmt == "fp8" else "FP4 tensor cores (Blackwell, MI355X)"
+        raise InvalidValue(
+            f"{opt('compute')} {fmt}: {profile.id} publishes no {fmt} matmul peak (it has {', '.join(have)})",
+            hint=f"use {opt('compute')} bf16 (weight-only {COMPUTE_WEIGHT_BITS[fmt]}-bit weights), or hardware "
+            f"with {able}",
+        )
+    check_compute_format(runtime, fmt)
+    bits = COMPUTE_WEIGHT_BITS[fmt]
+    if request.weights_bits != bits:
+        raise InvalidValue(
+            f"{opt('compute')} {fmt} multiplies {bits}-bit {fmt} weights (W{bits}A{bits}), not "
+            f"{request.weights_bits}-bit ones",
+            hint=f"use {opt('weights')} {bits}, or {opt('compute')} bf16 for {request.weights_bits}-bit weights",
+        )
 
 
 def raise_fits_nowhere(model, profile, request, grid, row, candidates) -> None:
@@ -84,7 +132,8 @@ def raise_unsustainable(model, profile, request, chosen: ServeVariant, variants:
         for v in variants
         if v is not chosen and v.load is not None and v.load.sustainable
     ]
-    hint = f"lower {opt('request_rate')}, add {opt('devices')}, or use " + (
+    chunk = f"raise {opt('chunked_prefill')}, " if request.chunked_prefill_tokens is not None else ""
+    hint = f"lower {opt('request_rate')}, {chunk}add {opt('devices')}, or use " + (
         "; ".join(others) if others else "faster hardware"
     )
     raise Infeasible(
@@ -164,7 +213,14 @@ def assumptions(model, profile, request, chosen: ServeVariant, runtime: RuntimeP
         f"{runtime.gap_seconds_per_kernel * 1e6:.3g} µs device gap and {runtime.launch_seconds_per_kernel * 1e6:.3g} "
         f"µs host launch each (+{runtime.seconds_per_forward * 1e6:.3g} µs per forward), the host {overlap}",
         f"quantized weights: fp16 scale + zero point per group of {QUANT_GROUP_SIZE} (GPTQ/AWQ); embeddings, "
-        "LM head and norms stay 16-bit; matmuls run in 16-bit (weight-only quantization)",
+        "LM head and norms stay 16-bit; matmuls run in 16-bit (weight-only quantization)"
+        if request.compute == "bf16"
+        else f"{opt('compute')} {request.compute}: the {chosen.weights_bits}-bit variant multiplies {request.compute} "
+        f"weights by {request.compute} activations (W{chosen.weights_bits}A{chosen.weights_bits}): its linear GEMMs at "
+        f"{profile.id}'s {request.compute} peak {profile.peak_flops_per_s.get(request.compute) / 1e12:,.0f} TFLOP/s × "
+        "the same fitted efficiency, the attention core and LM head at the 16-bit peak (vLLM quantises Linear "
+        "layers only); activation quantisation kernels not timed; weights held as the weight-only format's "
+        f"(scales per group of {QUANT_GROUP_SIZE}); the other columns compute in 16-bit",
         f"runtime allowance {RUNTIME_RESERVE_FRACTION:.0%} of device memory (vLLM gpu_memory_utilization=0.9)",
         "decode time per token at the mean context (prompt + output/2); prefill attention is causal: a prompt "
         "token attends to (P + 1)/2 tokens on average (fused kernels skip the masked half), sliding-window layers "
@@ -174,7 +230,34 @@ def assumptions(model, profile, request, chosen: ServeVariant, runtime: RuntimeP
         "`estimate` times training's; KV heads replicated past kv_heads (an MLA latent on every device)",
         "time to first token = prefill time (no queueing); cost per output token includes the prefill"
         if request.request_rate is None
-        else f"under load: Poisson arrivals at {request.request_rate:g}/s, fixed prompt and output lengths, "
-        "continuous batching with prefill first (vLLM's scheduler), unchunked; the running batch from Little's "
-        f"law, TTFT percentiles from an M/D/1 queue ({opt('batch')} is not used: the batch forms)",
+        else f"under load: Poisson arrivals at {request.request_rate:g}/s, {_lengths(request)}; continuous "
+        f"batching, {_chunking(request)}; the running batch from Little's law with the mean output length "
+        f"({opt('batch')} is not used: the batch forms), decode at the sequences' mean context P + E[T²]/(2E[T])",
+        *([] if request.request_rate is None else [_queue_line(request)]),
     ]
+
+
+def _lengths(request) -> str:
+    if request.prompt_dist == request.output_dist == "fixed":
+        return "fixed prompt and output lengths"
+    return (f"{request.prompt_dist} prompt lengths (mean {request.prompt_tokens}) and {request.output_dist} output "
+            f"lengths (mean {request.output_tokens}), continuous, independent")  # fmt: skip
+
+
+def _chunking(request) -> str:
+    if request.chunked_prefill_tokens is None:
+        return "prefill first (vLLM's scheduler), unchunked: a prompt's whole prefill stalls every running sequence"
+    return (f"chunked prefill with a budget of {request.chunked_prefill_tokens} tokens per step (Sarathi-Serve, "
+            "Agrawal et al. 2024): decodes first, prompt chunks fill the rest of the budget (at most a mean prompt), "
+            "so a step stalls the decodes by one chunk's time at most")  # fmt: skip
+
+
+def _queue_line(request) -> str:
+    queue = "M/D/1" if request.prompt_dist == "fixed" else "M/G/1"
+    line = (f"the prompt queue as {queue}: mean wait λ·E[S²]/(2(1 − ρ)) (Pollaczek–Khinchine), S a prompt's "
+            + ("prefill" if request.chunked_prefill_tokens is None else "share of the chunk slots, P·step/chunk")
+            + "; TTFT P50/P90 from a seeded Lindley recursion of the same queue + the decode step in progress; TPOT "
+            "P50/P90 from the prompts arriving during a request's T − 1 steps (Poisson)")  # fmt: skip
+    if request.prompt_dist != "fixed" or request.output_dist != "fixed":
+        line += ", over seeded requests of the length mix (summed prompt costs by their normal limit)"
+    return line

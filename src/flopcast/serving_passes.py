@@ -14,13 +14,38 @@ from flopcast.estimator.efficiency import EfficiencyParams
 from flopcast.hardware import HardwareProfile
 from flopcast.models import ModelSpec
 from flopcast.runtimes import RuntimeProfile, check_weight_bits, is_measured, load_runtime
+from flopcast.serving_lengths import LengthDist
 from flopcast.serving_memory import kv_cache_bytes_per_sequence, weights_read_bytes
+
+# `serve --compute`: the format of the layers' linear GEMMs. bf16 with any weights (weight-only W8A16/W4A16
+# kernels dequantise to 16 bit); fp8 multiplies FP8 weights by FP8 activations (W8A8), fp4 FP4 by FP4 (W4A4,
+# NVFP4/MXFP4), so each needs weights stored in that width (Micikevicius et al. 2022, "FP8 Formats for Deep
+# Learning"; vLLM docs, FP8 W8A8; NVIDIA Blackwell architecture technical brief, NVFP4).
+COMPUTE_FORMATS = ("bf16", "fp8", "fp4")
+COMPUTE_WEIGHT_BITS = {"fp8": 8, "fp4": 4}
 
 
 def compute_peak(profile: HardwareProfile) -> tuple[str, float]:
     """Weight-only quantization (W8A16, W4A16) dequantizes to 16 bit and multiplies in 16 bit, so every bit
     width runs at the 16-bit peak: bf16, else fp16, else fp32 (CPUs), else fp64."""
     return profile.peak_flops_per_s.for_training()
+
+
+def variant_compute(request, bits: int) -> str:
+    """The linear GEMMs' format of the variant with ``bits``-bit weights: the requested low-bit format where the
+    weights are stored in it (8-bit under fp8, 4-bit under fp4), else 16-bit (weight-only dequantisation)."""
+    fmt = getattr(request, "compute", "bf16")
+    return fmt if COMPUTE_WEIGHT_BITS.get(fmt) == int(bits) else "bf16"
+
+
+def linear_peak(profile: HardwareProfile, request, b_bits) -> np.ndarray | None:
+    """The linear GEMMs' peak per weight bit width (array like ``b_bits``); None when every variant is 16-bit."""
+    fmt = getattr(request, "compute", "bf16")
+    if fmt not in COMPUTE_WEIGHT_BITS:
+        return None
+    _, sixteen = compute_peak(profile)
+    low = profile.peak_flops_per_s.get(fmt)
+    return np.where(np.asarray(b_bits, dtype=float) == COMPUTE_WEIGHT_BITS[fmt], float(low), sixteen)
 
 
 def core_arrays(
@@ -97,6 +122,9 @@ class PassInputs(NamedTuple):
     decode_context: np.ndarray  # tokens a generated token attends to (windows capped), over the layers
     decode_weight_bytes: np.ndarray
     decode_kv_bytes_per_token: np.ndarray
+    model: ModelSpec | None = None  # what with_prompt needs to rebuild the prompt's pass at other lengths
+    kv_bits: int = 16
+    kv_split: np.ndarray | float = 1.0
 
 
 def pass_inputs(model, profile, request, runtime: RuntimeProfile, b_bits, t, kv_split) -> PassInputs:
@@ -108,15 +136,49 @@ def pass_inputs(model, profile, request, runtime: RuntimeProfile, b_bits, t, kv_
     read_all = weights_read_bytes(model, b_bits, active=False)
     read_active = weights_read_bytes(model, b_bits, active=True)
     # KV bytes per token of context: the cache a sequence holds at that context over the context (windows)
-    context = p + n_out / 2.0
+    # the mean context of the sequences decoding: P + E[T²]/(2·E[T]) (length-biased: a longer output stays in the
+    # batch longer; T/2 for fixed outputs; serving_lengths.py)
+    output_dist = LengthDist(getattr(request, "output_dist", "fixed"), n_out)
+    context = p + output_dist.second_moment() / (2.0 * n_out)
     kv_prompt = kv_cache_bytes_per_sequence(model, p, request.kv_bits) / p / kv_split
     kv_context = kv_cache_bytes_per_sequence(model, context, request.kv_bits) / context / kv_split
     decode_context = decode_attended_tokens(model, context)
     eta_b = bandwidth_efficiency(request, runtime, profile, b_bits)
+    common = dict(tp=t, bandwidth_efficiency=eta_b, fixed_matmul_efficiency=request.matmul_efficiency,
+                  linear_peak_flops_per_s=linear_peak(profile, request, b_bits))  # fmt: skip
     return PassInputs(
-        m, hw, params, dict(tp=t, bandwidth_efficiency=eta_b, fixed_matmul_efficiency=request.matmul_efficiency),
+        m, hw, params, common,
         fixed_cost(runtime, model), p, read_all / t, kv_prompt, prefill_attended_tokens(model, p), context,
-        decode_context, read_active / t, kv_context * context / decode_context,
+        decode_context, read_active / t, kv_context * context / decode_context, model, request.kv_bits, kv_split,
+    )  # fmt: skip
+
+
+def with_prompt(x: PassInputs, prompts) -> PassInputs:
+    """``x`` with the prompt's pass at other lengths (an array along the last axis of ``x``'s S + (1,) arrays):
+    its KV bytes per token and the tokens each attends to rebuilt for each length."""
+    p = np.asarray(prompts, dtype=float)
+    kv = kv_cache_bytes_per_sequence(x.model, p, x.kv_bits) / p / x.kv_split
+    return x._replace(
+        prompt_tokens=p, prefill_kv_bytes_per_token=kv, prefill_attended=prefill_attended_tokens(x.model, p)
+    )
+
+
+def hybrid_pass(x: PassInputs, batch, chunk) -> inference.ForwardPass:
+    """One step of chunked prefill (Sarathi-Serve, Agrawal et al. 2024, §4): ``batch`` decodes at the mean context
+    and ``chunk`` tokens of a mean prompt in one forward pass of batch + chunk tokens. FLOPs: each decode token's
+    at the decode context, each chunk token's at the prompt's causal mean (the chunks of a prompt attend to
+    exactly what the whole prompt does): one pass at the token-weighted context (FLOPs are affine in it). Bytes:
+    the weights once (every expert when a chunk rides along), every sequence's KV cache, the chunk's KV written
+    and the prompt's earlier chunks' KV read once ((P − chunk)/2 tokens on average over its chunks)."""
+    b, c = np.asarray(batch, dtype=float), np.asarray(chunk, dtype=float)
+    tokens = b + c
+    context = (b * x.decode_context + c * x.prefill_attended) / np.maximum(tokens, 1e-12)
+    weights = np.where(c > 0, x.prefill_weight_bytes, x.decode_weight_bytes)
+    earlier = np.maximum(x.prompt_tokens - c, 0.0) / 2.0 * np.where(c > 0, 1.0, 0.0)
+    kv = b * x.decode_context * x.decode_kv_bytes_per_token + (c + earlier) * x.prefill_kv_bytes_per_token
+    return inference.forward_pass(
+        x.m, x.hw, x.params, batch=tokens, new_tokens=1.0, context_tokens=context, bytes_moved=weights + kv,
+        fixed=x.fixed, **x.common,
     )  # fmt: skip
 
 

@@ -42,6 +42,15 @@ def serve(
         autocompletion=complete_weight_bits,
         show_default=False,
     ),
+    compute: str | None = typer.Option(
+        None,
+        "--compute",
+        metavar="bf16|fp8|fp4",
+        help="Format of the linear GEMMs: bf16 (default; 8/4-bit weights dequantise to it), fp8 (W8A8 at the "
+        "profile's fp8 peak: Hopper, Ada, MI300; --weights defaults to 8) or fp4 (W4A4 where the profile lists an "
+        "fp4 peak: Blackwell, MI355X; --weights 4). Attention core and LM head stay 16-bit.",
+        show_default=False,
+    ),
     kv_bits: str = typer.Option("16", "--kv-bits", help="KV-cache bits: 16 or 8.", autocompletion=complete_kv_bits),
     runtime: str | None = typer.Option(
         None,
@@ -61,6 +70,30 @@ def serve(
         metavar="R",
         help="Requests per second arriving (Poisson): the continuous-batching steady state, TTFT and time per "
         "output token P50/P90, throughput and cost at that load.",
+        show_default=False,
+    ),
+    chunked_prefill: str | None = typer.Option(
+        None,
+        "--chunked-prefill",
+        metavar="TOKENS",
+        help="With --request-rate: chunked prefill (Sarathi-Serve; vLLM max_num_batched_tokens) with this token "
+        "budget per step: decodes first, prompt chunks fill the rest, so a prompt stalls decodes by one chunk, not "
+        "its whole prefill (default: off, prefill first).",
+        show_default=False,
+    ),
+    prompt_dist: str | None = typer.Option(
+        None,
+        "--prompt-dist",
+        metavar="fixed|exponential|uniform",
+        help="With --request-rate: prompt lengths, mean --prompt-tokens (default fixed); the prompt queue becomes "
+        "M/G/1 (Pollaczek–Khinchine).",
+        show_default=False,
+    ),
+    output_dist: str | None = typer.Option(
+        None,
+        "--output-dist",
+        metavar="fixed|exponential|uniform",
+        help="With --request-rate: output lengths, mean --output-tokens (default fixed).",
         show_default=False,
     ),
     plan: bool = typer.Option(
@@ -122,6 +155,8 @@ def serve(
     preflight_output(output, force)
     if plan:
         _check_plan_flags(devices=devices, storage=storage, batch=batch)
+        _not_planned(compute=compute, chunked_prefill=chunked_prefill, prompt_dist=prompt_dist,
+                     output_dist=output_dist)  # fmt: skip
         _plan(model=model, hardware=hardware, weights=weights, kv_bits=kv_bits, prompt_tokens=prompt_tokens,
               output_tokens=output_tokens, price_tier=price_tier, price_per_hour=price_per_hour,
               matmul_efficiency=matmul_efficiency, bandwidth_efficiency=bandwidth_efficiency, runtime=runtime,
@@ -135,11 +170,12 @@ def serve(
 
         raise InvalidValue(f"--hardware {hardware}: serve takes one profile", hint="add --plan to search several")
     report = serve_model(
-        model=model, hardware=hardware or DEFAULT_HARDWARE, devices=devices, weights=weights or "16",
+        model=model, hardware=hardware or DEFAULT_HARDWARE, devices=devices, weights=weights, compute=compute,
         kv_bits=kv_bits, batch=batch,
         prompt_tokens=prompt_tokens, output_tokens=output_tokens, price_tier=price_tier, price_per_hour=price_per_hour,
         matmul_efficiency=matmul_efficiency, bandwidth_efficiency=bandwidth_efficiency, runtime=runtime,
-        request_rate=request_rate, seq_len=seq_len, profiles=profiles, storage=storage, **architecture,
+        request_rate=request_rate, chunked_prefill=chunked_prefill, prompt_dist=prompt_dist, output_dist=output_dist,
+        seq_len=seq_len, profiles=profiles, storage=storage, **architecture,
     )  # fmt: skip
     for line in report.warnings:
         note(f"warning: {line}", quiet or fmt is OutputFormat.json)
@@ -160,6 +196,19 @@ def _check_plan_flags(plan: bool = True, **given) -> None:
                                      hint=f"drop {flag}" + (" (--max-devices bounds the search)"
                                                             if name == "devices" else ""))  # fmt: skip
         raise ConflictingOptions(f"{flag} is for --plan", hint=f"add --plan, or drop {flag}")
+
+
+def _not_planned(**given) -> None:
+    """Serving options `serve --plan` does not search yet (ConflictingOptions, exit 2)."""
+    from flopcast.errors import ConflictingOptions
+
+    for name, value in given.items():
+        if value is not None:
+            flag = "--" + name.replace("_", "-")
+            raise ConflictingOptions(
+                f"{flag} with --plan: the plan does not model it yet",
+                hint=f"drop {flag}, or run `serve` without --plan on one configuration",
+            )
 
 
 def _plan(*, architecture, fmt, output, force, quiet, **options) -> None:

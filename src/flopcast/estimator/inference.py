@@ -19,6 +19,11 @@ tensor-parallel group of ``t`` devices (every figure per device):
   parallel    et al. 2019 §3) on comms.ring_group(t, stride 1): the group, link, bandwidth and NCCL latency
               timing.py uses for training tensor parallelism
 
+  low-bit     FP8 (W8A8) or FP4 (W4A4) compute: the layers' linear GEMMs (QKV, O, FFN/experts) run at the
+  compute     format's peak (``linear_peak_flops_per_s``), the attention core and the output head at the 16-bit
+              peak (vLLM's Fp8LinearMethod quantises Linear layers only; FlashAttention and the LM head stay
+              16-bit), on the same fitted η: tile time = (F_lin/P_lin + F_rest/P)/η. The vector (GEMV) path is
+              the same fp32 units whatever the format; the compute time is the faster of the two paths.
   fixed cost  a runtime's per-forward cost (FixedCost): kernel gaps add to the device time; the host's
               launches overlap it on an accelerator (step = max(device, host)) and add to it on a CPU
 
@@ -41,7 +46,7 @@ if TYPE_CHECKING:  # numpy.typing costs ~1 ms of start-up; annotations only
 from flopcast.estimator.arrays import HardwareArrays, ModelArrays
 from flopcast.estimator.comms import RingGroup, measured_latency_shift_s, ring_group
 from flopcast.estimator.efficiency import EfficiencyParams, gemm_efficiency
-from flopcast.estimator.flops import forward_flops_per_token
+from flopcast.estimator.flops import forward_flops_per_token, forward_linear_flops_per_token_per_layer
 from flopcast.estimator.roofline import roofline_seconds
 
 # Megatron-LM tensor parallelism: one all-reduce after attention and one after the MLP per forward pass of a
@@ -90,6 +95,17 @@ def tensor_parallel_group(hw: HardwareArrays, tp: ArrayLike) -> RingGroup:
     )
 
 
+def effective_peak(m: ModelArrays, hw: HardwareArrays, context_tokens, linear_peak_flops_per_s=None) -> np.ndarray:
+    """The one rate that times a token's FLOPs F as its linear GEMMs F_lin at ``linear_peak_flops_per_s`` and the
+    rest (attention core, head) at the 16-bit peak P: F / (F_lin/P_lin + (F − F_lin)/P); P when None."""
+    peak = hw.peak_flops_per_s
+    if linear_peak_flops_per_s is None:
+        return peak
+    total = forward_flops_per_token(m, context_tokens)
+    linear = m.layers * forward_linear_flops_per_token_per_layer(m)
+    return total / (linear / np.asarray(linear_peak_flops_per_s, dtype=float) + (total - linear) / peak)
+
+
 def matmul_efficiency(
     m: ModelArrays,
     hw: HardwareArrays,
@@ -120,13 +136,16 @@ def forward_pass(
     bandwidth_efficiency: ArrayLike,
     fixed_matmul_efficiency: float | None = None,
     fixed: FixedCost = NO_FIXED_COST,
+    linear_peak_flops_per_s: ArrayLike | None = None,
 ) -> ForwardPass:
-    """``batch`` sequences × ``new_tokens`` each, attending to ``context_tokens``; ``bytes_moved`` per device."""
+    """``batch`` sequences × ``new_tokens`` each, attending to ``context_tokens``; ``bytes_moved`` per device.
+    ``linear_peak_flops_per_s``: the peak of the layers' linear GEMMs under FP8/FP4 compute (None: 16-bit)."""
     tp = np.asarray(tp, dtype=float)
     tokens = np.asarray(batch, dtype=float) * new_tokens
     flops = tokens * forward_flops_per_token(m, context_tokens) / tp
     eta = matmul_efficiency(m, hw, params, tp, tokens, fixed_matmul_efficiency)
-    peak, bw = hw.peak_flops_per_s, hw.memory_bandwidth_bytes_per_s
+    bw = hw.memory_bandwidth_bytes_per_s
+    peak = effective_peak(m, hw, context_tokens, linear_peak_flops_per_s)
     if fixed_matmul_efficiency is None:  # the vector (GEMV) path when it beats the padded tiles
         eta = np.maximum(eta, hw.gemm_ceiling * hw.vector_flops_per_s / peak)
     compute = roofline_seconds(flops, bytes_moved, peak, bw, eta, bandwidth_efficiency)
@@ -166,6 +185,7 @@ def prefill(
     fixed_matmul_efficiency: float | None = None,
     attended_tokens: ArrayLike | None = None,
     fixed: FixedCost = NO_FIXED_COST,
+    linear_peak_flops_per_s: ArrayLike | None = None,
 ) -> ForwardPass:
     """The prompt's forward pass: weights read once, the prompt's KV cache written (bytes per device). Each
     prompt token attends to ``attended_tokens`` (default the causal mean (P + 1)/2)."""
@@ -184,6 +204,7 @@ def prefill(
         bandwidth_efficiency=bandwidth_efficiency,
         fixed_matmul_efficiency=fixed_matmul_efficiency,
         fixed=fixed,
+        linear_peak_flops_per_s=linear_peak_flops_per_s,
     )
 
 
@@ -210,6 +231,7 @@ def decode_step(
     bandwidth_efficiency: ArrayLike,
     fixed_matmul_efficiency: float | None = None,
     fixed: FixedCost = NO_FIXED_COST,
+    linear_peak_flops_per_s: ArrayLike | None = None,
 ) -> ForwardPass:
     """One generated token per sequence: the weights and every sequence's KV cache read once."""
     read = np.asarray(batch, dtype=float) * context_tokens * kv_bytes_per_token
@@ -225,6 +247,7 @@ def decode_step(
         bandwidth_efficiency=bandwidth_efficiency,
         fixed_matmul_efficiency=fixed_matmul_efficiency,
         fixed=fixed,
+        linear_peak_flops_per_s=linear_peak_flops_per_s,
     )
 
 
@@ -239,6 +262,7 @@ def decode_ridge_batch(
     kv_bytes_per_token: ArrayLike,
     bandwidth_efficiency: ArrayLike,
     fixed_matmul_efficiency: float | None = None,
+    linear_peak_flops_per_s: ArrayLike | None = None,
 ) -> np.ndarray:
     """The batch at which a decode step turns compute bound (inf when it never does).
 
@@ -249,10 +273,10 @@ def decode_ridge_batch(
     α ≤ K/(B·η_b): more batch never makes the step compute bound (inf) — though with the curve a step can be
     compute bound at a small batch, where η ∝ b, and turn memory bound as b grows (``ForwardPass.compute_bound``
     says which roof binds at the batch asked). b* < 0 (β above the weights' time): compute bound at any batch,
-    reported as 0."""
+    reported as 0. Under FP8/FP4 compute P is :func:`effective_peak`."""
     tp = np.asarray(tp, dtype=float)
     f = forward_flops_per_token(m, context_tokens) / tp
-    peak = hw.peak_flops_per_s
+    peak = effective_peak(m, hw, context_tokens, linear_peak_flops_per_s)
     if fixed_matmul_efficiency is not None:
         alpha, beta = f / (peak * fixed_matmul_efficiency), 0.0 * f
     else:

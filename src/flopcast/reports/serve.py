@@ -35,6 +35,18 @@ class ServeInputs(_Part):
     price_per_hour_usd: float | None = None
     runtime: str = Field(description="serving runtime id (flopcast/data/runtimes.yaml); default by device kind")
     request_rate_per_s: float | None = Field(default=None, description="--request-rate (Poisson arrivals)")
+    chunked_prefill_tokens: int | None = Field(
+        default=None, description="--chunked-prefill: token budget of a step under chunked prefill (None: off)"
+    )
+    prompt_dist: str = Field(
+        default="fixed", description="--prompt-dist: prompt lengths under load (mean --prompt-tokens)"
+    )
+    output_dist: str = Field(
+        default="fixed", description="--output-dist: output lengths under load (mean --output-tokens)"
+    )
+    compute: str = Field(
+        default="bf16", description="--compute: the linear GEMMs' format, bf16, fp8 (W8A8) or fp4 (W4A4)"
+    )
 
 
 class ServeModel(_Part):
@@ -74,7 +86,10 @@ class ServeHardware(_Part):
     kind: str
     memory_bytes: float
     memory_bandwidth_bytes_per_s: float
-    compute_dtype: str = Field(description="dtype of the matmuls (weight-only quantization computes in 16-bit)")
+    compute_dtype: str = Field(
+        description="dtype of the chosen variant's linear GEMMs (weight-only quantization "
+        "computes in 16-bit; --compute fp8/fp4 in that format)"
+    )
     peak_flops_per_s: float
     devices_per_node: int
 
@@ -184,10 +199,23 @@ class ServeLoad(_Part):
     time_per_output_token_p90_seconds: float | None
     output_tokens_per_second: float | None = Field(description="rate × output tokens: what the load asks for")
     usd_per_million_tokens: float | None = Field(description="per million output tokens at this load, chosen tier")
+    queue_wait_mean_seconds: float | None = Field(
+        default=None, description="mean wait of a prompt behind earlier ones: λ·E[S²]/(2(1 − ρ)) (Pollaczek–Khinchine)"
+    )
+    stall_seconds: float | None = Field(
+        default=None, description="longest gap one mean prompt puts between two output tokens (chunked: one step)"
+    )
+    chunk_step_seconds: float | None = Field(default=None, description="chunked prefill: a step carrying a chunk")
+    prefill_chunks: float | None = Field(default=None, description="chunked prefill: steps a mean prompt spans")
 
 
 class ServeVariant(_Part):
     weights_bits: int
+    compute_dtype: str = Field(
+        default="bf16",
+        description="format of the linear GEMMs: bf16 (weight-only "
+        "dequantisation), fp8 (W8A8) or fp4 (W4A4); attention core and head stay 16-bit",
+    )
     devices: int
     link: str = Field(description="none, intra-node or inter-node: the link the tensor-parallel all-reduces use")
     link_bandwidth_bytes_per_s: float | None = Field(
@@ -241,6 +269,7 @@ def build_variant(
     g: dict[str, float],
     *,
     weights_bits: int,
+    compute_dtype: str = "bf16",
     devices: int,
     devices_needed: int | None,
     devices_per_node: int,
@@ -260,6 +289,7 @@ def build_variant(
     }
     return ServeVariant(
         weights_bits=weights_bits,
+        compute_dtype=compute_dtype,
         devices=devices,
         link="none" if devices == 1 else ("intra-node" if devices <= devices_per_node else "inter-node"),
         link_bandwidth_bytes_per_s=None if devices == 1 else g["link_bandwidth"],
@@ -327,5 +357,7 @@ def build_load(load, devices: int, usd_per_device_hour: float | None) -> ServeLo
         step_seconds=load.step_seconds, time_to_first_token_p50_seconds=load.ttft_seconds[0],
         time_to_first_token_p90_seconds=load.ttft_seconds[1], time_per_output_token_p50_seconds=load.tpot_seconds[0],
         time_per_output_token_p90_seconds=load.tpot_seconds[1], output_tokens_per_second=tokens,
-        usd_per_million_tokens=usd,
+        usd_per_million_tokens=usd, queue_wait_mean_seconds=load.queue_wait_mean_seconds,
+        stall_seconds=load.stall_seconds, chunk_step_seconds=load.chunk_step_seconds,
+        prefill_chunks=load.prefill_chunks,
     )  # fmt: skip

@@ -96,14 +96,17 @@ LOAD_ROW_LABELS = [
     "  time per output token P50 / P90",
     "  output tokens/s at this load",
     "  cost / 1M output tokens at this load",
+    "  prompt queue: mean wait (Pollaczek-Khinchine)",
+    "  longest stall one prompt puts between tokens",
 ]
+CHUNK_ROW_LABEL = "  prefill chunks per mean prompt × step"
 
 
 def _load_column(v: ServeVariant) -> list[str]:
     g = v.load
     head = f"{g.request_rate_per_s:g} ({g.max_request_rate_per_s:.3g})"
     if not g.sustainable:
-        return [head, "saturated", "—", "—", "—", "—"]
+        return [head, "saturated", "—", "—", "—", "—", "—", "—", "—"]
     return [
         head,
         f"{g.running_batch:.3g}",
@@ -111,7 +114,16 @@ def _load_column(v: ServeVariant) -> list[str]:
         f"{_seconds(g.time_per_output_token_p50_seconds)} / {_seconds(g.time_per_output_token_p90_seconds)}",
         _rate(g.output_tokens_per_second),
         _usd(g.usd_per_million_tokens),
+        "—" if g.queue_wait_mean_seconds is None else _seconds(g.queue_wait_mean_seconds),
+        "—" if g.stall_seconds is None else _seconds(g.stall_seconds),
+        "—" if g.prefill_chunks is None else f"{g.prefill_chunks:.0f} × {_seconds(g.chunk_step_seconds)}",
     ]
+
+
+def _compute(v: ServeVariant) -> str:
+    if v.compute_dtype == "bf16":
+        return f"bf16 (W{v.weights_bits}A16)"
+    return f"{v.compute_dtype} (W{v.weights_bits}A{v.weights_bits})"
 
 
 def column_header(report: ServeReport, v: ServeVariant, marker: str = " *") -> str:
@@ -123,9 +135,13 @@ def table_rows(report: ServeReport, marker: str = " *") -> tuple[list[str], list
     headers = ["", *(column_header(report, v, marker) for v in report.variants)]
     columns = [_column(v) for v in report.variants]
     rows = [[label, *(col[i] for col in columns)] for i, label in enumerate(ROW_LABELS)]
+    if report.inputs.compute != "bf16":
+        rows.insert(ROW_LABELS.index("prefill bound"), ["linear GEMMs compute in",
+                    *(_compute(v) for v in report.variants)])  # fmt: skip
     if report.load is not None:
         loads = [_load_column(v) for v in report.variants]
-        rows += [[label, *(col[i] for col in loads)] for i, label in enumerate(LOAD_ROW_LABELS)]
+        labels = LOAD_ROW_LABELS + ([CHUNK_ROW_LABEL] if report.inputs.chunked_prefill_tokens is not None else [])
+        rows += [[label, *(col[i] for col in loads)] for i, label in enumerate(labels)]
     return headers, rows
 
 
@@ -135,4 +151,5 @@ def title(report: ServeReport) -> str:
         f"Serving {report.model.name} on {report.hardware.id} with {report.runtime.id}: batch {i.batch}, "
         f"{i.prompt_tokens} prompt + "
         f"{i.output_tokens} output tokens, {i.kv_bits}-bit KV cache (* = chosen: {report.weights_bits}-bit weights)"
+        + (f", {i.compute} compute" if i.compute != "bf16" else "")
     )
