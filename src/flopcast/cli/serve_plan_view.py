@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flopcast.cli.common import OutputFormat, render_to_text
+from flopcast.reports.serve_plan import ms_text
 
 HEADERS = ["hardware", "runtime", "bits", "tp×r", "dev", "$/h", "$/M tok", "batch", "TTFT ms", "TPOT ms",
            "max r/s", "meets"]  # fmt: skip
@@ -11,7 +12,7 @@ TEXT_COLUMNS = ("hardware", "runtime", "misses")
 
 
 def _ms(a, b) -> str:
-    return "—" if a is None else f"{a * 1e3:.3g}/{b * 1e3:.3g}"
+    return "—" if a is None else f"{ms_text(a)}/{ms_text(b)}"
 
 
 def _row(p) -> dict[str, str]:
@@ -67,7 +68,7 @@ def best_line(report) -> str:
     return (
         f"cheapest: {b.devices} × {b.hardware} ({b.tensor_parallel} tensor parallel × {replicas}), "
         f"{b.weights_bits}-bit weights on {b.runtime}: ${b.usd_per_hour:,.2f}/h, ${b.usd_per_million_tokens:.3g} "
-        f"per million output tokens; TTFT {q.upper()} {first * 1e3:.3g} ms, TPOT {q.upper()} {tpot * 1e3:.3g} ms, "
+        f"per million output tokens; TTFT {q.upper()} {ms_text(first)} ms, TPOT {q.upper()} {ms_text(tpot)} ms, "
         f"batch {b.running_batch:.3g} per replica — `flopcast serve --hardware {b.hardware} --devices "
         f"{b.tensor_parallel} --weights {b.weights_bits} --runtime {b.runtime} --request-rate "
         f"{i.request_rate_per_s / b.replicas:.4g}{extra}`"
