@@ -335,6 +335,7 @@ def test_every_plan_flag_reaches_the_json(cli):
         (["--ttft", "500ms", "--request-rate", "20", "--storage", "nvme"], ["--storage with --plan"]),
         (["--ttft", "500ms", "--request-rate", "20", "--prompt-tokens", "9000"], ["maximum context"]),
         (["--ttft", "500ms", "--request-rate", "20", "--price-tier", "nosuch"], ["--price-tier nosuch"]),
+        (["--ttft", "500ms", "--request-rate", "20", "--price-per-hour", "2"], ["--price-per-hour prices one"]),
     ],
 )
 def test_bad_plan_input_is_one_line_exit_2(cli, one_line_error, args, fragments):

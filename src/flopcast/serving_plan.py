@@ -129,6 +129,9 @@ def plan_serving(
 
     _check(model, request, weights, targets)
     check_price_tier(request.price_tier, profiles)
+    if request.price_per_hour_usd is not None and len(profiles) > 1:  # one price for all would rank nothing
+        raise InvalidValue(f"{opt('price_per_hour')} prices one profile: {len(profiles)} are searched",
+                           hint=f"name one {opt('hardware')} with it, or drop it to use the listed prices")  # fmt: skip
     rows, hw_ids, runtimes, searched, skipped, count = Rows(), [], [], [], [], 0
     for profile in profiles:
         runtime = _runtime_for(request, profile)
