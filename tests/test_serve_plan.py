@@ -249,6 +249,16 @@ def test_pareto_is_sorted_and_non_dominated():
                                                         key=lambda p: p.usd_per_hour)  # fmt: skip
 
 
+def test_the_library_call_is_the_command_and_names_keywords():
+    import flopcast
+
+    report = flopcast.serve_plan(model="llama-3.1-8b", hardware="h100-80gb", request_rate="20", ttft=0.03)
+    assert report.report == "serve-plan" and report.best.hardware == "h100-80gb"
+    with pytest.raises(InvalidValue) as info:
+        flopcast.serve_plan(model="llama-3.1-8b", request_rate=20)
+    assert info.value.one_line().startswith("plan needs a target: ttft, tpot or both")
+
+
 def test_a_higher_request_rate_never_gets_cheaper():
     costs = [serve_plan(**SMALL, request_rate=rate, ttft="40ms", tpot="10ms").best.usd_per_hour
              for rate in (2, 10, 20, 40, 60)]  # fmt: skip
