@@ -11,9 +11,14 @@ def test_serve_defaults_the_hardware_like_estimate_and_says_so(cli):
     result = cli("serve", "-m", "llama-2-7b", "-f", "json")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["inputs"]["hardware"] == "a100-80gb"
-    for command in ("serve", "estimate"):
+    said = {
+        "estimate": "--hardware ID Hardware profile id or alias. [default: a100-80gb]",
+        # serve's --hardware also takes a list with --plan, whose default is every priced GPU profile
+        "serve": "--hardware ID[,ID] Hardware profile id or alias (default a100-80gb); with --plan",
+    }
+    for command, text in said.items():
         help_text = " ".join(cli(command, "--help", env={"COLUMNS": "200"}).stdout.split())
-        assert "--hardware ID Hardware profile id or alias. [default: a100-80gb]" in help_text, command
+        assert text in help_text, command
 
 
 def test_lower_case_count_suffixes_are_accepted(cli):

@@ -28,6 +28,16 @@ OUTPUTS = {
     "size": (["size", "--flops", "1e21", "-H", "a100-80gb", "-n", "8"], "size", False),
     "size --flops alone": (["size", "--flops", "1e21"], "size", False),
     "serve": (["serve", "-m", "llama-2-7b", "--hardware", "a100-80gb"], "serve", False),
+    "serve --plan": (
+        ["serve", "--plan", "-m", "llama-3.1-8b", "--ttft", "500ms", "--tpot", "50ms", "--request-rate", "20"],
+        "serve-plan",
+        False,
+    ),
+    "serve --plan (infeasible)": (
+        ["serve", "--plan", "-m", "llama-3.1-8b", "--ttft", "0.1ms", "--request-rate", "20", "-H", "h100-80gb"],
+        "serve-plan",
+        False,
+    ),
     "validate": (["validate"], "validate", False),
     "bench": (["bench", "--quick", "--size-scale", "0.01"], "bench", False),
     "bench --verify-serve": (["bench", "--verify-serve", "--size-scale", "0.05"], "verify-serve", False),

@@ -13,7 +13,7 @@ Heavy modules load lazily so that the CLI starts fast.
 
 from flopcast._version import __version__
 
-QUESTIONS = ("estimate", "plan", "compare", "size", "serve", "calibrate")
+QUESTIONS = ("estimate", "plan", "compare", "size", "serve", "serve_plan", "calibrate")
 __all__ = ["__version__", *QUESTIONS]
 
 

@@ -28,6 +28,7 @@ import numpy as np
 from flopcast.errors import InvalidValue, opt
 from flopcast.hardware import HardwareProfile
 from flopcast.models import ModelSpec
+from flopcast.reports.serve import ServeModel
 from flopcast.reports.serve_plan import ServePlanInputs, ServePlanReport, ServePlanSkipped
 from flopcast.runtimes import RuntimeProfile, check_weight_bits, load_runtime, runtime_ids
 from flopcast.serving import ServeRequest
@@ -62,7 +63,9 @@ def parse_latency(text, what: str) -> float | None:
 
 
 def parse_percentile(text) -> str:
-    key = DEFAULT_PERCENTILE if text is None else str(text).strip().lower()
+    """``p50``/``p90`` (also ``P90``, ``90`` or ``90%``) → ``p50``/``p90``."""
+    key = DEFAULT_PERCENTILE if text is None else str(text).strip().lower().removesuffix("%")
+    key = key if key.startswith("p") else f"p{key}"
     if key not in PERCENTILE_NAMES:
         raise InvalidValue(f"{opt('percentile')} {text!r}: unknown percentile", hint="use p50 or p90")
     return key
@@ -107,6 +110,9 @@ def _check(model: ModelSpec, request: ServeRequest, weights: tuple[int, ...] | N
         )
     if targets.max_devices < 1:
         raise InvalidValue(f"{opt('max_devices')}: {targets.max_devices} must be ≥ 1", hint="e.g. 64")
+    if targets.ttft_seconds is None and targets.tpot_seconds is None:
+        raise InvalidValue(f"{opt('plan')} needs a target: {opt('ttft')}, {opt('tpot')} or both",
+                           hint=f"e.g. {opt('ttft')} 500ms {opt('tpot')} 50ms")  # fmt: skip
 
 
 def plan_serving(
@@ -123,6 +129,9 @@ def plan_serving(
 
     _check(model, request, weights, targets)
     check_price_tier(request.price_tier, profiles)
+    if request.price_per_hour_usd is not None and len(profiles) > 1:  # one price for all would rank nothing
+        raise InvalidValue(f"{opt('price_per_hour')} prices one profile: {len(profiles)} are searched",
+                           hint=f"name one {opt('hardware')} with it, or drop it to use the listed prices")  # fmt: skip
     rows, hw_ids, runtimes, searched, skipped, count = Rows(), [], [], [], [], 0
     for profile in profiles:
         runtime = _runtime_for(request, profile)
@@ -167,7 +176,12 @@ def plan_serving(
         return (ttft_t is None or ttft(i)[which] <= ttft_t) and (tpot_t is None or tp <= tpot_t)
 
     reason = None
-    if best is None:
+    if best is None and count == 0:  # nothing holds the weights and one sequence's KV cache
+        reason = (
+            f"{model.name} with {request.prompt_tokens + request.output_tokens:,} tokens of KV cache fits on no "
+            f"configuration of {', '.join(searched)} on up to {targets.max_devices} devices"
+        )
+    elif best is None:
         reason = (
             f"no configuration of {', '.join(searched)} on up to {targets.max_devices} devices serves "
             f"{request.request_rate:g} requests/s of {request.prompt_tokens} + {request.output_tokens} tokens"
@@ -189,7 +203,10 @@ def plan_serving(
             max_devices=targets.max_devices,
             price_tier=request.price_tier,
             price_per_hour_usd=request.price_per_hour_usd,
+            matmul_efficiency=request.matmul_efficiency,
+            bandwidth_efficiency=request.bandwidth_efficiency,
         ),  # fmt: skip
+        model=ServeModel.of(model),
         configurations_searched=count,
         feasible=best is not None,
         best=best,

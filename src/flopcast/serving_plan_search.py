@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from flopcast.reports.serve_plan import ServePlanPoint
+from flopcast.reports.serve_plan import ServePlanPoint, ms_text
 from flopcast.serving import serving_grid
 from flopcast.serving_checks import tensor_parallel_degrees
 from flopcast.serving_load import steady_states, ttft_bounds, ttft_quantiles
@@ -117,6 +117,11 @@ def select(r: dict[str, np.ndarray], targets, ttft: Ttft):
                 pareto.pop()
             pareto.append(int(i))
             best = value
+    if winner is not None and winner not in pareto:  # within PARETO_MIN_GAIN of a cheaper miss: put it back
+        cost, fastest = r["usd_per_hour"][winner], ttft(winner)[which]
+        pareto = sorted([i for i in pareto if r["usd_per_hour"][i] < cost or (r["usd_per_hour"][i] > cost and
+                         ttft(i)[which] < fastest * (1.0 - PARETO_MIN_GAIN))] + [winner],
+                        key=lambda i: r["usd_per_hour"][i])  # fmt: skip
     misses = [] if winner is not None else _near_misses(r, targets, ttft, tpot, ok, which)
     return winner, pareto, misses
 
@@ -125,14 +130,15 @@ def _near_misses(r, targets, ttft, tpot, ok, which) -> list[tuple[int, str]]:
     """The configurations nearest the targets: the worst latency / target ratio, least first (sustainable
     ones); when none sustains the rate, those that sustain the most."""
     name = targets.percentile.upper()
-    if not ok.any():
-        top = np.argsort(-r["max_rate"], kind="stable")[:NEAR_MISSES_SHOWN]
-        return [(int(i), f"sustains at most {r['max_rate'][i]:.3g} requests/s") for i in top]
+    group = (r["hw"] * 100 + r["bits"]) * 10_000 + r["tp"]
+    if not ok.any():  # the most sustained rate of each (hardware, weights, tp), the highest first
+        order = np.argsort(-r["max_rate"], kind="stable")
+        firsts = order[np.sort(np.unique(group[order], return_index=True)[1])][:NEAR_MISSES_SHOWN]
+        return [(int(i), f"sustains at most {r['max_rate'][i]:.3g} requests/s") for i in firsts]
     ttft_t = np.inf if targets.ttft_seconds is None else targets.ttft_seconds
     tpot_t = np.inf if targets.tpot_seconds is None else targets.tpot_seconds
     rough = np.where(ok, np.maximum(r["ttft_low"] / ttft_t, tpot / tpot_t), np.inf)
     # one per (hardware, weights, tp): its nearest, the cheapest within NEAR_MISS_GRAIN of that
-    group = (r["hw"] * 100 + r["bits"]) * 10_000 + r["tp"]
     pool = []
     for g in np.unique(group[ok]):
         members = np.flatnonzero((group == g) & ok)
@@ -145,9 +151,9 @@ def _near_misses(r, targets, ttft, tpot, ok, which) -> list[tuple[int, str]]:
         score = max(first / ttft_t, tpot[i] / tpot_t)
         parts = []
         if first > ttft_t:
-            parts.append(f"TTFT {name} {first * 1e3:.3g} > {ttft_t * 1e3:.3g} ms")  # noqa: RUF001
+            parts.append(f"TTFT {name} {ms_text(first)} > {ms_text(ttft_t)} ms")  # noqa: RUF001
         if tpot[i] > tpot_t:
-            parts.append(f"TPOT {name} {tpot[i] * 1e3:.3g} > {tpot_t * 1e3:.3g} ms")
+            parts.append(f"TPOT {name} {ms_text(tpot[i])} > {ms_text(tpot_t)} ms")
         scored.append((score, float(r["usd_per_hour"][i]), i, "; ".join(parts)))
     scored.sort()
     return [(i, text) for _, _, i, text in scored[:NEAR_MISSES_SHOWN]]

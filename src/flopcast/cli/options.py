@@ -153,9 +153,8 @@ def _layout(name: str):
     spec = SPEC_BY_NAME[name]
     text = f"{spec.help[0].upper()}{spec.help[1:]} (default: {spec.when_open})."
     flag = "--" + name.replace("_", "-")
-    if name == "global_batch":  # a measured model's batch counts samples: --batch reads naturally there
-        text += " --batch is the same option; for a measured model (--samples) it counts samples."
-        return _value(flag, "--batch", help=text, metavar="N")
+    if name == "global_batch":  # one flag, one meaning: serve's --batch is concurrent sequences
+        text += " For a measured model (--samples) it counts samples."
     return _value(flag, help=text, metavar="MODE" if name == "recompute" else "N")
 
 

@@ -100,7 +100,8 @@ def serve(
         False,
         "--plan",
         help="Instead: search hardware × weights × tensor parallel × replicas for the cheapest configuration that "
-        "meets --ttft and --tpot at --request-rate (Pareto of cost vs TTFT; exit 3 with the nearest misses).",
+        "meets --ttft and/or --tpot (one at least) at --request-rate (needed); Pareto of cost vs TTFT; exit 3 with "
+        "the nearest misses.",
     ),
     ttft: str | None = typer.Option(
         None,
@@ -120,7 +121,8 @@ def serve(
         None,
         "--percentile",
         metavar="p50|p90",
-        help="With --plan: meet the targets at this percentile of each latency under load (default p90).",
+        help="With --plan: meet the targets at this percentile of each latency under load: p50 or p90 (also 50, "
+        "90; default p90).",
         show_default=False,
     ),
     max_devices: ServeMaxDevices = None,

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from flopcast.cli.common import OutputFormat, render_to_text
+from flopcast.reports.serve_plan import ms_text
 
 HEADERS = ["hardware", "runtime", "bits", "tp×r", "dev", "$/h", "$/M tok", "batch", "TTFT ms", "TPOT ms",
            "max r/s", "meets"]  # fmt: skip
 MISS_HEADERS = ["hardware", "runtime", "bits", "tp×r", "dev", "$/h", "TTFT ms", "TPOT ms", "misses"]
 TEXT_COLUMNS = ("hardware", "runtime", "misses")
+CUSTOM_MODEL = "custom"  # the name of a model given by its architecture flags (flopcast.model_resolve)
 
 
 def _ms(a, b) -> str:
-    return "—" if a is None else f"{a * 1e3:.3g}/{b * 1e3:.3g}"
+    return "—" if a is None else f"{ms_text(a)}/{ms_text(b)}"
 
 
 def _row(p) -> dict[str, str]:
@@ -60,17 +62,23 @@ def best_line(report) -> str:
     extra = "".join(
         f" --{flag} {value}"
         for flag, value, default in (("prompt-tokens", i.prompt_tokens, 512), ("output-tokens", i.output_tokens, 256),
-                                     ("kv-bits", i.kv_bits, 16))
+                                     ("kv-bits", i.kv_bits, 16), ("price-tier", i.price_tier, None),
+                                     ("price-per-hour", i.price_per_hour_usd, None),
+                                     ("matmul-efficiency", i.matmul_efficiency, None),
+                                     ("bandwidth-efficiency", i.bandwidth_efficiency, None))
         if value != default
     )  # fmt: skip
+    # a preset by name; an architecture given flag by flag is not repeated here
+    model = "" if i.model == CUSTOM_MODEL else f" --model {i.model}"
+    arch = " (+ the plan's architecture flags)" if i.model == CUSTOM_MODEL else ""
     replicas = f"{b.replicas} replica" + ("" if b.replicas == 1 else "s")
     return (
         f"cheapest: {b.devices} × {b.hardware} ({b.tensor_parallel} tensor parallel × {replicas}), "
         f"{b.weights_bits}-bit weights on {b.runtime}: ${b.usd_per_hour:,.2f}/h, ${b.usd_per_million_tokens:.3g} "
-        f"per million output tokens; TTFT {q.upper()} {first * 1e3:.3g} ms, TPOT {q.upper()} {tpot * 1e3:.3g} ms, "
-        f"batch {b.running_batch:.3g} per replica — `flopcast serve --hardware {b.hardware} --devices "
+        f"per million output tokens; TTFT {q.upper()} {ms_text(first)} ms, TPOT {q.upper()} {ms_text(tpot)} ms, "
+        f"batch {b.running_batch:.3g} per replica — `flopcast serve{model} --hardware {b.hardware} --devices "
         f"{b.tensor_parallel} --weights {b.weights_bits} --runtime {b.runtime} --request-rate "
-        f"{i.request_rate_per_s / b.replicas:.4g}{extra}`"
+        f"{i.request_rate_per_s / b.replicas:.6g}{extra}`{arch}"
     )
 
 

@@ -11,7 +11,13 @@ from __future__ import annotations
 from pydantic import Field
 
 from flopcast.reports.base import ReportBase
-from flopcast.reports.serve import _Part
+from flopcast.reports.serve import ServeModel, _Part
+
+
+def ms_text(seconds: float) -> str:
+    """A latency in milliseconds for tables and messages: ``19.3``, ``0.236``, ``1,180`` (never 1.18e+03)."""
+    value = seconds * 1e3
+    return f"{value:,.0f}" if value >= 1_000 else f"{value:.3g}"
 
 
 class ServePlanInputs(_Part):
@@ -29,6 +35,8 @@ class ServePlanInputs(_Part):
     max_devices: int
     price_tier: str | None = None
     price_per_hour_usd: float | None = None
+    matmul_efficiency: float | None = Field(default=None, description="--matmul-efficiency; None = fitted curve")
+    bandwidth_efficiency: float | None = Field(default=None, description="--bandwidth-efficiency; None = runtime's")
 
 
 class ServePlanPoint(_Part):
@@ -60,6 +68,7 @@ class ServePlanSkipped(_Part):
 class ServePlanReport(ReportBase):
     report: str = "serve-plan"
     inputs: ServePlanInputs
+    model: ServeModel = Field(description="the model planned for (--model, or the architecture flags)")
     configurations_searched: int = Field(description="hardware × weights × tensor parallel × replicas evaluated")
     feasible: bool
     best: ServePlanPoint | None = Field(description="the cheapest configuration meeting the targets")
