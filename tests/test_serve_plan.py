@@ -213,6 +213,25 @@ def test_no_cheaper_configuration_meets_the_targets(rate, ttft, tpot, percentile
     assert best.usd_per_hour == pytest.approx(min(meeting), rel=1e-12)
 
 
+def test_tensor_parallelism_stays_inside_a_node():
+    # 70B at 16 bit (141 GB) needs 2 of the 80 GB test GPUs: with one GPU per node there is no tensor-parallel
+    # group to hold it, with two per node there is (and no degree above the node's count is tried)
+    big = ModelSpec(name="llama-2-70b", layers=80, d_model=8192, heads=64, kv_heads=8, ffn=28672, gated_ffn=True,
+                    vocab=32000, seq_len=4096)  # fmt: skip
+    request = ServeRequest(runtime=IDEAL, prompt_tokens=P, output_tokens=T, request_rate=0.01)
+    targets = ServeTargets(max_devices=16, tpot_seconds=1.0)
+    for per_node, feasible in ((1, False), (2, True)):
+        link = {"intra_node_bandwidth_bytes_per_s": 300e9, "inter_node_bandwidth_bytes_per_s": 300e9}
+        profile = _profile().model_copy(update={"devices_per_node": per_node, **link})
+        report = plan_serving(big, [profile], request, targets)
+        assert report.feasible is feasible
+        if not feasible:
+            assert report.best is None and "fits on no configuration" in report.infeasible_reason
+            continue
+        assert report.best.tensor_parallel == 2
+        assert max(p.tensor_parallel for p in report.pareto) <= per_node
+
+
 def test_the_chosen_configuration_meets_the_targets_when_served_alone(cli):
     args = ["-m", "llama-3.1-8b", "--ttft", "500ms", "--tpot", "50ms", "--request-rate", "20"]
     table = cli("serve", "--plan", *args)

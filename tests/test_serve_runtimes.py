@@ -152,6 +152,20 @@ def test_a_runtime_that_does_not_run_on_the_device_says_which_do(catalog):
     assert "vllm does not run on epyc-9654" in info.value.one_line() and "llama.cpp" in info.value.one_line()
 
 
+def test_apple_gpus_default_to_llama_cpp_and_refuse_cuda_only_runtimes(catalog):
+    # vLLM, SGLang, TensorRT-LLM and CUDA graphs have no Metal kernels; llama.cpp (ggml-metal) and PyTorch (MPS) do
+    m4 = catalog.get("m4-max-128gb")
+    assert estimate_serving(LLAMA2_7B, m4, ServeRequest(weights_bits=4)).runtime.id == "llama.cpp"
+    for rid in ("vllm", "sglang", "tensorrt-llm", "cuda-graph"):
+        with pytest.raises(InvalidValue) as info:
+            estimate_serving(LLAMA2_7B, m4, ServeRequest(runtime=rid))
+        line = info.value.one_line()
+        assert f"{rid} has no kernels for Apple GPUs" in line and "llama.cpp" in line and "vllm," not in line
+    with pytest.raises(InvalidValue, match="tensorrt-llm has no kernels for AMD GPUs"):
+        estimate_serving(LLAMA2_7B, catalog.get("mi300x-192gb"), ServeRequest(runtime="tensorrt-llm"))
+    assert estimate_serving(LLAMA2_7B, catalog.get("mi300x-192gb"), ServeRequest(runtime="vllm")).runtime.id == "vllm"
+
+
 def test_cli_runtime_flag(cli):
     result = cli("serve", "-m", "llama-2-7b", "--runtime", "tensorrt-llm", "-f", "json")
     assert result.exit_code == 0, result.stderr

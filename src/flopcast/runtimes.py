@@ -73,8 +73,19 @@ def runtime_ids() -> list[str]:
     return list(_document()["runtimes"])
 
 
-def default_runtime(kind: str) -> str:
-    return _document()["default"].get(kind, _document()["default"]["gpu"])
+def default_runtime(kind: str, vendor: str | None = None) -> str:
+    """The runtime ``serve`` uses when none is named: per device kind, unless that one has no kernels for this
+    GPU vendor (``default_by_vendor``: Apple GPUs get llama.cpp's Metal backend)."""
+    doc = _document()
+    key = doc["default"].get(kind, doc["default"]["gpu"])
+    if kind == "gpu" and vendor is not None and not _runs_on_vendor(doc["runtimes"][key], vendor):
+        key = (doc.get("default_by_vendor") or {}).get(vendor, key)
+    return key
+
+
+def _runs_on_vendor(entry: dict, vendor: str | None) -> bool:
+    vendors = entry.get("gpu_vendors")
+    return vendor is None or not vendors or vendor.lower() in {v.lower() for v in vendors}
 
 
 def _sourced(entry: dict, what: str) -> tuple[float, str]:
@@ -90,14 +101,17 @@ def _by_kind(entry: dict, kind: str, what: str) -> tuple[float, str] | None:
     return None if chosen is None else _sourced(chosen, f"{what}.{kind}")
 
 
-def load_runtime(name: str | None, kind: str, hardware_id: str = "this hardware") -> RuntimeProfile:
-    """The runtime ``name`` (None: the default for ``kind``) on a ``kind`` device; :class:`InvalidValue` with
-    the closest names when there is no such runtime, or when it does not run on ``kind``."""
+def load_runtime(
+    name: str | None, kind: str, hardware_id: str = "this hardware", vendor: str | None = None
+) -> RuntimeProfile:
+    """The runtime ``name`` (None: the default for ``kind`` and ``vendor``) on a ``kind`` device;
+    :class:`InvalidValue` with the closest names when there is no such runtime, or when it does not run on
+    ``kind`` or on this vendor's GPUs."""
     from flopcast.units import suggest
 
     doc = _document()
     runtimes = doc["runtimes"]
-    key = default_runtime(kind) if name is None else str(name).strip().lower()
+    key = default_runtime(kind, vendor) if name is None else str(name).strip().lower()
     if key not in runtimes:
         close = suggest(key, list(runtimes))
         hint = f"did you mean {' or '.join(close)}?" if close else f"use one of {', '.join(runtimes)}"
@@ -108,6 +122,13 @@ def load_runtime(name: str | None, kind: str, hardware_id: str = "this hardware"
         raise InvalidValue(
             f"{opt('runtime')} {key}: {key} does not run on {hardware_id} (a {kind}); it runs on "
             f"{', '.join(entry['devices'])}",
+            hint=f"use one of {', '.join(able)}" if able else "choose other hardware",
+        )
+    if kind == "gpu" and not _runs_on_vendor(entry, vendor):
+        able = [r for r, e in runtimes.items() if kind in e["devices"] and _runs_on_vendor(e, vendor)]
+        raise InvalidValue(
+            f"{opt('runtime')} {key}: {key} has no kernels for {vendor} GPUs ({hardware_id}); it runs on "
+            f"{', '.join(entry['gpu_vendors'])} GPUs",
             hint=f"use one of {', '.join(able)}" if able else "choose other hardware",
         )
     sources: dict[str, str] = {}

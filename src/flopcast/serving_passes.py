@@ -63,7 +63,7 @@ def resolve_runtime(request, profile: HardwareProfile) -> RuntimeProfile:
     """The request's runtime (a name, a RuntimeProfile, or None: the default for the device kind)."""
     if isinstance(request.runtime, RuntimeProfile):
         return request.runtime
-    return load_runtime(request.runtime, profile.kind, profile.id)
+    return load_runtime(request.runtime, profile.kind, profile.id, profile.vendor)
 
 
 def bandwidth_efficiency(request, runtime: RuntimeProfile, profile, bits) -> np.ndarray:

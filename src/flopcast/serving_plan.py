@@ -87,10 +87,10 @@ def _runtime_for(request: ServeRequest, profile: HardwareProfile) -> RuntimeProf
     if isinstance(request.runtime, RuntimeProfile):
         return request.runtime
     try:
-        return load_runtime(request.runtime, profile.kind, profile.id)
+        return load_runtime(request.runtime, profile.kind, profile.id, profile.vendor)
     except InvalidValue:
         name = request.runtime or "no serving runtime"
-        return f"{name} does not run on {profile.kind} devices"
+        return f"{name} does not run on {profile.vendor} {profile.kind}s"
 
 
 def _check(model: ModelSpec, request: ServeRequest, weights: tuple[int, ...] | None, targets: ServeTargets):
@@ -232,7 +232,8 @@ def _assumptions(request: ServeRequest, targets: ServeTargets) -> list[str]:
     return [
         f"targets met at the {q:.0%} point of each latency's distribution in steady state",
         "replicas split the Poisson arrivals evenly (each an independent engine at rate / replicas); devices = "
-        "tensor parallel × replicas",
+        "tensor parallel × replicas; tensor parallelism stays inside one node (the profile's devices_per_node: "
+        "its all-reduce per layer needs the node's links, vLLM's guidance), replicas spread over nodes",
         "each configuration is `serve --request-rate` at its share of the rate: continuous batching with prefill "
         "first (vLLM's scheduler), unchunked; the running batch from Little's law; TTFT from an M/D/1 queue of "
         "prompts; fixed prompt and output lengths",

@@ -43,7 +43,8 @@ class Rows:
 
 def search_hardware(model, profile, request, runtime, formats, targets, rows: Rows, hw_index: int, price) -> int:
     """Every (weights × tp × replicas) of one profile into ``rows``; returns how many were evaluated."""
-    tps = [t for t in tensor_parallel_degrees(model) if t <= targets.max_devices]
+    most = min(targets.max_devices, max(int(profile.devices_per_node), 1))  # tensor parallel inside a node
+    tps = [t for t in tensor_parallel_degrees(model) if t <= most]
     bits = np.array(formats, dtype=float)
     t = np.array(tps, dtype=float)
     grid = serving_grid(model, profile, replace(request, weights_bits=formats[0], request_rate=None), bits, t, runtime)

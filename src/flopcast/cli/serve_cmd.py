@@ -57,7 +57,7 @@ def serve(
         "--runtime",
         metavar="NAME",
         help="Serving runtime: vllm, sglang, tensorrt-llm, llama.cpp, cuda-graph or eager (its kernels' bandwidth "
-        "and per-forward cost; default vllm on GPU/TPU, llama.cpp on CPU).",
+        "and per-forward cost; default vllm on GPU/TPU, llama.cpp on CPU and Apple GPUs).",
         autocompletion=complete_runtime,
         show_default=False,
     ),
