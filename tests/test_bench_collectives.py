@@ -98,8 +98,10 @@ def test_measured_latency_replaces_the_modelled_intra_node_latency_only():
     bw, size = 100e9, 1e6
     group = ring_group(np.array([8.0, 16.0, 1.0]), 1.0, 8.0, bw, 25e9)  # one node, two nodes, a single rank
     measured = np.full(3, 80e-6)
-    total = group.all_reduce_seconds(size) + measured_latency_shift_s(group, measured, "all-reduce")
+    total = group.all_reduce_seconds(size, measured)
     assert total[0] == pytest.approx(2 * 7 / 8 * size / bw + 80e-6)  # ring bandwidth term + the measured latency
+    small = group.all_reduce_seconds(1e3, measured)  # LL's modelled latency gives way to the measured one too
+    assert small[0] == pytest.approx(2 * 7 / 8 * 1e3 / bw + 80e-6)
     assert total[1] == pytest.approx(group.all_reduce_seconds(size)[1])  # across nodes: the model stays
     assert total[2] == 0.0
     gather = group.gather_seconds(size) + measured_latency_shift_s(group, measured, "all-gather")

@@ -54,6 +54,20 @@ def test_all_reduce_inside_a_node_is_a_ring_by_hand():
     assert float(_group(1).all_reduce_seconds(1e8)[0]) == 0.0
 
 
+def test_small_all_reduces_take_nccls_ll_protocol_by_hand():
+    """8 ranks on NVLink (300 GB/s). LL: 6.6 µs base + 2·7 steps × 0.6 µs = 15.0 µs of latency at a quarter of
+    the bandwidth; Simple: 56.0 µs at all of it. 16 KiB (a decode token's all-reduce, d = 8192 in bf16): LL
+    15.0 + 4·(2·7/8·16384/300e9) = 15.38 µs. The two cross where 41 µs = 3 · 2·7/8 · bytes / 300 GB/s:
+    2.343 MB; above it Simple wins."""
+    small = 16384
+    ll = 15.0 * US + 4 * 2 * 7 / 8 * small / 300e9
+    assert float(_group(8).all_reduce_seconds(small)[0]) == pytest.approx(ll, rel=1e-12)
+    crossover = 41.0e-6 / (3 * 2 * 7 / 8 / 300e9)
+    simple = lambda b: 56.0 * US + 2 * 7 / 8 * b / 300e9  # noqa: E731
+    assert float(_group(8).all_reduce_seconds(crossover * 1.01)[0]) == pytest.approx(simple(crossover * 1.01))
+    assert float(_group(8).all_reduce_seconds(crossover * 0.99)[0]) < simple(crossover * 0.99)
+
+
 def test_group_bandwidth_follows_the_nodes_it_spans_by_hand():
     """DGX A100: 8 ranks adjacent stay on NVLink (300 GB/s, one node); 16 adjacent ranks span 2 nodes with
     8 members each, so 8 NICs × 25 GB/s = 200 GB/s; 2 ranks 8 apart (pipeline neighbours over tp 8) have one

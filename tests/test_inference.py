@@ -78,15 +78,21 @@ def test_serve_and_training_use_the_same_tensor_parallel_link(a100):
     tp 16 spans 2 nodes with 8 members each, which drive 8 NICs: 8 × 25 = 200 GB/s; ring latency
     8.4 + (30 − 4)·3.4 + 4·14 = 152.8 µs (2·N = 4 of its 30 steps cross the network; the tree's
     2·28·(8 − 1 + 1) = 448 µs latency is slower at these sizes).
-    Training (timing.py): 4 all-reduces per layer of 4096·4096·2 B; serve decode: 2 per layer of 4096·2 B."""
-    for tp, bandwidth, latency in ((8, 300e9, 56.0e-6), (16, 200e9, 152.8e-6)):
+    Training (timing.py): 4 all-reduces per layer of 4096·4096·2 B on the Simple protocol; serve decode: 2 per
+    layer of 4096·2 B, small enough for NCCL's LL protocol (a quarter of the bandwidth): 6.6 + 2·7·0.6 = 15.0 µs
+    on one node, 6.6 + 26·0.6·1.8 + 4·2.7 = 45.48 µs over two (the NVLink hop × 1.8 when the group spans nodes).
+    The link, and so the bandwidth, is the same for both."""
+    cases = ((8, 300e9, 56.0e-6, 15.0e-6), (16, 200e9, 152.8e-6, 45.48e-6))
+    for tp, bandwidth, latency, ll_latency in cases:
 
-        def ring(size, n=tp, bw=bandwidth, lat=latency):
-            return 2 * (n - 1) / n * size / bw + lat
+        def ring(size, n=tp, bw=bandwidth, lat=latency, share=1.0):
+            return 2 * (n - 1) / n * size / (bw * share) + lat
 
         serve = estimate_serving(LLAMA2_7B, a100, ServeRequest(devices=tp))
         assert serve.chosen.link_bandwidth_bytes_per_s == bandwidth
-        assert serve.decode.communication_seconds_per_token == pytest.approx(2 * 32 * ring(4096 * 2), rel=1e-12)
+        decode = ring(4096 * 2, lat=ll_latency, share=0.25)
+        assert decode < ring(4096 * 2)
+        assert serve.decode.communication_seconds_per_token == pytest.approx(2 * 32 * decode, rel=1e-12)
         assert _training_tp_seconds(a100, tp) == pytest.approx(4 * 32 * ring(4096 * 4096 * 2), rel=1e-12)
 
 

@@ -284,30 +284,44 @@ def test_long_mha_contexts_never_turn_compute_bound(a100):
 
 
 # --- tensor parallel ------------------------------------------------------------------------------------
-# NCCL's cost model (NVIDIA/nccl src/graph/tuning.cc, Simple protocol), the constants training uses too:
+# NCCL's cost model (NVIDIA/nccl src/graph/tuning.cc), the constants training uses too. Simple protocol:
 RING_BASE_S, NVLINK_HOP_S, NET_HOP_S, TREE_HOP_S = 8.4e-6, 3.4e-6, 14.0e-6, 28.0e-6
+# LL protocol (ring): base, NVLink hop (× 1.8 when the group spans nodes), network hop; a quarter of the bandwidth
+LL_BASE_S, LL_NVLINK_HOP_S, LL_NET_HOP_S, LL_BANDWIDTH_SHARE = 6.6e-6, 0.6e-6, 2.7e-6, 0.25
 
 
 def test_tensor_parallel_all_reduce_per_token(a100):
     report = estimate_serving(LLAMA2_7B, a100, Bare(devices=2, batch=4))
-    # 2 all-reduces per layer × 32 layers, each a ring on NVLink (one node): bandwidth 2·(2−1)/2 · (4·4096·2 B)
-    # / 300e9 B/s, latency 8.4 µs base + 2·(2 − 1) steps × 3.4 µs = 15.2 µs
-    per = 2 * (1 / 2) * (4 * 4096 * 2) / 300e9 + RING_BASE_S + 2 * NVLINK_HOP_S
-    assert report.decode.communication_seconds_per_token == pytest.approx(64 * per, rel=1e-12)
+    # 2 all-reduces per layer × 32 layers, each a ring on NVLink (one node) of 4·4096·2 B = 32 KiB per rank.
+    # Simple: 2·(2−1)/2 · 32768 B / 300e9 B/s + 8.4 µs base + 2·(2 − 1) steps × 3.4 µs = 15.31 µs.
+    # LL: 4 × that bandwidth term + 6.6 µs + 2 × 0.6 µs = 8.24 µs: NCCL's tuner takes LL for this size.
+    bandwidth = 2 * (1 / 2) * (4 * 4096 * 2) / 300e9
+    simple = bandwidth + RING_BASE_S + 2 * NVLINK_HOP_S
+    ll = bandwidth / LL_BANDWIDTH_SHARE + LL_BASE_S + 2 * LL_NVLINK_HOP_S
+    assert ll < simple
+    assert report.decode.communication_seconds_per_token == pytest.approx(64 * ll, rel=1e-12)
     assert report.chosen.link == "intra-node" and report.chosen.link_bandwidth_bytes_per_s == 300e9
+    # a large batch's megabyte messages go back to Simple: 512 sequences × 8 KiB = 4 MiB per all-reduce
+    big = estimate_serving(LLAMA2_7B, a100, Bare(devices=2, batch=512))
+    bandwidth = 2 * (1 / 2) * (512 * 4096 * 2) / 300e9
+    simple = bandwidth + RING_BASE_S + 2 * NVLINK_HOP_S
+    assert simple < bandwidth / LL_BANDWIDTH_SHARE + LL_BASE_S + 2 * LL_NVLINK_HOP_S
+    assert big.decode.communication_seconds_per_token == pytest.approx(64 * simple, rel=1e-12)
 
 
 def test_tensor_parallel_across_nodes_uses_the_inter_node_link():
     """4 devices on nodes of 2: 2 group members per node drive 2 NICs, 2 × 10 GB/s = 20 GB/s (≤ the 100 GB/s
-    intra-node link). Ring: 2·3 = 6 steps, 2·2 = 4 of them cross the network: 8.4 + 2·3.4 + 4·14 = 71.2 µs,
-    + 2·(3/4)·8192 B / 20e9 = 0.6144 µs. Tree: 2·28·((4/2 − 1) + log2 2) = 112 µs + (2/0.92)·8192/20e9: slower.
-    So each all-reduce takes 71.8144 µs, 64 of them per token."""
+    intra-node link). Ring: 2·3 = 6 steps, 2·2 = 4 of them cross the network. Simple: 8.4 + 2·3.4 + 4·14 =
+    71.2 µs + 2·(3/4)·8192 B / 20e9 = 0.6144 µs. LL: 6.6 + 2·(0.6·1.8) + 4·2.7 = 19.56 µs + 4 × 0.6144 µs =
+    22.0176 µs. Tree: 2·28·((4/2 − 1) + log2 2) = 112 µs + (2/0.92)·8192/20e9: slowest. 64 all-reduces a token."""
     profile = _profile(devices_per_node=2, memory_bytes=80e9)
     report = estimate_serving(LLAMA2_7B, profile, Bare(devices=4))
-    ring = RING_BASE_S + 2 * NVLINK_HOP_S + 4 * NET_HOP_S + 2 * (3 / 4) * (1 * 4096 * 2) / 20e9
+    bandwidth = 2 * (3 / 4) * (1 * 4096 * 2) / 20e9
+    ring = RING_BASE_S + 2 * NVLINK_HOP_S + 4 * NET_HOP_S + bandwidth
+    ll = LL_BASE_S + 2 * LL_NVLINK_HOP_S * 1.8 + 4 * LL_NET_HOP_S + bandwidth / LL_BANDWIDTH_SHARE
     tree = 2 * TREE_HOP_S * 2 + (2 / 0.92) * (1 * 4096 * 2) / 20e9
-    assert ring < tree
-    assert report.decode.communication_seconds_per_token == pytest.approx(64 * ring, rel=1e-12)
+    assert ll < ring < tree
+    assert report.decode.communication_seconds_per_token == pytest.approx(64 * ll, rel=1e-12)
     assert report.chosen.link == "inter-node" and report.chosen.link_bandwidth_bytes_per_s == 20e9
     assert any("spans nodes" in w for w in report.warnings)
 

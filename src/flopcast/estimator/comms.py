@@ -18,6 +18,14 @@ latency per collective:
     ring latency  = base + (nsteps − inter steps)·hop_nvlink + inter steps·hop_net        grows ∝ n
     tree latency  = 2·((n/N − 1)·hop_tree_intra + log2(N)·hop_tree_net)                   grows ∝ log N
 
+Small all-reduces take NCCL's LL ("low latency") protocol: 8-byte stores of 4 data + 4 flag bytes that the
+receiver polls, so no synchronisation per step but a quarter of the bus bandwidth (tuning.cc: ring LL
+``busBw *= 1/4`` for all-reduce; base 6.6 µs, hop 0.6 µs on NVLink and 2.7 µs on the network, the NVLink hop
+× 1.8 when the group spans nodes). NCCL's tuner takes the protocol its model says is fastest for the size, so
+decode's kilobyte all-reduces pay ~15 µs on 8 NVLink GPUs, not the Simple protocol's 56 µs; training's
+megabyte messages stay on Simple (the crossover on 8 GPUs is ~2 MB). LL128 (NVLink only, 120 of 128 bytes)
+is not modelled: it lies between the two.
+
 NCCL runs all-reduce as a ring or a (double binary) tree, whichever its model says is faster for the size;
 the tree reaches 0.92 of the ring's bus bandwidth and moves 2·bytes per rank (tuning.cc: ``busBw*.92``,
 algorithm bandwidth ``busBw·0.5``). All-gather and reduce-scatter are rings only. At a thousand ranks the
@@ -39,6 +47,11 @@ NCCL_RING_BASE_LATENCY_S = 8.4e-6  # baseLat[Ring][Simple]
 NCCL_RING_NVLINK_HOP_LATENCY_S = 3.4e-6  # hwLat[NVLink][Ring][Simple]
 NCCL_RING_NET_HOP_LATENCY_S = 14.0e-6  # hwLat[Net][Ring][Simple]
 NCCL_TREE_HOP_LATENCY_S = 28.0e-6  # hwLat[NVLink and Net][Tree][Simple]
+NCCL_LL_RING_BASE_LATENCY_S = 6.6e-6  # baseLat[Ring][LL]
+NCCL_LL_RING_NVLINK_HOP_LATENCY_S = 0.6e-6  # hwLat[NVLink][Ring][LL]
+NCCL_LL_RING_NET_HOP_LATENCY_S = 2.7e-6  # hwLat[Net][Ring][LL]
+NCCL_LL_MULTI_NODE_INTRA_HOP_FACTOR = 1.8  # tuning.cc: intraLat *= 1.8 for LL when nNodes > 1
+NCCL_LL_BUS_BANDWIDTH_FRACTION = 0.25  # tuning.cc: ring LL busBw *= 1/4 for all-reduce
 NCCL_TREE_BUS_BANDWIDTH_FRACTION = 0.92  # tree busBw = 0.92 × the channels' bandwidth
 TREE_BYTES_FACTOR = 2.0  # a tree all-reduce moves 2·bytes per rank (algorithm bandwidth = busBw/2)
 
@@ -70,18 +83,35 @@ class RingGroup(NamedTuple):
         """One all-gather (or reduce-scatter) of a ``bytes_per_rank`` buffer: bandwidth + ring latency."""
         return self.ring_factor * bytes_per_rank / self.bandwidth_bytes_per_s + self.gather_latency_s
 
-    def all_reduce_seconds(self, bytes_per_rank: ArrayLike) -> np.ndarray:
-        """One all-reduce: the faster of NCCL's ring and tree, each with its latency (0 for one rank)."""
+    def all_reduce_seconds(self, bytes_per_rank: ArrayLike, measured_latency_s: ArrayLike | None = None) -> np.ndarray:
+        """One all-reduce: the fastest of NCCL's ring (Simple or LL protocol) and tree, each with its latency
+        (0 for one rank). ``measured_latency_s`` (per row, NaN: none; `bench --collectives`) replaces the
+        modelled latency inside one node: the Simple ring's bandwidth term + the measured latency there."""
         n, nodes = self.size, self.nodes
         per_byte = np.asarray(bytes_per_rank, dtype=float) / self.bandwidth_bytes_per_s
         multi = nodes > 1
         inter_steps = 2.0 * multi * np.minimum(nodes, n - 1.0)  # NCCL: 2·N steps cross the network
+        intra_steps = 2.0 * (n - 1.0) - inter_steps
+        ring_bandwidth = 2.0 * (1.0 - 1.0 / n) * per_byte
         ring = (
-            2.0 * (1.0 - 1.0 / n) * per_byte
+            ring_bandwidth
             + (n > 1) * NCCL_RING_BASE_LATENCY_S
             + 2.0 * (n - 1.0) * NCCL_RING_NVLINK_HOP_LATENCY_S
             + inter_steps * (NCCL_RING_NET_HOP_LATENCY_S - NCCL_RING_NVLINK_HOP_LATENCY_S)
         )
+        ll_hop = NCCL_LL_RING_NVLINK_HOP_LATENCY_S * np.where(multi, NCCL_LL_MULTI_NODE_INTRA_HOP_FACTOR, 1.0)
+        ring_ll = (
+            ring_bandwidth / NCCL_LL_BUS_BANDWIDTH_FRACTION
+            + (n > 1) * NCCL_LL_RING_BASE_LATENCY_S
+            + intra_steps * ll_hop
+            + inter_steps * NCCL_LL_RING_NET_HOP_LATENCY_S
+        )
+        ring = np.minimum(ring, ring_ll)
+        if measured_latency_s is not None:
+            measured = np.asarray(measured_latency_s, dtype=float)
+            if np.any(np.isfinite(measured)):
+                applies = (n > 1) & ~multi & np.isfinite(measured)
+                ring = np.where(applies, ring_bandwidth + np.nan_to_num(measured), ring)
         # Inside one node the ring is always faster; across nodes the tree's latency grows with log2(N)
         # (computed on those rows only: the logarithm is the costliest operation here).
         if not np.any(multi):

@@ -44,7 +44,7 @@ if TYPE_CHECKING:  # numpy.typing costs ~1 ms of start-up; annotations only
     from numpy.typing import ArrayLike
 
 from flopcast.estimator.arrays import HardwareArrays, ModelArrays
-from flopcast.estimator.comms import RingGroup, measured_latency_shift_s, ring_group
+from flopcast.estimator.comms import RingGroup, ring_group
 from flopcast.estimator.efficiency import EfficiencyParams, gemm_efficiency
 from flopcast.estimator.flops import forward_flops_per_token, forward_linear_flops_per_token_per_layer
 from flopcast.estimator.roofline import roofline_seconds
@@ -152,9 +152,8 @@ def forward_pass(
     compute_only = roofline_seconds(flops, 0.0, peak, bw, eta, bandwidth_efficiency)
     group = tensor_parallel_group(hw, tp)
     activations = ACTIVATION_BYTES_PER_ELEMENT * tokens * m.d_model
-    all_reduce = group.all_reduce_seconds(activations) + measured_latency_shift_s(
-        group, hw.collective_latency_s, "all-reduce"
-    )  # a measured latency (bench --collectives) replaces NCCL's modelled one inside a node
+    # a measured latency (bench --collectives) replaces NCCL's modelled one inside a node
+    all_reduce = group.all_reduce_seconds(activations, hw.collective_latency_s)
     comm = TP_ALL_REDUCES_PER_FORWARD_LAYER * m.layers * all_reduce
     device = compute + comm + np.asarray(fixed.device_seconds, dtype=float)
     host = np.asarray(fixed.host_seconds, dtype=float)

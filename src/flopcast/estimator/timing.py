@@ -170,7 +170,7 @@ def _data_parallel_seconds(group, gradient_bytes, zero, micro_batches, lps, whol
     gathers = ZERO3_GATHERS_PER_LAYER + ZERO3_GATHERS_PER_RECOMPUTED_FORWARD * whole_layer
     collectives = gathers + ZERO3_REDUCE_SCATTERS_PER_LAYER
     zero3_per_micro_batch = collectives * (half + (lps - 1.0) * (group.gather_latency_s + gather_shift))
-    all_reduce = group.all_reduce_seconds(gradient_bytes) + measured_latency_shift_s(group, latency_s, "all-reduce")
+    all_reduce = group.all_reduce_seconds(gradient_bytes, latency_s)
     total = np.where(
         zero >= 3,
         micro_batches * zero3_per_micro_batch,
@@ -283,9 +283,7 @@ def step_time(
     tp_group = ring_group(tp, 1.0, dpn, intra, inter)
     tp_count = TP_ALL_REDUCES_PER_LAYER + TP_ALL_REDUCES_PER_RECOMPUTED_FORWARD * whole_layer
     latency = hw.collective_latency_s  # measured (bench --collectives) or NaN: NCCL's latency model
-    tp_all_reduce = tp_group.all_reduce_seconds(activation_bytes) + measured_latency_shift_s(
-        tp_group, latency, "all-reduce"
-    )
+    tp_all_reduce = tp_group.all_reduce_seconds(activation_bytes, latency)
     tp_seconds = lps * tp_count * tp_all_reduce
     attention_seconds = attention_flops / (high_peak * eta * hw.attention_efficiency_ratio)
     cp_seconds = ep_seconds = 0.0
@@ -344,8 +342,7 @@ def step_time(
     bucket_params = np.minimum(np.maximum(DP_BUCKET_MIN_PARAMS, DP_BUCKET_PARAMS_PER_DP_RANK * replicas), dense_params)
     last_bucket = np.where(
         replicas > 1,
-        dense_group.all_reduce_seconds(element_bytes * bucket_params)
-        + measured_latency_shift_s(dense_group, latency, "all-reduce"),
+        dense_group.all_reduce_seconds(element_bytes * bucket_params, latency),
         0.0,
     )
     hidden_until = np.maximum(dp_total - params.dp_overlap * window, np.where(zero3, 0.0, last_bucket))
