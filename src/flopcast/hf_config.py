@@ -22,9 +22,10 @@ import json
 import os
 from pathlib import Path
 
+from flopcast.config_path import CONFIG_NAME, looks_like_config_path
 from flopcast.errors import InvalidValue, opt
 
-CONFIG_NAME = "config.json"
+__all__ = ["looks_like_config_path"]  # re-exported: callers ask hf_config whether a --model is a config
 
 # model_type → family reader (below). Gemma 3 and Llama 4 checkpoints wrap the text model's config in
 # ``text_config`` (their own model_type is the multimodal one); both spellings are read.
@@ -35,22 +36,6 @@ _GATED_DECODERS = (
 KNOWN_MODEL_TYPES = tuple(sorted((*_GATED_DECODERS, "gpt_neox", "gpt2", "bert")))
 _TIED_BY_DEFAULT = {"gemma", "gemma2", "gemma3", "gemma3_text"}  # the config classes' tie_word_embeddings default
 _WRAPPED = {"gemma3": "text_config", "llama4": "text_config"}
-
-
-def looks_like_config_path(text: str) -> bool:
-    """True when ``--model`` text names a config: it ends in ``.json``, or is a directory holding a
-    config.json, or contains a path separator and exists. A preset id (``llama-2-7b``) is none of these,
-    unless a directory of that name with a config.json sits in the working directory."""
-    text = text.strip()
-    if text.lower().endswith(".json"):
-        return True
-    try:
-        path = Path(text).expanduser()
-        if path.is_dir() and (path / CONFIG_NAME).is_file():
-            return True
-        return ("/" in text or os.sep in text) and path.exists()
-    except (OSError, RuntimeError):  # a name too long for the file system (a 100,000-character --model), no HOME
-        return False
 
 
 def _fail(shown: str, problem: str, hint: str | None = None) -> InvalidValue:

@@ -36,6 +36,20 @@ def _parse_bool(value: object, flag: str) -> bool:
     raise InvalidValue(f"{flag}: cannot read {value!r} as yes/no", hint="give true or false")
 
 
+def _preset(text: str, given: dict):
+    """The transformer preset ``text`` names, else a measured one (whose module is imported only then, off the
+    start-up path of every transformer estimate); an unknown id suggests the closest of both kinds."""
+    from flopcast.errors import UnknownModel
+    from flopcast.presets import get_preset
+
+    try:
+        return get_preset(text)
+    except UnknownModel:
+        from flopcast.measured_models import preset_or_measured
+
+        return preset_or_measured(text, given)
+
+
 def looks_like_size(text: str) -> bool:
     """True when ``--model`` text is a size (starts with a digit: ``7B``, ``1.3e9``) rather than a preset id."""
     return bool(text) and (text[0].isdigit() or (text[0] == "." and text[1:2].isdigit()))
@@ -145,9 +159,11 @@ def resolve_model(
             raise InvalidValue(
                 f"{opt('model')}: empty value", hint="give a preset id such as llama-2-7b or a size such as 7B"
             )
-        from flopcast.hf_config import load_hf_config, looks_like_config_path
+        from flopcast.config_path import looks_like_config_path
 
         if looks_like_config_path(text):
+            from flopcast.hf_config import load_hf_config
+
             base, what = load_hf_config(text), "a config.json"
         elif looks_like_size(text):
             n_params = parse_model_size(text)
@@ -163,10 +179,8 @@ def resolve_model(
                 seq_len=given.get("seq_len", ModelSpec.model_fields["seq_len"].default),
             )
         else:  # a transformer preset, or a measured one (CNN, ViT, DLRM: flopcast.measured_models)
-            from flopcast.measured_models import is_measured, preset_or_measured
-
-            base, what = preset_or_measured(text, given), "a preset"
-            if is_measured(base):
+            base, what = _preset(text, given), "a preset"
+            if getattr(base, "measured", False):
                 return base
         if architecture:
             raise ConflictingOptions(

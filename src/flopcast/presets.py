@@ -224,9 +224,11 @@ def preset_details(name: str) -> PresetDetails:
     """The preset ``name`` (id or alias, any case) with its title, aliases and notes; :class:`UnknownModel` if none.
     A path to a Hugging Face config.json (or its directory) gives that model, its notes those of the reading
     (:func:`flopcast.hf_config.config_details`)."""
-    from flopcast.hf_config import config_details, looks_like_config_path
+    from flopcast.config_path import looks_like_config_path
 
     if looks_like_config_path(name):
+        from flopcast.hf_config import config_details
+
         return config_details(name)
     return _registry().lookup(name)
 

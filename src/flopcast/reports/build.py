@@ -15,6 +15,23 @@ from flopcast.reports.layout import layout_info
 TERA = 1e12
 
 
+def _measured_inputs(spec, tokens: float) -> dict:
+    """A measured model's inputs block (flopcast.measured_models, imported only for one)."""
+    if not getattr(spec, "measured", False):
+        return {}
+    from flopcast.measured_models import measured_inputs
+
+    return measured_inputs(spec, tokens)
+
+
+def _measured_info(spec, row: dict, layout):
+    if not getattr(spec, "measured", False):
+        return None
+    from flopcast.measured_models import measured_info
+
+    return measured_info(spec, row, layout)
+
+
 def _num(x) -> float | None:
     return None if x is None or not np.isfinite(x) else float(x)
 
@@ -72,7 +89,6 @@ def estimate_report(
 
     row = result.estimates.row(0)
     from flopcast.estimator.memory import default_grad_dtype
-    from flopcast.measured_models import is_measured, measured_info, measured_inputs
     from flopcast.storage import StorageRequest, storage_block, storage_warnings, with_tier_wall_clock
 
     layout, spec, profile, price = result.layout, work.spec, hw.profile, hw.price
@@ -108,9 +124,9 @@ def estimate_report(
             seq_len=spec.seq_len,
             **_finetune_inputs(work),
             **query.given(),
-            **measured_inputs(spec, work.tokens),
+            **_measured_inputs(spec, work.tokens),
         ),
-        model=model_info(spec, measured_info(spec, row, layout) if is_measured(spec) else None),
+        model=model_info(spec, _measured_info(spec, row, layout)),
         hardware=r.HardwareInfo(
             id=profile.id,
             name=profile.name,
