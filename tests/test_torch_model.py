@@ -173,6 +173,7 @@ def test_transformer_rows_are_unchanged_beside_a_measured_row():
         (["--torch-model", f"{FACTORIES}:no_inputs", "--samples", "1e6"], 2, "example_inputs"),
         (["--torch-model", f"{FACTORIES}:resnet5", "--samples", "1e6"], 2, "did you mean resnet50"),
         (["-m", "resnet-5O", "--samples", "1e6"], 2, "resnet-50"),
+        (["-m", "resnet-5", "--samples", "1e6"], 2, "unknown model 'resnet-5' (did you mean resnet-50?"),
         (["-m", "resnet-50", "--tokens", "1e6"], 2, "samples"),
         (["-m", "llama-2-7b", "--samples", "1e6"], 2, "measured model"),
         (["-m", "resnet-50", "--samples", "1e6", "--tp", "2"], 2, "data parallel only"),

@@ -270,6 +270,8 @@ def measured_budget(model, tokens, torch_model, samples):
 
         model = from_counts(measure(str(torch_model)))
     spec = model if isinstance(model, MeasuredModel) else measured_preset(str(model)) if model is not None else None
+    if spec is None and model is not None:
+        preset_or_measured(str(model), {})  # an unknown id: one line with the closest names of both kinds
     if spec is None:
         raise InvalidValue(
             f"{opt('samples')} is for a measured model (a CNN, ViT, DLRM or {opt('torch_model')})",
