@@ -390,3 +390,13 @@ def test_markdown_csv_and_report_rerender(cli, tmp_path):
     again = cli("report", saved, "-f", "markdown")
     assert again.exit_code == 0, again.stderr
     assert again.stdout == markdown
+
+
+def test_a_runtime_without_kernels_for_a_vendor_skips_that_hardware(cli):
+    # vLLM has no Metal kernels: the M4 Max is skipped with the reason, the H100 is searched
+    r = cli("serve", "--plan", "-m", "llama-2-7b", "-H", "m4-max-128gb,h100-80gb", "--runtime", "vllm",
+            "--tpot", "50ms", "--request-rate", "1", "-f", "json")  # fmt: skip
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["skipped"] == [{"hardware": "m4-max-128gb", "reason": "vllm does not run on Apple GPUs"}]
+    assert doc["best"]["hardware"] == "h100-80gb"

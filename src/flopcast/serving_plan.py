@@ -90,7 +90,8 @@ def _runtime_for(request: ServeRequest, profile: HardwareProfile) -> RuntimeProf
         return load_runtime(request.runtime, profile.kind, profile.id, profile.vendor)
     except InvalidValue:
         name = request.runtime or "no serving runtime"
-        return f"{name} does not run on {profile.vendor} {profile.kind}s"
+        kinds = {"gpu": "GPUs", "tpu": "TPUs", "cpu": "CPUs"}.get(profile.kind, f"{profile.kind}s")
+        return f"{name} does not run on {profile.vendor} {kinds}"
 
 
 def _check(model: ModelSpec, request: ServeRequest, weights: tuple[int, ...] | None, targets: ServeTargets):
