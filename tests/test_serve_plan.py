@@ -19,24 +19,12 @@ from flopcast.api import serve, serve_plan
 from flopcast.errors import Infeasible, InvalidValue
 from flopcast.hardware import HardwareProfile
 from flopcast.models import ModelSpec
-from flopcast.runtimes import RuntimeProfile
 from flopcast.serving import ServeRequest
 from flopcast.serving_load import _lindley, poisson_quantiles, ttft_bounds, ttft_quantiles
 from flopcast.serving_plan import ServeTargets, plan_serving
+from serve_bare import BW, IDEAL, KV, LLAMA2_7B, W_HELD, W_READ, P, T
 
-LLAMA2_7B = ModelSpec(
-    name="llama-2-7b", layers=32, d_model=4096, heads=32, ffn=11008, gated_ffn=True, vocab=32000, seq_len=4096
-)
-W_READ = 13_214_154_752  # matmul + head weights × 2 B, read by every pass (tests/test_serve.py)
-W_HELD = 13_476_831_232  # all parameters × 2 B
-KV = 524_288  # 2·32·32·128·2 B per token
-BW = 1e12
 PRICE = 3.6  # $ per device-hour
-IDEAL = RuntimeProfile(
-    id="ideal", name="test", kind="gpu", bandwidth_fraction={16: 1.0}, kernels_per_layer=0, kernels_outside_layers=0,
-    launch_seconds_per_kernel=0.0, gap_seconds_per_kernel=0.0, seconds_per_forward=0.0, stream_fraction=1.0,
-)  # fmt: skip
-P, T = 512, 256
 # by hand (tests/test_serve_load.py): one prompt's prefill, the batch whose KV cache fits in 80 GB less the
 # 8 GB allowance, its decode step at the mean context P + T/2, and the most requests/s one device sustains
 T_P = (W_READ + P * KV) / BW
