@@ -185,14 +185,16 @@ def test_no_cheaper_configuration_meets_the_targets(rate, ttft, tpot, percentile
     best = report.best
     assert best is not None
     meeting = []
+    # weight-only 16/8/4 bits at bf16, and W8A8 where the hardware has an fp8 peak (the A100 has none: refused)
+    variants = ((16, "bf16"), (8, "bf16"), (4, "bf16"), (8, "fp8"))
     for hardware in SMALL["hardware"].split(","):
-        for bits in (16, 8, 4):
+        for bits, compute in variants:
             for tp in (1, 2, 4):
                 for replicas in range(1, SMALL["max_devices"] // tp + 1):
                     try:
                         one = serve(model=SMALL["model"], hardware=hardware, devices=tp, weights=bits,
-                                    request_rate=rate / replicas)  # fmt: skip
-                    except (Infeasible, InvalidValue):  # the share of the rate is more than it sustains
+                                    compute=compute, request_rate=rate / replicas)  # fmt: skip
+                    except (Infeasible, InvalidValue):  # more than it sustains, or no fp8 on this hardware
                         continue
                     first, per_token = _latencies(one.load, percentile)
                     if first <= ttft and per_token <= tpot:
@@ -312,13 +314,15 @@ def test_every_plan_flag_reaches_the_json(cli):
                  "--kv-bits", "8", "--prompt-tokens", "1024", "--output-tokens", "128", "--runtime", "sglang",
                  "--ttft", "0.4s", "--tpot", "40ms", "--percentile", "p50", "--max-devices", "8",
                  "--request-rate", "12", "--price-tier", "on-demand", "--matmul-efficiency", "0.5",
-                 "--bandwidth-efficiency", "0.6", "--seq-len", "4096", "-f", "json")  # fmt: skip
+                 "--bandwidth-efficiency", "0.6", "--seq-len", "4096", "--compute", "bf16,fp8",
+                 "-f", "json")  # fmt: skip
     assert result.exit_code == 0, result.stderr
     doc = json.loads(result.stdout)
     assert doc["inputs"] == {
         "model": "llama-3.1-8b", "hardware": ["h100-80gb", "a100-80gb"], "request_rate_per_s": 12.0,
         "prompt_tokens": 1024, "output_tokens": 128, "kv_bits": 8, "weights_bits": [8, 4], "runtime": "sglang",
-        "ttft_target_seconds": 0.4, "tpot_target_seconds": 0.04, "percentile": "p50", "max_devices": 8,
+        "compute": ["bf16", "fp8"], "ttft_target_seconds": 0.4, "tpot_target_seconds": 0.04, "percentile": "p50",
+        "max_devices": 8,
         "price_tier": "on-demand", "price_per_hour_usd": None, "matmul_efficiency": 0.5,
         "bandwidth_efficiency": 0.6,
     }  # fmt: skip
@@ -327,6 +331,30 @@ def test_every_plan_flag_reaches_the_json(cli):
     assert {p["weights_bits"] for p in points} <= {8, 4} and all(p["devices"] <= 8 for p in points)
     assert {p["runtime"] for p in points} == {"sglang"}
     assert all(p["devices"] == p["tensor_parallel"] * p["replicas"] for p in points)
+    # W8A8 only where the profile has an fp8 peak (the H100, not the A100) and on 8-bit weights
+    fp8 = [p for p in points if p["compute"] == "fp8"]
+    assert all(p["hardware"] == "h100-80gb" and p["weights_bits"] == 8 for p in fp8)
+
+
+def test_compute_formats_are_searched_and_can_be_restricted(cli):
+    base = ["serve", "--plan", "-m", "llama-3.1-70b", "-H", "h100-80gb", "--ttft", "500ms", "--tpot", "50ms",
+            "--request-rate", "20", "-f", "json"]  # fmt: skip
+    both = json.loads(cli(*base).stdout)
+    only_bf16 = json.loads(cli(*base, "--compute", "bf16").stdout)
+    assert both["best"]["usd_per_hour"] <= only_bf16["best"]["usd_per_hour"]  # more formats never cost more
+    assert {p["compute"] for p in only_bf16["pareto"]} == {"bf16"}
+    only_fp8 = json.loads(cli(*base, "--compute", "fp8").stdout)
+    assert {(p["compute"], p["weights_bits"]) for p in only_fp8["pareto"]} == {("fp8", 8)}
+    # on an H100 W8A8 beats 8-bit weight-only (same bytes, twice the linear peak) and wins here; the printed
+    # command carries it, and re-run alone it gives the plan's latencies
+    assert both["best"]["compute"] == "fp8"
+    line = cli(*base[:-2]).stdout.split("`flopcast ")[1].split("`")[0].replace("\n", " ").split()
+    assert "--compute" in line and line[line.index("--compute") + 1] == "fp8"
+    alone = json.loads(cli(*line[:], "-f", "json").stdout)
+    load = next(v for v in alone["variants"] if v["weights_bits"] == 8)["load"]
+    assert load["time_per_output_token_p90_seconds"] == pytest.approx(
+        both["best"]["time_per_output_token_p90_seconds"], rel=1e-9
+    )
 
 
 @pytest.mark.parametrize(
@@ -341,6 +369,7 @@ def test_every_plan_flag_reaches_the_json(cli):
         (["--ttft", "500ms", "--request-rate", "20", "--percentile", "p99"], ["--percentile", "p50 or p90"]),
         (["--ttft", "fast", "--request-rate", "20"], ["--ttft", "cannot read"]),
         (["--ttft", "0ms", "--request-rate", "20"], ["--ttft", "positive"]),
+        (["--ttft", "500ms", "--request-rate", "20", "--compute", "int8"], ["--compute 'int8'", "bf16, fp8, fp4"]),
         (["--tpot", "-5ms", "--request-rate", "20"], ["--tpot", "positive"]),
         (["--ttft", "500ms", "--request-rate", "20", "--max-devices", "0"], ["--max-devices"]),
         (["--ttft", "500ms", "--request-rate", "20", "--weights", "3"], ["--weights 3", "16, 8 or 4"]),

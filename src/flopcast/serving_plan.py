@@ -34,6 +34,7 @@ from flopcast.runtimes import RuntimeProfile, check_weight_bits, load_runtime, r
 from flopcast.serving import ServeRequest
 from flopcast.serving_checks import WEIGHT_BITS_CHOICES, check_request
 from flopcast.serving_load import PERCENTILES, check_rate
+from flopcast.serving_passes import COMPUTE_FORMATS, COMPUTE_WEIGHT_BITS
 from flopcast.serving_plan_search import PERCENTILE_NAMES, Rows, Ttft, point, search_hardware, select
 
 DEFAULT_PERCENTILE = "p90"
@@ -122,6 +123,7 @@ def plan_serving(
     request: ServeRequest,
     targets: ServeTargets,
     weights: tuple[int, ...] | None = None,
+    compute: tuple[str, ...] | None = None,
 ) -> ServePlanReport:
     """The cheapest configuration meeting ``targets`` at ``request.request_rate`` (module doc). Raises
     :class:`InvalidValue` (exit 2) for bad input; a report with ``feasible`` false when none meets them
@@ -155,7 +157,10 @@ def plan_serving(
             skipped.append(ServePlanSkipped(hardware=profile.id, reason="lists no price"))
             continue
         check_request(model, replace(request, weights_bits=formats[0], devices=None), runtime)
-        n = search_hardware(model, profile, request, runtime, formats, targets, rows, len(hw_ids), price)
+        n = 0
+        for fmt, fmt_bits in _compute_variants(profile, runtime, formats, compute):
+            n += search_hardware(model, profile, replace(request, compute=fmt), runtime, fmt_bits, targets, rows,
+                                 len(hw_ids), price, COMPUTE_FORMATS.index(fmt))  # fmt: skip
         hw_ids.append(profile.id)
         runtimes.append(runtime.id)
         searched.append(profile.id)
@@ -198,6 +203,7 @@ def plan_serving(
             kv_bits=request.kv_bits,
             weights_bits=None if weights is None else list(weights),
             runtime=None if request.runtime is None else str(getattr(request.runtime, "id", request.runtime)),
+            compute=None if compute is None else list(compute),
             ttft_target_seconds=ttft_t,
             tpot_target_seconds=tpot_t,
             percentile=targets.percentile,
@@ -217,6 +223,25 @@ def plan_serving(
         skipped=skipped,
         assumptions=_assumptions(request, targets),
     )
+
+
+def _compute_variants(profile, runtime, formats, compute):
+    """(compute format, weight widths) pairs to search on one profile: bf16 over every width (weight-only
+    below 16 bit), and each low-bit format (W8A8, W4A4) the profile has a peak for and the runtime has kernels
+    for, on its own width; ``compute`` (None: all) keeps only those named."""
+    out = []
+    for fmt in COMPUTE_FORMATS:
+        if compute is not None and fmt not in compute:
+            continue
+        if fmt not in COMPUTE_WEIGHT_BITS:
+            out.append((fmt, formats))
+        elif (
+            profile.peak_flops_per_s.get(fmt) is not None
+            and fmt in runtime.compute_formats
+            and COMPUTE_WEIGHT_BITS[fmt] in formats
+        ):
+            out.append((fmt, [COMPUTE_WEIGHT_BITS[fmt]]))
+    return out
 
 
 def _targets_text(targets: ServeTargets) -> str:
@@ -252,6 +277,7 @@ def serve_plan(
     percentile=None,
     max_devices=None,
     weights=None,
+    compute=None,
     kv_bits=16,
     prompt_tokens=512,
     output_tokens=256,
@@ -267,7 +293,8 @@ def serve_plan(
     """`serve --plan` as a library call (``flopcast.api.serve_plan``): numbers or strings with units, e.g.
     ``serve_plan(model="llama-3.1-8b", request_rate=20, ttft="500ms", tpot="50ms")``. ``hardware``: ids
     comma-separated or a list (default: every GPU profile with a price); ``weights``: bit widths to search
-    (default: every format the runtime has)."""
+    (default: every format the runtime has); ``compute``: bf16, fp8, fp4, comma-separated or a list (default: bf16
+    and every low-bit format the hardware and runtime have)."""
     from flopcast.request import resolve_hardware_list, resolve_model
     from flopcast.units import parse_count, parse_int, parse_usd
 
@@ -304,7 +331,23 @@ def serve_plan(
     chosen = resolve_hardware_list(hardware, profiles)
     if hardware is None:
         chosen = [p for p in chosen if p.kind in DEFAULT_KINDS]
-    return plan_serving(spec, chosen, request, targets, bits)
+    return plan_serving(spec, chosen, request, targets, bits, _compute_list(compute))
+
+
+def _compute_list(compute) -> tuple[str, ...] | None:
+    if compute is None:
+        return None
+    parts = str(compute).split(",") if isinstance(compute, str) else list(compute)
+    names = tuple(str(p).strip().lower() for p in parts if str(p).strip())
+    for name in names:
+        if name not in COMPUTE_FORMATS:
+            raise InvalidValue(
+                f"{opt('compute')} {name!r}: unknown compute format",
+                hint=f"use {', '.join(COMPUTE_FORMATS)} (comma-separated with {opt('plan')})",
+            )
+    if not names:
+        raise InvalidValue(f"{opt('compute')}: empty", hint=f"use {', '.join(COMPUTE_FORMATS)}")
+    return names
 
 
 def _fraction(value, name: str) -> float | None:

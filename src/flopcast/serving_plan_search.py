@@ -12,7 +12,7 @@ from flopcast.reports.serve_plan import ServePlanPoint, ms_text
 from flopcast.serving import serving_grid
 from flopcast.serving_checks import tensor_parallel_degrees
 from flopcast.serving_load import steady_states, ttft_bounds, ttft_quantiles
-from flopcast.serving_passes import pass_inputs
+from flopcast.serving_passes import COMPUTE_FORMATS, pass_inputs
 from flopcast.units import SECONDS_PER_HOUR
 
 PERCENTILE_NAMES = ("p50", "p90")  # serving_load.PERCENTILES, by name
@@ -41,8 +41,11 @@ class Rows:
         return {k: np.concatenate(v) if v else np.array([]) for k, v in self.cols.items()}
 
 
-def search_hardware(model, profile, request, runtime, formats, targets, rows: Rows, hw_index: int, price) -> int:
-    """Every (weights × tp × replicas) of one profile into ``rows``; returns how many were evaluated."""
+def search_hardware(
+    model, profile, request, runtime, formats, targets, rows: Rows, hw_index: int, price, compute_index: int = 0
+) -> int:
+    """Every (weights × tp × replicas) of one profile into ``rows`` at ``request.compute`` (its index in
+    serving_passes.COMPUTE_FORMATS: ``compute_index``); returns how many were evaluated."""
     most = min(targets.max_devices, max(int(profile.devices_per_node), 1))  # tensor parallel inside a node
     tps = [t for t in tensor_parallel_degrees(model) if t <= most]
     bits = np.array(formats, dtype=float)
@@ -62,7 +65,8 @@ def search_hardware(model, profile, request, runtime, formats, targets, rows: Ro
     tokens_per_hour = request.request_rate * request.output_tokens * SECONDS_PER_HOUR
     b = lambda v: np.broadcast_to(v, shape)[valid]  # noqa: E731
     rows.add(
-        hw=b(float(hw_index)), bits=b(bits[:, None, None]), tp=b(t[None, :, None]), replicas=b(replicas),
+        hw=b(float(hw_index)), compute=b(float(compute_index)), bits=b(bits[:, None, None]), tp=b(t[None, :, None]),
+        replicas=b(replicas),
         devices=b(devices), usd_per_hour=b(usd_per_hour), usd_per_million=b(usd_per_hour / tokens_per_hour * 1e6),
         sustainable=b(loads.sustainable), max_rate=b(loads.max_request_rate_per_s[..., None] * replicas),
         rate=b(loads.rates), batch=b(loads.running_batch), rho=b(loads.prefill_busy_fraction),
@@ -131,7 +135,7 @@ def _near_misses(r, targets, ttft, tpot, ok, which) -> list[tuple[int, str]]:
     """The configurations nearest the targets: the worst latency / target ratio, least first (sustainable
     ones); when none sustains the rate, those that sustain the most."""
     name = targets.percentile.upper()
-    group = (r["hw"] * 100 + r["bits"]) * 10_000 + r["tp"]
+    group = ((r["hw"] * 100 + r["bits"]) * 10 + r["compute"]) * 10_000 + r["tp"]
     if not ok.any():  # the most sustained rate of each (hardware, weights, tp), the highest first
         order = np.argsort(-r["max_rate"], kind="stable")
         firsts = order[np.sort(np.unique(group[order], return_index=True)[1])][:NEAR_MISSES_SHOWN]
@@ -166,7 +170,8 @@ def point(r, i: int, ttft: Ttft, hw_ids, runtimes, meets: bool, miss: str | None
     num = lambda k: float(r[k][i]) if sustained else None  # noqa: E731
     h = int(r["hw"][i])
     return ServePlanPoint(
-        hardware=hw_ids[h], runtime=runtimes[h], weights_bits=int(r["bits"][i]), tensor_parallel=int(r["tp"][i]),
+        hardware=hw_ids[h], runtime=runtimes[h], weights_bits=int(r["bits"][i]),
+        compute=COMPUTE_FORMATS[int(r["compute"][i])], tensor_parallel=int(r["tp"][i]),
         replicas=int(r["replicas"][i]), devices=int(r["devices"][i]), usd_per_hour=float(r["usd_per_hour"][i]),
         usd_per_million_tokens=float(r["usd_per_million"][i]), max_request_rate_per_s=float(r["max_rate"][i]),
         running_batch=num("batch"), prefill_busy_fraction=num("rho"), step_seconds=num("tau"),

@@ -48,7 +48,8 @@ def serve(
         metavar="bf16|fp8|fp4",
         help="Format of the linear GEMMs: bf16 (default; 8/4-bit weights dequantise to it), fp8 (W8A8 at the "
         "profile's fp8 peak: Hopper, Ada, MI300; --weights defaults to 8) or fp4 (W4A4 where the profile lists an "
-        "fp4 peak: Blackwell, MI355X; --weights 4). Attention core and LM head stay 16-bit.",
+        "fp4 peak: Blackwell, MI355X; --weights 4). Attention core and LM head stay 16-bit. With --plan, the "
+        "formats to search, comma-separated (default: bf16 and every low-bit one the hardware and runtime have).",
         show_default=False,
     ),
     kv_bits: str = typer.Option("16", "--kv-bits", help="KV-cache bits: 16 or 8.", autocompletion=complete_kv_bits),
@@ -157,9 +158,9 @@ def serve(
     preflight_output(output, force)
     if plan:
         _check_plan_flags(devices=devices, storage=storage, batch=batch)
-        _not_planned(compute=compute, chunked_prefill=chunked_prefill, prompt_dist=prompt_dist,
-                     output_dist=output_dist)  # fmt: skip
-        _plan(model=model, hardware=hardware, weights=weights, kv_bits=kv_bits, prompt_tokens=prompt_tokens,
+        _not_planned(chunked_prefill=chunked_prefill, prompt_dist=prompt_dist, output_dist=output_dist)
+        _plan(model=model, hardware=hardware, weights=weights, compute=compute, kv_bits=kv_bits,
+              prompt_tokens=prompt_tokens,
               output_tokens=output_tokens, price_tier=price_tier, price_per_hour=price_per_hour,
               matmul_efficiency=matmul_efficiency, bandwidth_efficiency=bandwidth_efficiency, runtime=runtime,
               request_rate=request_rate, ttft=ttft, tpot=tpot, percentile=percentile, max_devices=max_devices,

@@ -18,7 +18,8 @@ def _ms(a, b) -> str:
 
 def _row(p) -> dict[str, str]:
     return {
-        "hardware": p.hardware, "runtime": p.runtime, "bits": str(p.weights_bits),
+        "hardware": p.hardware, "runtime": p.runtime,
+        "bits": str(p.weights_bits) if p.compute == "bf16" else f"{p.weights_bits} {p.compute}",
         "tp×r": f"{p.tensor_parallel}×{p.replicas}", "dev": str(p.devices),
         "$/h": f"{p.usd_per_hour:,.2f}", "$/M tok": f"{p.usd_per_million_tokens:,.3g}",
         "batch": "—" if p.running_batch is None else f"{p.running_batch:.3g}",
@@ -74,12 +75,23 @@ def best_line(report) -> str:
     replicas = f"{b.replicas} replica" + ("" if b.replicas == 1 else "s")
     return (
         f"cheapest: {b.devices} × {b.hardware} ({b.tensor_parallel} tensor parallel × {replicas}), "
-        f"{b.weights_bits}-bit weights on {b.runtime}: ${b.usd_per_hour:,.2f}/h, ${b.usd_per_million_tokens:.3g} "
+        f"{b.weights_bits}-bit weights{_compute_text(b)} on {b.runtime}: ${b.usd_per_hour:,.2f}/h, "
+        f"${b.usd_per_million_tokens:.3g} "
         f"per million output tokens; TTFT {q.upper()} {ms_text(first)} ms, TPOT {q.upper()} {ms_text(tpot)} ms, "
         f"batch {b.running_batch:.3g} per replica — `flopcast serve{model} --hardware {b.hardware} --devices "
-        f"{b.tensor_parallel} --weights {b.weights_bits} --runtime {b.runtime} --request-rate "
+        f"{b.tensor_parallel} --weights {b.weights_bits}{_compute_flag(b)} --runtime {b.runtime} --request-rate "
         f"{i.request_rate_per_s / b.replicas:.6g}{extra}`{arch}"
     )
+
+
+def _compute_text(point) -> str:
+    return (
+        "" if point.compute == "bf16" else f" with {point.compute} compute (W{point.weights_bits}A{point.weights_bits})"
+    )
+
+
+def _compute_flag(point) -> str:
+    return "" if point.compute == "bf16" else f" --compute {point.compute}"
 
 
 def _notes(report) -> list[str]:

@@ -29,6 +29,10 @@ class ServePlanInputs(_Part):
     kv_bits: int
     weights_bits: list[int] | None = Field(description="--weights as given; None = every format the runtime has")
     runtime: str | None = Field(description="--runtime as given; None = the default per device kind")
+    compute: list[str] | None = Field(
+        default=None,
+        description="--compute as given; None = bf16 and every low-bit format the hardware and runtime have",
+    )
     ttft_target_seconds: float | None
     tpot_target_seconds: float | None
     percentile: str = Field(description="p50 or p90: the latency percentile the targets are met at")
@@ -43,6 +47,10 @@ class ServePlanPoint(_Part):
     hardware: str
     runtime: str
     weights_bits: int
+    compute: str = Field(
+        default="bf16",
+        description="the linear GEMMs' format: bf16 (weight-only below 16 bit), fp8 (W8A8) or fp4 (W4A4)",
+    )
     tensor_parallel: int = Field(description="devices per replica (tensor parallelism)")
     replicas: int = Field(description="copies of the model, each serving rate / replicas")
     devices: int
