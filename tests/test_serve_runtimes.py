@@ -166,6 +166,24 @@ def test_apple_gpus_default_to_llama_cpp_and_refuse_cuda_only_runtimes(catalog):
     assert estimate_serving(LLAMA2_7B, catalog.get("mi300x-192gb"), ServeRequest(runtime="vllm")).runtime.id == "vllm"
 
 
+def test_llama_cpp_weights_are_gguf_blocks_by_hand(catalog):
+    """GGUF (ggml-common.h): Q4_0 is one fp16 scale + 16 bytes of nibbles per 32 weights = 4.5 bits, Q8_0 one
+    fp16 scale + 32 int8 = 8.5 bits. Llama-2-7B quantizes 6,476,005,376 block-matmul weights (6,607,077,376
+    matmul + head weights less the 32000·4096 head) and keeps 262,410,240 (embedding, head, norms) at 16 bit.
+    GPTQ's group-128 layout (vLLM) is 4 + 20/128 = 4.15625 bits for comparison."""
+    q, kept = 6_476_005_376, 262_410_240
+    m4 = catalog.get("m4-max-128gb")
+    cpp = estimate_serving(LLAMA2_7B, m4, ServeRequest(weights_bits=4, runtime="llama.cpp"))
+    by_bits = {v.weights_bits: v for v in cpp.variants}
+    assert by_bits[4].memory.weights_bytes == pytest.approx(q * 4.5 / 8 + kept * 2, rel=1e-12)
+    assert by_bits[8].memory.weights_bytes == pytest.approx(q * 8.5 / 8 + kept * 2, rel=1e-12)
+    assert by_bits[4].memory.quantization_overhead_bytes == pytest.approx(q * 0.5 / 8, rel=1e-12)
+    gptq = estimate_serving(LLAMA2_7B, catalog.get("h100-80gb"), ServeRequest(weights_bits=4, runtime="vllm"))
+    assert next(v for v in gptq.variants if v.weights_bits == 4).memory.weights_bytes == pytest.approx(
+        q * 4.15625 / 8 + kept * 2, rel=1e-12
+    )
+
+
 def test_cli_runtime_flag(cli):
     result = cli("serve", "-m", "llama-2-7b", "--runtime", "tensorrt-llm", "-f", "json")
     assert result.exit_code == 0, result.stderr

@@ -38,6 +38,9 @@ class RuntimeProfile:
     sources: dict[str, str] = field(default_factory=dict, compare=False)
     # matmul formats (weights × activations) the runtime has kernels for: bf16 always, fp8 (W8A8), fp4 (W4A4)
     compute_formats: tuple[str, ...] = (BASE_COMPUTE_FORMAT,)
+    # bits a quantized weight takes in the runtime's own format, scales included (GGUF Q4_0: 4.5); empty: the
+    # GPTQ/AWQ group-128 layout (serving_memory.bytes_per_quantized_weight)
+    stored_bits_per_weight: dict[int, float] = field(default_factory=dict, compare=False)
 
     @property
     def weight_bits(self) -> tuple[int, ...]:
@@ -153,8 +156,11 @@ def load_runtime(
             raise BrokenInstall(f"{RUNTIMES_FILE}: {key}.compute_formats.{fmt} needs a source")
         formats.append(str(fmt))
         sources[f"compute_formats.{fmt}"] = str(value["source"])
+    stored = {}
+    for bits, value in (entry.get("stored_bits_per_weight") or {}).items():
+        stored[int(bits)], sources[f"stored_bits_per_weight.{bits}"] = _sourced(value, f"{key}.stored_bits_per_weight")
     return RuntimeProfile(id=key, name=str(entry["name"]), kind=kind, bandwidth_fraction=fractions, sources=sources,
-                          compute_formats=tuple(formats), **values)  # fmt: skip
+                          compute_formats=tuple(formats), stored_bits_per_weight=stored, **values)  # fmt: skip
 
 
 def check_weight_bits(runtime: RuntimeProfile, bits: int) -> None:

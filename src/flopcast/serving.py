@@ -126,7 +126,7 @@ def serving_grid(
     hw = core_arrays(model, profile)[1]
 
     # memory: the KV cache of every sequence at its full length (sliding-window layers capped at the window)
-    weights, overhead = weight_bytes(model, b_bits)
+    weights, overhead = weight_bytes(model, b_bits, runtime.stored_bits_per_weight)
     tokens = p + n_out
     kv_sequence = kv_cache_bytes_per_sequence(model, tokens, request.kv_bits)
     kv_total = kv_sequence * b

@@ -1,7 +1,8 @@
 """Serving memory: weights at a quantized bit width and the KV cache, in bytes (DESIGN §6 `serve`).
 
 weights  = quantized layer matmuls · (bits/8 + group-scale overhead) + the rest at 16 bit
-           (embeddings, LM head, norms: GPTQ/AWQ checkpoints keep them in fp16)
+           (embeddings, LM head, norms: GPTQ/AWQ checkpoints keep them in fp16); a runtime with its own
+           format (llama.cpp's GGUF blocks: Q4_0 4.5, Q8_0 8.5 bits per weight) gives its bits instead
 KV cache = 2·L·kv_heads·head_dim·s·b·kv_bits/8 (MLA: L·(kv_lora_rank + rope dim)·s·b·kv_bits/8; sliding-window
            layers hold at most the window)
 These bytes feed the estimator core's inference functions (estimator/inference.py); every function
@@ -30,11 +31,15 @@ QUANT_SCALE_BITS = 16
 RUNTIME_RESERVE_FRACTION = 0.10
 
 
-def bytes_per_quantized_weight(bits: np.ndarray | int) -> np.ndarray:
-    """Bytes per weight of a quantized matmul: bits/8, plus (scale + zero point) / group for bits < 16."""
+def bytes_per_quantized_weight(bits: np.ndarray | int, stored: dict[int, float] | None = None) -> np.ndarray:
+    """Bytes per weight of a quantized matmul: bits/8, plus (scale + zero point) / group for bits < 16 (GPTQ/AWQ);
+    ``stored``: a runtime's own bits per weight by width, scales included (GGUF Q4_0 4.5, Q8_0 8.5), which win."""
     bits = np.asarray(bits, dtype=float)
     overhead_bits = np.where(bits < UNQUANTIZED_BITS, (QUANT_SCALE_BITS + bits) / QUANT_GROUP_SIZE, 0.0)
-    return (bits + overhead_bits) / BITS_PER_BYTE
+    total = bits + overhead_bits
+    for width, value in (stored or {}).items():
+        total = np.where(bits == width, float(value), total)
+    return total / BITS_PER_BYTE
 
 
 def quantized_params(model: ModelSpec, *, active: bool = False) -> int:
@@ -43,11 +48,14 @@ def quantized_params(model: ModelSpec, *, active: bool = False) -> int:
     return model.block_matmul_params(active=active) - model.moe_layers * model.router_params_per_layer
 
 
-def weight_bytes(model: ModelSpec, bits: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
-    """(all weights in bytes, of which quantization scales/zeros) at ``bits``-bit matmul weights."""
+def weight_bytes(
+    model: ModelSpec, bits: np.ndarray | int, stored: dict[int, float] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(all weights in bytes, of which quantization scales/zeros) at ``bits``-bit matmul weights (``stored``:
+    bytes_per_quantized_weight)."""
     q = float(quantized_params(model))
     kept = float(model.params) - q
-    per_weight = bytes_per_quantized_weight(bits)
+    per_weight = bytes_per_quantized_weight(bits, stored)
     total = q * per_weight + kept * UNQUANTIZED_BITS / BITS_PER_BYTE
     overhead = q * (per_weight - np.asarray(bits, dtype=float) / BITS_PER_BYTE)
     return total, overhead
@@ -64,11 +72,13 @@ def kv_cache_bytes(model: ModelSpec, tokens: int, batch: int, kv_bits: int) -> f
     return kv_cache_bytes_per_token(model, kv_bits) * tokens * batch
 
 
-def weights_read_bytes(model: ModelSpec, bits: np.ndarray | int, *, active: bool = True) -> np.ndarray:
+def weights_read_bytes(
+    model: ModelSpec, bits: np.ndarray | int, *, active: bool = True, stored: dict[int, float] | None = None
+) -> np.ndarray:
     """Weight bytes one forward pass reads: the quantized block matmuls (the active experts' when ``active``)
     + the 16-bit LM head (V·d). Norms are too small to count; the input embedding is a lookup of b rows."""
     head = float(model.vocab * model.d_model) * UNQUANTIZED_BITS / BITS_PER_BYTE
-    return float(quantized_params(model, active=active)) * bytes_per_quantized_weight(bits) + head
+    return float(quantized_params(model, active=active)) * bytes_per_quantized_weight(bits, stored) + head
 
 
 def kv_cache_bytes_per_sequence(model: ModelSpec, context: np.ndarray | float, kv_bits: int) -> np.ndarray:

@@ -133,8 +133,9 @@ def pass_inputs(model, profile, request, runtime: RuntimeProfile, b_bits, t, kv_
     p, n_out = float(request.prompt_tokens), float(request.output_tokens)
     # weight bytes a forward pass reads: the prompt's batch of tokens reads every expert, a decode step
     # the active ones (a lower bound at large batch for MoE)
-    read_all = weights_read_bytes(model, b_bits, active=False)
-    read_active = weights_read_bytes(model, b_bits, active=True)
+    stored = runtime.stored_bits_per_weight
+    read_all = weights_read_bytes(model, b_bits, active=False, stored=stored)
+    read_active = weights_read_bytes(model, b_bits, active=True, stored=stored)
     # KV bytes per token of context: the cache a sequence holds at that context over the context (windows)
     # the mean context of the sequences decoding: P + E[T²]/(2·E[T]) (length-biased: a longer output stays in the
     # batch longer; T/2 for fixed outputs; serving_lengths.py)
