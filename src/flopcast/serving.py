@@ -139,8 +139,10 @@ def serving_grid(
     x = pass_inputs(model, profile, request, runtime, b_bits, t, kv_split)
     pre = prefill_pass(x, b)
     step = decode_pass(x, b)
+    # the ridge of a MoE model lies at batches whose tokens touch every expert: its weights are all of them
+    ridge_weights = x.decode_weight_bytes if x.routed_share >= 1.0 else x.prefill_weight_bytes
     ridge_batch = inference.decode_ridge_batch(
-        x.m, x.hw, x.params, context_tokens=x.decode_context, weight_bytes=x.decode_weight_bytes,
+        x.m, x.hw, x.params, context_tokens=x.decode_context, weight_bytes=ridge_weights,
         kv_bytes_per_token=x.decode_kv_bytes_per_token, **x.common,
     )  # fmt: skip
     context, eta_b = x.context, x.common["bandwidth_efficiency"]

@@ -125,6 +125,27 @@ class PassInputs(NamedTuple):
     model: ModelSpec | None = None  # what with_prompt needs to rebuild the prompt's pass at other lengths
     kv_bits: int = 16
     kv_split: np.ndarray | float = 1.0
+    routed_share: float = 1.0  # k/E: the share of routed experts one token uses (1: dense)
+
+
+def experts_touched_share(routed_share: float, batch) -> np.ndarray:
+    """Expected share of a layer's routed experts that ``batch`` tokens use between them, each token picking
+    k of E (share k/E) independently and uniformly — the load-balanced limit routers are trained towards:
+    1 − (1 − k/E)^batch (a coupon-collector count; one token: k/E, many: all of them). Mixtral (k/E = 2/8) at
+    batch 16 reads 99% of its experts, not 25%."""
+    b = np.maximum(np.asarray(batch, dtype=float), 1.0)
+    return 1.0 - (1.0 - routed_share) ** b
+
+
+def decode_weight_bytes_at(x: PassInputs, batch) -> np.ndarray:
+    """Weight bytes a decode step of ``batch`` sequences reads per device: the dense weights and the experts its
+    tokens route to (experts_touched_share), between the one-token read (decode_weight_bytes) and every
+    expert (prefill_weight_bytes); the dense read for a dense model."""
+    if x.routed_share >= 1.0:
+        return x.decode_weight_bytes
+    k_e = x.routed_share
+    extra = (experts_touched_share(k_e, batch) - k_e) / (1.0 - k_e)
+    return x.decode_weight_bytes + (x.prefill_weight_bytes - x.decode_weight_bytes) * extra
 
 
 def pass_inputs(model, profile, request, runtime: RuntimeProfile, b_bits, t, kv_split) -> PassInputs:
@@ -147,10 +168,12 @@ def pass_inputs(model, profile, request, runtime: RuntimeProfile, b_bits, t, kv_
     eta_b = bandwidth_efficiency(request, runtime, profile, b_bits)
     common = dict(tp=t, bandwidth_efficiency=eta_b, fixed_matmul_efficiency=request.matmul_efficiency,
                   linear_peak_flops_per_s=linear_peak(profile, request, b_bits))  # fmt: skip
+    routed_share = model.active_experts / model.experts if model.moe_layers else 1.0
     return PassInputs(
         m, hw, params, common,
         fixed_cost(runtime, model), p, read_all / t, kv_prompt, prefill_attended_tokens(model, p), context,
         decode_context, read_active / t, kv_context * context / decode_context, model, request.kv_bits, kv_split,
+        routed_share,
     )  # fmt: skip
 
 
@@ -174,7 +197,7 @@ def hybrid_pass(x: PassInputs, batch, chunk) -> inference.ForwardPass:
     b, c = np.asarray(batch, dtype=float), np.asarray(chunk, dtype=float)
     tokens = b + c
     context = (b * x.decode_context + c * x.prefill_attended) / np.maximum(tokens, 1e-12)
-    weights = np.where(c > 0, x.prefill_weight_bytes, x.decode_weight_bytes)
+    weights = np.where(c > 0, x.prefill_weight_bytes, decode_weight_bytes_at(x, b))
     earlier = np.maximum(x.prompt_tokens - c, 0.0) / 2.0 * np.where(c > 0, 1.0, 0.0)
     kv = b * x.decode_context * x.decode_kv_bytes_per_token + (c + earlier) * x.prefill_kv_bytes_per_token
     return inference.forward_pass(
@@ -195,6 +218,7 @@ def prefill_pass(x: PassInputs, batch) -> inference.ForwardPass:
 def decode_pass(x: PassInputs, batch) -> inference.ForwardPass:
     """One decode step of ``batch`` sequences at the mean context."""
     return inference.decode_step(
-        x.m, x.hw, x.params, batch=batch, context_tokens=x.decode_context, weight_bytes=x.decode_weight_bytes,
-        kv_bytes_per_token=x.decode_kv_bytes_per_token, fixed=x.fixed, **x.common,
+        x.m, x.hw, x.params, batch=batch, context_tokens=x.decode_context,
+        weight_bytes=decode_weight_bytes_at(x, batch), kv_bytes_per_token=x.decode_kv_bytes_per_token,
+        fixed=x.fixed, **x.common,
     )  # fmt: skip
