@@ -207,8 +207,9 @@ def modelled_intra_node_latency_s(group: RingGroup, collective: str) -> np.ndarr
 
 
 def measured_latency_shift_s(group: RingGroup, measured_latency_s_: ArrayLike, collective: str) -> np.ndarray:
-    """Seconds to add to one ``collective`` of ``group`` (``gather_seconds``, ``gather_latency_s`` or
-    ``all_reduce_seconds``) so that its latency is the measured one: measured − modelled intra-node latency on
+    """Seconds to add to one ``collective`` of ``group`` (``gather_seconds`` or ``gather_latency_s``; an
+    all-reduce takes the measured latency itself, ``all_reduce_seconds(bytes, measured)``, because it chooses
+    between protocols) so that its latency is the measured one: measured − modelled intra-node latency on
     rows with a measured latency (not NaN) whose group has two or more ranks in one node; 0 on every other row.
     The result may be negative (a measured latency below NCCL's model)."""
     measured = np.asarray(measured_latency_s_, dtype=float)
