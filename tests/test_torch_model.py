@@ -202,3 +202,17 @@ def test_presets_do_not_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["plan", "-m", "resnet-50", "-t", "1e8"],
+        ["compare", "-m", "dlrm", "-t", "1e8", "-n", "8"],
+        ["estimate", "-m", "vit-b16", "-t", "1e8", "--sweep", "devices=8..64"],
+    ],
+)
+def test_the_searches_refuse_a_measured_model_in_one_line(cli, one_line_error, args):
+    # a measured model's budget is samples and its batch counts them: only `estimate --samples` plans one
+    fragments = ("is a measured model", "searches transformer models only", "with --samples and --devices")
+    one_line_error(cli(*args), 2, *fragments)

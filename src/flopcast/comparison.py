@@ -78,6 +78,7 @@ def compare(
         model=model, tokens=tokens, seq_len=seq_len, precision=precision, memory_headroom=memory_headroom,
         architecture=architecture, grad_dtype=grad_dtype,
     )  # fmt: skip
+    request.refuse_measured(work, "compare")
     gb = request.optional_int(global_batch, "global_batch")
     chosen = request.resolve_hardware_list(hardware, profiles)
     request.check_price_tier(price_tier, chosen)

@@ -369,6 +369,7 @@ def plan(
         architecture=architecture, grad_dtype=grad_dtype, finetune=finetune, lora_rank=lora_rank,
         lora_targets=lora_targets, epochs=epochs,
     )  # fmt: skip
+    request.refuse_measured(work, "plan")
     gb = request.optional_int(global_batch, "global_batch")
     chosen = request.resolve_hardware_list(hardware, profiles)
     request.check_price_tier(price_tier, chosen)

@@ -234,6 +234,17 @@ def training_workload(
     return TrainingWorkload(spec, label, n_tokens, prec, forced, headroom, grads, tune, n_epochs)
 
 
+def refuse_measured(work: TrainingWorkload, question: str) -> None:
+    """A measured model (CNN, ViT, DLRM, ``--torch-model``) is planned one device count at a time by ``estimate``
+    with ``--samples``; the searches (``question``: plan, compare, a sweep) take transformers. One line, exit 2."""
+    if getattr(work.spec, "measured", False):
+        name = work.spec.name
+        raise InvalidValue(
+            f"{name} is a measured model: {question} searches transformer models only",
+            hint=f"estimate it one device count at a time, with {opt('samples')} and {opt('devices')}",
+        )
+
+
 # --- hardware and prices -------------------------------------------------------------------------------------
 
 

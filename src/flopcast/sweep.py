@@ -89,6 +89,7 @@ def sweep_estimate(
         model=model, tokens=tokens, seq_len=seq_len, precision=precision, mfu=mfu, memory_headroom=memory_headroom,
         architecture=architecture, grad_dtype=grad_dtype,
     )  # fmt: skip
+    request.refuse_measured(work, "estimate --sweep")
     query = request.layout_query(**layout)
     spec = work.spec
     params = EfficiencyParams.load()
