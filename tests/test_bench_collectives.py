@@ -106,7 +106,7 @@ def test_measured_latency_replaces_the_modelled_intra_node_latency_only():
     assert total[2] == 0.0
     gather = group.gather_seconds(size) + measured_latency_shift_s(group, measured, "all-gather")
     assert gather[0] == pytest.approx(7 / 8 * size / bw + 80e-6)
-    nothing = measured_latency_shift_s(group, np.full(3, np.nan), "all-reduce")
+    nothing = measured_latency_shift_s(group, np.full(3, np.nan), "all-gather")
     assert np.all(nothing == 0.0)
 
     class Datasheet:

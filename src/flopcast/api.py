@@ -102,23 +102,11 @@ def estimate(
     return estimate_on(work, hw, n_devices, query, params, storage=store)
 
 
-def _config_warnings(label) -> list[str]:
-    """A config.json's notes as warnings; hf_config is imported only when the model came from one."""
-    import os
-
-    from flopcast.config_path import looks_like_config_path
-
-    if not isinstance(label, str | os.PathLike) or not looks_like_config_path(str(label)):
-        return []
-    from flopcast.hf_config import config_warnings
-
-    return config_warnings(label)
-
-
 def estimate_on(work, hw, devices: int, query, params, *, storage=None):
     """The estimate report of ``work`` (request.TrainingWorkload) on ``devices`` of ``hw``
     (request.PricedHardware) with the layout ``query`` fixes (the rest searched); ``storage`` a
     storage.StorageRequest (None: tier-free storage figures)."""
+    from flopcast.config_path import config_warnings
     from flopcast.layout import check_layout, default_global_batch
     from flopcast.reports.build import estimate_report
     from flopcast.request import check_context_parallel_kernel, hardware_warnings
@@ -134,7 +122,7 @@ def estimate_on(work, hw, devices: int, query, params, *, storage=None):
     check_context_parallel_kernel(hw, query)
     result = search_layouts(spec, hw, devices, work.core(), query=query, params=params)
     layout, row = result.layout, result.estimates.row(0)
-    warnings = hardware_warnings(hw, devices) + _config_warnings(work.label)  # a config.json's notes
+    warnings = hardware_warnings(hw, devices) + config_warnings(work.label)  # a config.json's notes
     warnings += [measured_note] if measured_note else []
     if query.global_batch is None:
         rule = default_global_batch(spec.params, spec.seq_len)

@@ -26,3 +26,13 @@ def looks_like_config_path(text: str) -> bool:
         return ("/" in text or os.sep in text) and path.exists()
     except (OSError, RuntimeError):  # a name too long for the file system (a 100,000-character --model), no HOME
         return False
+
+
+def config_warnings(model) -> list[str]:
+    """The notes of a config-given model, as warning lines for a report (none for anything else); the reader
+    (flopcast.hf_config) is imported only for a config."""
+    if not isinstance(model, str | os.PathLike) or not looks_like_config_path(str(model)):
+        return []
+    from flopcast.hf_config import config_details
+
+    return [f"model config: {note}" for note in config_details(str(model)).notes]

@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from pathlib import Path
 
-from flopcast.config_path import CONFIG_NAME, looks_like_config_path
+from flopcast.config_path import CONFIG_NAME, config_warnings, looks_like_config_path
 from flopcast.errors import InvalidValue, opt
 
-__all__ = ["looks_like_config_path"]  # re-exported: callers ask hf_config whether a --model is a config
+__all__ = ["config_warnings", "looks_like_config_path"]  # re-exported from flopcast.config_path
 
 # model_type → family reader (below). Gemma 3 and Llama 4 checkpoints wrap the text model's config in
 # ``text_config`` (their own model_type is the multimodal one); both spellings are read.
@@ -410,10 +409,3 @@ def load_hf_config(text: str):
     """The :class:`~flopcast.models.ModelSpec` of the Hugging Face config.json ``text`` names (a file or a
     directory holding one). :class:`~flopcast.errors.InvalidValue` (one line) when it cannot."""
     return config_details(text).spec
-
-
-def config_warnings(model) -> list[str]:
-    """The notes of a config-given model, as warning lines for a report (none for anything else)."""
-    if not isinstance(model, str | os.PathLike) or not looks_like_config_path(str(model)):
-        return []
-    return [f"model config: {note}" for note in config_details(str(model)).notes]

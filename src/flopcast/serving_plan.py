@@ -29,7 +29,7 @@ from flopcast.errors import InvalidValue, opt
 from flopcast.hardware import HardwareProfile
 from flopcast.models import ModelSpec
 from flopcast.reports.serve import ServeModel
-from flopcast.reports.serve_plan import ServePlanInputs, ServePlanReport, ServePlanSkipped
+from flopcast.reports.serve_plan import ServePlanInputs, ServePlanReport, ServePlanSkipped, targets_text
 from flopcast.runtimes import RuntimeProfile, check_weight_bits, load_runtime, runtime_ids
 from flopcast.serving import ServeRequest
 from flopcast.serving_checks import WEIGHT_BITS_CHOICES, check_request
@@ -245,12 +245,8 @@ def _compute_variants(profile, runtime, formats, compute):
 
 
 def _targets_text(targets: ServeTargets) -> str:
-    parts = []
-    if targets.ttft_seconds is not None:
-        parts.append(f"TTFT ≤ {targets.ttft_seconds * 1e3:.4g} ms")
-    if targets.tpot_seconds is not None:
-        parts.append(f"TPOT ≤ {targets.tpot_seconds * 1e3:.4g} ms")
-    return f" with {' and '.join(parts)} at {targets.percentile.upper()}" if parts else ""
+    text = targets_text(targets.ttft_seconds, targets.tpot_seconds)
+    return f" with {text} at {targets.percentile.upper()}" if text else ""
 
 
 def _assumptions(request: ServeRequest, targets: ServeTargets) -> list[str]:

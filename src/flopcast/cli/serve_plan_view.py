@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flopcast.cli.common import OutputFormat, render_to_text
-from flopcast.reports.serve_plan import ms_text
+from flopcast.reports.serve_plan import ms_text, targets_text
 
 HEADERS = ["hardware", "runtime", "bits", "tp×r", "dev", "$/h", "$/M tok", "batch", "TTFT ms", "TPOT ms",
            "max r/s", "meets"]  # fmt: skip
@@ -39,12 +39,8 @@ def _table(points, headers, all_runtimes: bool) -> tuple[list[str], list[list[st
 
 def title(report) -> str:
     i = report.inputs
-    limits = []
-    if i.ttft_target_seconds is not None:
-        limits.append(f"TTFT ≤ {i.ttft_target_seconds * 1e3:.4g} ms")
-    if i.tpot_target_seconds is not None:
-        limits.append(f"TPOT ≤ {i.tpot_target_seconds * 1e3:.4g} ms")
-    wanted = f", {' and '.join(limits)} at {i.percentile.upper()}" if limits else ""
+    limits = targets_text(i.ttft_target_seconds, i.tpot_target_seconds)
+    wanted = f", {limits} at {i.percentile.upper()}" if limits else ""
     return (
         f"serve --plan: {i.model} at {i.request_rate_per_s:g} requests/s ({i.prompt_tokens} + {i.output_tokens} "
         f"tokens){wanted}; {report.configurations_searched:,} configurations on {len(i.hardware)} hardware, "

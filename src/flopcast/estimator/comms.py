@@ -186,7 +186,9 @@ def ring_bandwidth_bytes_per_s(
 # (the t(0) of the fit t = latency + factor·bytes / busbw, nccl-tests PERFORMANCE.md "Time"). It is measured
 # inside one node, so it stands in for NCCL's modelled intra-node latency only; a group that spans nodes keeps
 # the model (its network hops were not measured).
-LATENCY_COLLECTIVES = ("all-reduce", "all-gather", "reduce-scatter")
+# All-reduces take the measured latency in all_reduce_seconds (they choose between protocols); the ring gathers
+# below are shifted to it.
+LATENCY_COLLECTIVES = ("all-gather", "reduce-scatter")
 
 
 def measured_latency_s(profile) -> float:
@@ -197,13 +199,12 @@ def measured_latency_s(profile) -> float:
 
 
 def modelled_intra_node_latency_s(group: RingGroup, collective: str) -> np.ndarray:
-    """NCCL's latency (tuning.cc, see above) of one ``collective`` on ``group`` when it stays in one node:
-    all-reduce base + 2·(n − 1)·hop, all-gather / reduce-scatter base + (n − 1)·hop; 0 for a group of one."""
+    """NCCL's Simple-protocol latency (tuning.cc, see above) of one all-gather or reduce-scatter on ``group``
+    when it stays in one node: base + (n − 1)·hop; 0 for a group of one."""
     if collective not in LATENCY_COLLECTIVES:
         raise ValueError(f"unknown collective {collective!r}: one of {', '.join(LATENCY_COLLECTIVES)}")
-    steps = 2.0 if collective == "all-reduce" else 1.0
     n = np.asarray(group.size, dtype=float)
-    return (n > 1) * (NCCL_RING_BASE_LATENCY_S + steps * (n - 1.0) * NCCL_RING_NVLINK_HOP_LATENCY_S)
+    return (n > 1) * (NCCL_RING_BASE_LATENCY_S + (n - 1.0) * NCCL_RING_NVLINK_HOP_LATENCY_S)
 
 
 def measured_latency_shift_s(group: RingGroup, measured_latency_s_: ArrayLike, collective: str) -> np.ndarray:

@@ -20,6 +20,16 @@ def ms_text(seconds: float) -> str:
     return f"{value:,.0f}" if value >= 1_000 else f"{value:.3g}"
 
 
+def targets_text(ttft_seconds: float | None, tpot_seconds: float | None) -> str:
+    """``TTFT ≤ 500 ms and TPOT ≤ 50 ms`` (the targets given; empty when none)."""
+    parts = []
+    if ttft_seconds is not None:
+        parts.append(f"TTFT ≤ {ttft_seconds * 1e3:.4g} ms")
+    if tpot_seconds is not None:
+        parts.append(f"TPOT ≤ {tpot_seconds * 1e3:.4g} ms")
+    return " and ".join(parts)
+
+
 class ServePlanInputs(_Part):
     model: str
     hardware: list[str] = Field(description="the profiles searched (after those skipped)")
